@@ -1,0 +1,110 @@
+"""Input checks shared by every public function: clear errors naming the argument.
+
+These raise ``TypeError``/``ValueError`` (never ``assert``) with the argument's name,
+what was expected and what was given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+__all__ = [
+    "as_tensor",
+    "check_finite",
+    "check_choice",
+    "check_floating",
+    "check_last_dim",
+    "check_range",
+]
+
+
+def as_tensor(name: str, x, *, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
+    """Convert ``x`` to a tensor, rejecting strings, None and non-numeric data.
+
+    Args:
+        name: argument name used in error messages.
+        x: a tensor, a number or a (nested) sequence of numbers.
+        dtype: dtype to convert to; default keeps a tensor's dtype or uses torch's default.
+        device: device to move to; default keeps a tensor's device.
+
+    Returns:
+        A tensor with the same shape as ``x``.
+    """
+    if isinstance(x, torch.Tensor):
+        if dtype is not None or device is not None:
+            x = x.to(dtype=dtype or x.dtype, device=device or x.device)
+        return x
+    if x is None or isinstance(x, (str, bytes)):
+        raise TypeError(f"{name}: expected a tensor or numbers, got {type(x).__name__}")
+    try:
+        return torch.as_tensor(x, dtype=dtype or torch.get_default_dtype(), device=device)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"{name}: expected a tensor or numbers, got {type(x).__name__}") from err
+
+
+def check_floating(name: str, x: torch.Tensor) -> torch.Tensor:
+    """Raise ``TypeError`` unless ``x`` is a floating-point tensor."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name}: expected a floating-point tensor (float32/float64), got {x.dtype}")
+    return x
+
+
+def check_last_dim(name: str, x: torch.Tensor, size: int, what: str = "") -> torch.Tensor:
+    """Raise ``ValueError`` unless ``x.shape[-1] == size``."""
+    if x.ndim == 0 or x.shape[-1] != size:
+        hint = f" ({what})" if what else ""
+        raise ValueError(f"{name}: expected shape (..., {size}){hint}, got {tuple(x.shape)}")
+    return x
+
+
+def check_finite(name: str, x: torch.Tensor) -> torch.Tensor:
+    """Raise ``ValueError`` if ``x`` holds NaN or infinity, saying how many entries do."""
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        n_nan = int(torch.isnan(x).sum())
+        n_inf = int(bad.sum()) - n_nan
+        raise ValueError(f"{name}: {n_nan} NaN and {n_inf} infinite entries out of {x.numel()}")
+    return x
+
+
+def check_range(
+    name: str,
+    x: torch.Tensor | float,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """Raise ``ValueError`` unless every entry lies in the given interval.
+
+    Args:
+        name: argument name used in the message.
+        x: tensor or number to check; NaN always fails.
+        low, high: bounds.
+        low_open, high_open: exclude the bound itself.
+    """
+    t = torch.as_tensor(x)
+    lo_ok = t > low if low_open else t >= low
+    hi_ok = t < high if high_open else t <= high
+    ok = lo_ok & hi_ok
+    if not bool(ok.all()):
+        bad = t[~ok] if t.ndim else t
+        lb = "(" if low_open else "["
+        hb = ")" if high_open else "]"
+        first = bad.flatten()[:3].tolist()
+        raise ValueError(
+            f"{name}: expected values in {lb}{low}, {high}{hb}, got {int((~ok).sum())} outside, "
+            f"e.g. {first}"
+        )
+
+
+def check_choice(name: str, value, choices: Sequence) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {list(choices)}, got {value!r}")
