@@ -50,7 +50,9 @@ def check_floating(name: str, x: torch.Tensor) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
-        raise TypeError(f"{name}: expected a floating-point tensor (float32/float64), got {x.dtype}")
+        raise TypeError(
+            f"{name}: expected a floating-point tensor (float32/float64), got {x.dtype}"
+        )
     return x
 
 

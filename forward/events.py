@@ -73,7 +73,8 @@ class HardEvents:
         check_floating("momenta", self.momenta)
         if self.momenta.ndim != 3 or self.momenta.shape[-1] != 4:
             raise ValueError(
-                f"momenta: expected shape (n, k, 4) as (E, px, py, pz), got {tuple(self.momenta.shape)}"
+                "momenta: expected shape (n, k, 4) as (E, px, py, pz), "
+                f"got {tuple(self.momenta.shape)}"
             )
         n = self.momenta.shape[0]
         for name in ("x1", "x2"):

@@ -48,7 +48,8 @@ class Parameter:
             raise ValueError(f"name: expected a Python identifier, got {self.name!r}")
         if not (self.low <= self.default <= self.high):
             raise ValueError(
-                f"Parameter {self.name!r}: default {self.default} is outside [{self.low}, {self.high}]"
+                f"Parameter {self.name!r}: default {self.default} is outside "
+                f"[{self.low}, {self.high}]"
             )
 
 
