@@ -21,6 +21,7 @@ __all__ = [
     "boost",
     "boost_from_rest_frame",
     "boost_to_rest_frame",
+    "boost_z",
     "collins_soper",
     "delta_phi",
     "delta_r",
@@ -167,6 +168,25 @@ def boost(p: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     return torch.cat([e_new, p_new], dim=-1)
 
 
+def boost_z(p: torch.Tensor, rapidity: torch.Tensor) -> torch.Tensor:
+    """Boost along +z by a rapidity (velocity tanh(rapidity)); exact for large rapidities.
+
+    Args:
+        p: four-vectors, shape (..., 4) as (E, px, py, pz) in GeV.
+        rapidity: boost rapidity, shape broadcastable with ``p[..., 0]``.
+
+    Returns:
+        Boosted four-vectors, broadcast shape (..., 4).
+    """
+    _four("p", p)
+    check_floating("rapidity", rapidity)
+    ch, sh = torch.cosh(rapidity), torch.sinh(rapidity)
+    e = p[..., 0] * ch + p[..., 3] * sh
+    pz = p[..., 3] * ch + p[..., 0] * sh
+    e, px, py, pz = torch.broadcast_tensors(e, p[..., 1], p[..., 2], pz)
+    return torch.stack([e, px, py, pz], dim=-1)
+
+
 def _velocity(q: torch.Tensor) -> torch.Tensor:
     _four("q", q)
     return q[..., 1:] / q[..., :1]
@@ -186,7 +206,7 @@ def boost_to_rest_frame(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 
 def boost_from_rest_frame(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`boost_to_rest_frame`: ``p`` given in q's rest frame, back to the frame of q.
+    """Inverse of :func:`boost_to_rest_frame`: ``p`` from q's rest frame back to q's frame.
 
     Args:
         p: four-vectors in the rest frame of ``q``, shape (..., 4) in GeV.
