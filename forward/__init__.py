@@ -5,6 +5,8 @@ matrix elements, neural importance sampling, amplitude surrogates, detector
 smearing and event I/O, all on torch tensors on any device.
 """
 
+from forward.xsec import cross_section
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "cross_section"]

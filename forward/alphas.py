@@ -165,7 +165,7 @@ class RunningAlphaS:
         if not bool(torch.isfinite(a_min)) or float(a_min) <= 0 or float(a_min) > 4 * math.pi:
             raise ValueError(
                 f"q_min: α_s has a Landau pole above q_min = {q_min} GeV for alpha_s_mz = "
-                f"{float(alpha)}; raise q_min"
+                f"{float(alpha.detach())}; raise q_min"
             )
 
     def _scalar(self, value: float) -> torch.Tensor:

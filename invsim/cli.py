@@ -8,6 +8,9 @@ from __future__ import annotations
 import click
 
 from invsim import CITATION, __version__
+from invsim.cli_demo import demo
+from invsim.cli_generate import generate
+from invsim.cli_xsec import xsec
 
 __all__ = ["cli", "main"]
 
@@ -24,6 +27,11 @@ def cli() -> None:
 def _print_citation(ctx: click.Context) -> None:
     click.echo(CITATION)
     ctx.exit(0)
+
+
+cli.add_command(xsec)
+cli.add_command(generate)
+cli.add_command(demo)
 
 
 def main() -> None:

@@ -1,0 +1,275 @@
+"""Benchmark of forward.nis on toy integrands at equal integrand calls.
+
+Methods: torch VEGAS (``forward.nis.VegasMap``, 20 rounds), ``flow``
+(:func:`forward.nis.fit` without VEGAS: a spline flow with a uniform defensive
+component), ``vegas+flow`` (:func:`forward.nis.fit` with its defaults, the default
+pipeline: VEGAS warm start on 20 % of the calls, then a flow on the cube with the
+VEGAS grid as annealed defensive component), the ``vegas`` package 6.4.1 (its
+adaptive map alone, so that all methods are compared as importance-sampling
+densities), and ``madnis`` 1.0.0 driven with its defaults (``madnis-1.0.0``) and
+after its VEGAS pre-training (``madnis-1.0.0+vegas``, 20 % of the calls).
+
+Every method gets the same training budget of integrand calls; it is then evaluated
+on fresh samples: relative weight std, unweighting efficiency at 0.1 % overweight,
+integral ± error and pull to the exact value (all toys are normalised: camel and
+ring to 1, the signed two-Gaussian toy to 0).
+
+    OMP_NUM_THREADS=1 python3 benchmarks/nis.py --quick --seeds 3
+    OMP_NUM_THREADS=1 python3 benchmarks/nis.py --seeds 3 --out a.json
+    python3 benchmarks/nis.py --merge a.json b.json --out benchmarks/results/nis.json
+
+(``--merge`` re-summarises rows of runs made in parallel, e.g. one per core.)
+
+``pip install vegas==6.4.1 madnis==1.0.0`` is needed for those columns (bench extras only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import time
+
+import torch
+
+from forward.nis import NISConfig, VegasMap, fit, integrate, vegas_bins
+from forward.nis.toys import camel, ring, signed_camel
+
+__all__ = ["main", "run_one"]
+
+PROBLEMS = {
+    "camel-2d": (lambda: camel(2), 2, 1.0),
+    "camel-4d": (lambda: camel(4), 4, 1.0),
+    "camel-8d": (lambda: camel(8), 8, 1.0),
+    "ring-2d": (lambda: ring(), 2, 1.0),
+    "signed-2d": (lambda: signed_camel(2), 2, 0.0),
+}
+METHODS = (
+    "vegas-torch", "flow", "vegas+flow", "vegas-6.4.1", "madnis-1.0.0", "madnis-1.0.0+vegas"
+)
+
+
+def _vegas_package(f, dims, budget, n_eval, seed):
+    import numpy as np
+    import vegas
+
+    np.random.seed(seed)  # noqa: NPY002 (vegas draws from numpy's global generator)
+    integ = vegas.Integrator(dims * [[0.0, 1.0]])
+    nitn = 20
+    t = time.perf_counter()
+
+    @vegas.lbatchintegrand
+    def fv(x):
+        return f(torch.as_tensor(x)).numpy()
+
+    integ(fv, nitn=nitn, neval=budget // nitn)
+    train_s = time.perf_counter() - t
+    y = np.random.default_rng(seed + 1000).random((n_eval, dims))
+    x = np.empty_like(y)
+    jac = np.empty(n_eval)
+    integ.map.map(y, x, jac)
+    w = torch.as_tensor(fv(x) * jac)
+    return w, budget, train_s
+
+
+def _madnis(f, dims, budget, n_eval, seed, pretrain):
+    """madnis 1.0.0 with its default flow and training settings (Adam, lr 1e-3, batch 1024)."""
+    import numpy as np
+    from madnis.integrator import Integrator, VegasPreTraining
+
+    torch.manual_seed(seed)
+    integ = Integrator(lambda x: f(x).to(x.dtype), dims=dims)
+    t = time.perf_counter()
+    calls = 0
+    if pretrain:
+        pre = VegasPreTraining(integ)
+        pre.rng = np.random.default_rng(seed)
+        n_iter = 10
+        per_iter = budget // 5 // n_iter
+        pre.train([per_iter] * n_iter)
+        pre.initialize_integrator()
+        calls += per_iter * n_iter
+    steps = (budget - calls) // integ.batch_size
+    integ.train(steps)
+    calls += steps * integ.batch_size
+    train_s = time.perf_counter() - t
+    with torch.no_grad():
+        s = integ.sample(n_eval)
+    w = f(s.x.to(torch.float64)) / s.q_sample.to(torch.float64)
+    return w, calls, train_s
+
+
+def _weights(f, proposal, n, seed):
+    r = integrate(f, proposal, n, generator=torch.Generator().manual_seed(seed + 7919), check=False)
+    return r
+
+
+def _result(w: torch.Tensor):
+    from forward.nis import IntegrationResult, unweighting_efficiency
+
+    n = w.numel()
+    mean_abs = float(w.abs().mean())
+    return IntegrationResult(
+        value=float(w.mean()),
+        error=float(w.std()) / math.sqrt(n),
+        n_eval=n,
+        rel_std=float(w.std()) / mean_abs,
+        unweighting_efficiency=unweighting_efficiency(w, 1e-3),
+    )
+
+
+def sampling_rate(proposal, generator, n: int = 100_000, repeats: int = 5) -> float:
+    """Events per second of ``proposal.sample(n)`` (points and densities), best of ``repeats``."""
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        proposal.sample(n, generator=generator)
+        ts.append(time.perf_counter() - t0)
+    return n / min(ts)
+
+
+def run_one(problem: str, method: str, seed: int, budget: int, n_eval: int) -> dict:
+    """Train one method on one problem with ``budget`` calls and evaluate on ``n_eval``."""
+    make, dims, exact = PROBLEMS[problem]
+    f = make()
+    row = {"problem": problem, "method": method, "seed": seed}
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    t = time.perf_counter()
+    if method in ("vegas-6.4.1", "madnis-1.0.0", "madnis-1.0.0+vegas"):
+        try:
+            if method == "vegas-6.4.1":
+                w, calls, train_s = _vegas_package(f, dims, budget, n_eval, seed)
+            else:
+                w, calls, train_s = _madnis(f, dims, budget, n_eval, seed, "vegas" in method)
+        except ImportError as e:
+            row["status"] = f"not installed ({e.name})"
+            return row
+        res = _result(w)
+    elif method == "vegas-torch":
+        n_iter = 20
+        per_iter = budget // n_iter
+        vm = VegasMap(dims, bins=vegas_bins(dims, per_iter))
+        vm.adapt(f, n_iter, per_iter, generator=g)
+        calls = per_iter * n_iter
+        train_s = time.perf_counter() - t
+        res = _weights(f, vm, n_eval, seed)
+    else:
+        cfg = NISConfig(calls=budget, vegas_fraction=0.2 if method == "vegas+flow" else 0.0)
+        nf = fit(f, dims, cfg, generator=g)
+        calls, train_s = nf.n_eval, nf.seconds
+        res = _weights(f, nf.proposal, n_eval, seed)
+        if dims == 4:
+            row["sample_events_per_s"] = sampling_rate(nf.proposal, g)
+    row.update(
+        status="ok",
+        train_calls=calls,
+        train_s=train_s,
+        rel_std=res.rel_std,
+        unweighting_efficiency=res.unweighting_efficiency,
+        value=res.value,
+        error=res.error,
+        pull=res.pull(exact),
+    )
+    return row
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Medians over seeds per (problem, method)."""
+    out = []
+    keys = sorted(
+        {(r["problem"], r["method"]) for r in rows}, key=lambda k: (k[0], METHODS.index(k[1]))
+    )
+    for p, m in keys:
+        rs = [r for r in rows if r["problem"] == p and r["method"] == m]
+        ok = [r for r in rs if r.get("status") == "ok"]
+        if not ok:
+            out.append({"problem": p, "method": m, "status": rs[0].get("status")})
+            continue
+
+        def med(k, rows=ok):
+            return statistics.median(r[k] for r in rows)
+
+        s = {"problem": p, "method": m, "status": "ok", "seeds": len(ok)}
+        for k in ("train_calls", "train_s", "rel_std", "unweighting_efficiency", "value", "error"):
+            s[k] = med(k)
+        s["median_abs_pull"] = statistics.median(abs(r["pull"]) for r in ok)
+        s["within_5sigma"] = sum(abs(r["pull"]) < 5 for r in ok)
+        s["within_3sigma"] = sum(abs(r["pull"]) < 3 for r in ok)
+        if any("sample_events_per_s" in r for r in ok):
+            s["sample_events_per_s"] = statistics.median(
+                r["sample_events_per_s"] for r in ok if "sample_events_per_s" in r
+            )
+        out.append(s)
+    return out
+
+
+def markdown(summary: list[dict]) -> str:
+    """The summary as a Markdown table."""
+    head = (
+        "| problem | method | train calls | train s | rel. w std | unw. eff (0.1%) "
+        "| integral ± error | med. |pull| | in 5σ | in 3σ | sampling ev/s (4D) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    lines = [head]
+    for s in summary:
+        if s["status"] != "ok":
+            lines.append(f"| {s['problem']} | {s['method']} | {s['status']} | | | | | | | | |")
+            continue
+        lines.append(
+            f"| {s['problem']} | {s['method']} | {s['train_calls']:.0f} | {s['train_s']:.1f} "
+            f"| {s['rel_std']:.3g} | {s['unweighting_efficiency']:.3f} "
+            f"| {s['value']:.5f} ± {s['error']:.5f} | {s['median_abs_pull']:.2f} "
+            f"| {s['within_5sigma']}/{s['seeds']} | {s['within_3sigma']}/{s['seeds']} "
+            f"| {s.get('sample_events_per_s', math.nan):.3g} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    """Command-line entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="100k training calls, 20k evaluation")
+    ap.add_argument("--budget", type=int, default=None, help="training calls (default 1.0M)")
+    ap.add_argument("--n-eval", type=int, default=None)
+    ap.add_argument("--problems", default=",".join(PROBLEMS))
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default="benchmarks/results/nis.json")
+    ap.add_argument("--seed-start", type=int, default=0)
+    ap.add_argument(
+        "--merge", nargs="+", default=None,
+        help="combine the rows of earlier result files (same budget) instead of running",
+    )
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    budget = args.budget or (100_000 if args.quick else 1_000_000)
+    n_eval = args.n_eval or (20_000 if args.quick else 200_000)
+    rows = []
+    if args.merge:
+        for path in args.merge:
+            with open(path) as fh:
+                d = json.load(fh)
+            budget, n_eval = d["budget"], d["n_eval"]
+            rows += d["rows"]
+    else:
+        for p in args.problems.split(","):
+            for m in args.methods.split(","):
+                for seed in range(args.seed_start, args.seed_start + args.seeds):
+                    r = run_one(p, m, seed, budget, n_eval)
+                    rows.append(r)
+                    print(json.dumps(r), flush=True)
+    summary = summarise(rows)
+    table = markdown(summary)
+    print(table)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as fh:
+        json.dump({"budget": budget, "n_eval": n_eval, "threads": args.threads, "rows": rows,
+                   "summary": summary, "table": table}, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()

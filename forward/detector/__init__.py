@@ -1,0 +1,49 @@
+"""Parametrised fast detector (in the spirit of Delphes cards), on torch, any device.
+
+Particle-level objects (:class:`ParticleObjects`, e.g. from hard events and a
+process's ``final_state``, or from :mod:`forward.shower`) go in; :class:`RecoEvents`
+(smeared objects with types, MET, selection and exact links to the particle-level
+objects and hard events) come out::
+
+    from forward.detector import Detector, ParticleObjects
+    reco = Detector("cms")(ParticleObjects.from_hard(events, (11, -11)), seed=1)
+"""
+
+from forward.detector.card import (
+    BTagging,
+    DetectorCard,
+    Efficiency,
+    ObjectConfig,
+    Resolution,
+    Selection,
+    default_card,
+    load_card,
+)
+from forward.detector.objects import ObjectType, ParticleObjects, RecoEvents, particle_class
+from forward.detector.smearing import (
+    Detector,
+    efficiency,
+    make_generator,
+    relative_resolution,
+    smear,
+)
+
+__all__ = [
+    "BTagging",
+    "Detector",
+    "DetectorCard",
+    "Efficiency",
+    "ObjectConfig",
+    "ObjectType",
+    "ParticleObjects",
+    "RecoEvents",
+    "Resolution",
+    "Selection",
+    "default_card",
+    "efficiency",
+    "load_card",
+    "make_generator",
+    "particle_class",
+    "relative_resolution",
+    "smear",
+]

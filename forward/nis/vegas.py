@@ -1,0 +1,227 @@
+r"""A VEGAS adaptive grid in torch: a separable, piecewise-linear map of the unit cube.
+
+Each dimension :math:`j` has ``bins`` intervals with edges
+:math:`0 = e_{j,0} < e_{j,1} < \dots < e_{j,N} = 1`. A uniform point :math:`u` is
+mapped bin by bin, :math:`x_j = e_{j,i} + (N u_j - i)\,\Delta_{j,i}` with
+:math:`i = \lfloor N u_j \rfloor`, so the map's Jacobian is
+:math:`J(u) = \prod_j N \Delta_{j,i_j}` and the sampling density of :math:`x` is
+:math:`1/J`. The grid adapts (Lepage 1978, 2021) so that the bins get narrow where
+the weights :math:`w = f J` are large: per dimension and bin it accumulates the mean
+of :math:`w^2`; the square root of that mean is, at the fixed
+point, proportional to the integral of the optimal separable density over the bin,
+so it is used as the amount each old bin carries; amounts are smoothed with their
+neighbours, compressed by the damping :math:`((1 - r)/\ln(1/r))^\alpha` of their
+normalised values :math:`r`, and the new edges split the total amount into equal
+parts (amounts spread evenly over each old bin).
+
+The map is usable on its own (:meth:`VegasMap.sample` is a proposal for
+:func:`forward.nis.integrate`), as a warm start (its training samples can fill a
+flow's buffer) and as a fixed first layer under a flow
+(:class:`forward.nis.MixtureProposal` with ``vegas=...``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from forward._validation import check_range
+from forward.nis._evaluate import Integrand, check_count, check_points, evaluate
+
+__all__ = ["VegasMap"]
+
+
+class VegasMap(nn.Module):
+    """Adaptive VEGAS grid on [0, 1]^dims, a bijection u -> x with exact inverse.
+
+    Args:
+        dims: number of dimensions d.
+        bins: number of bins per dimension.
+        dtype: floating dtype of the grid and of returned points (float64 advised).
+        device: device of the grid.
+
+    Attributes:
+        edges: bin edges, shape (d, bins + 1), each row increasing from 0 to 1.
+    """
+
+    def __init__(self, dims: int, bins: int = 64, *, dtype=torch.float64, device=None) -> None:
+        super().__init__()
+        self.dims = check_count("dims", dims)
+        self.bins = check_count("bins", bins)
+        if not dtype.is_floating_point:
+            raise TypeError(f"dtype: expected a floating dtype, got {dtype}")
+        edges = torch.linspace(0.0, 1.0, bins + 1, dtype=dtype, device=device)
+        self.register_buffer("edges", edges.expand(dims, bins + 1).clone())
+        self.register_buffer("_sum_w2", torch.zeros(dims, bins, dtype=torch.float64, device=device))
+        self.register_buffer("_count", torch.zeros(dims, bins, dtype=torch.float64, device=device))
+
+    # ------------------------------------------------------------------ the map
+    def forward(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map uniform points to the grid.
+
+        Args:
+            u: points of the unit cube, shape (n, d).
+
+        Returns:
+            ``(x, log_jac)``: mapped points, shape (n, d), in the grid's dtype, and the
+            log-Jacobian ``log |det dx/du|``, shape (n,).
+        """
+        check_points("u", u, self.dims)
+        u = u.to(self.edges.dtype)
+        y = u * self.bins
+        i = y.floor().clamp(0, self.bins - 1).long()
+        widths = self.edges.diff(dim=1)  # (d, bins)
+        e_lo = self.edges[torch.arange(self.dims, device=u.device), i]
+        w = widths[torch.arange(self.dims, device=u.device), i]
+        x = (e_lo + (y - i) * w).clamp(0.0, 1.0)
+        log_jac = torch.log(w * self.bins).sum(dim=1)
+        return x, log_jac
+
+    def inverse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Invert the map.
+
+        Args:
+            x: points of the unit cube, shape (n, d).
+
+        Returns:
+            ``(u, log_jac)``: the preimages, shape (n, d), and the log-Jacobian of the
+            *forward* map at ``u``, shape (n,), so the grid density is ``exp(-log_jac)``.
+        """
+        i, w = self._bin_of(x)
+        x = x.to(self.edges.dtype)
+        ar = torch.arange(self.dims, device=x.device)
+        e_lo = self.edges[ar, i]
+        u = ((i + (x - e_lo) / w) / self.bins).clamp(0.0, 1.0)
+        return u, torch.log(w * self.bins).sum(dim=1)
+
+    def _bin_of(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bin index (n, d) of every coordinate and the bin widths (n, d)."""
+        check_points("x", x, self.dims)
+        xt = x.to(self.edges.dtype).T.contiguous()  # (d, n)
+        i = torch.searchsorted(self.edges.contiguous(), xt, right=True) - 1
+        i = i.clamp(0, self.bins - 1).T
+        w = self.edges.diff(dim=1)[torch.arange(self.dims, device=x.device), i]
+        return i, w
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Log of the grid's sampling density at ``x``, shape (n,) for ``x`` of shape (n, d)."""
+        return -self.inverse(x)[1]
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw points from the grid density.
+
+        Args:
+            n: number of points.
+            generator: random generator (on the grid's device); None uses torch's global one.
+
+        Returns:
+            ``(x, log_q)``: points, shape (n, d), and their log-density, shape (n,), float64.
+        """
+        check_count("n", n)
+        u = torch.rand(
+            n, self.dims, generator=generator, dtype=self.edges.dtype, device=self.edges.device
+        )
+        x, log_jac = self.forward(u)
+        return x, (-log_jac).to(torch.float64)
+
+    # ---------------------------------------------------------------- adaptation
+    @torch.no_grad()
+    def add_training_data(self, x: torch.Tensor, weights: torch.Tensor) -> None:
+        """Accumulate ``weights**2`` per dimension and bin for the next :meth:`refine`.
+
+        Args:
+            x: points, shape (n, d).
+            weights: importance weights ``f(x)/q(x)`` of those points, shape (n,)
+                (signed allowed; only their squares enter).
+        """
+        i, _ = self._bin_of(x)
+        if weights.shape != (x.shape[0],):
+            raise ValueError(f"weights: expected shape ({x.shape[0]},), got {tuple(weights.shape)}")
+        w2 = weights.to(torch.float64).square()
+        offset = (torch.arange(self.dims, device=x.device) * self.bins)[None, :]
+        flat = (i + offset).reshape(-1)
+        self._sum_w2.view(-1).index_add_(0, flat, w2[:, None].expand(-1, self.dims).reshape(-1))
+        self._count.view(-1).index_add_(0, flat, torch.ones_like(flat, dtype=torch.float64))
+
+    @torch.no_grad()
+    def refine(self, alpha: float = 0.5) -> None:
+        """Move the bin edges using the accumulated data, then clear it.
+
+        Args:
+            alpha: damping exponent >= 0; 0 freezes the grid, larger values adapt faster.
+        """
+        check_range("alpha", float(alpha), 0.0)
+        mean_w2 = torch.where(self._count > 0, self._sum_w2 / self._count.clamp(min=1), 0.0)
+        amount = mean_w2.sqrt()
+        self._sum_w2.zero_()
+        self._count.zero_()
+        if alpha == 0 or self.bins == 1:
+            return
+        # smooth each bin with its neighbours (weights 1, 6, 1; edges reflect)
+        padded = torch.cat([amount[:, :1], amount, amount[:, -1:]], dim=1)
+        smooth = (padded[:, :-2] + 6.0 * padded[:, 1:-1] + padded[:, 2:]) / 8.0
+        total = smooth.sum(dim=1, keepdim=True)
+        active = (total[:, 0] > 0) & torch.isfinite(total[:, 0])
+        r = smooth / torch.where(total > 0, total, 1.0)
+        tiny = torch.finfo(torch.float64).tiny
+        r = r.clamp(min=tiny, max=1.0 - 1e-15)
+        damped = ((1.0 - r) / torch.log(1.0 / r)) ** alpha
+        damped = damped.clamp(min=1e-12 * damped.max(dim=1, keepdim=True).values.clamp(min=tiny))
+        cum = torch.cat([torch.zeros_like(damped[:, :1]), damped.cumsum(dim=1)], dim=1)
+        k = torch.arange(1, self.bins, dtype=torch.float64, device=cum.device)
+        targets = (k[None, :] / self.bins) * cum[:, -1:]  # (d, bins - 1)
+        j = torch.searchsorted(cum.contiguous(), targets.contiguous(), right=True) - 1
+        j = j.clamp(0, self.bins - 1)
+        old = self.edges.to(torch.float64)
+        widths = old.diff(dim=1)
+        frac = (targets - cum.gather(1, j)) / damped.gather(1, j)
+        inner = old.gather(1, j) + frac.clamp(0.0, 1.0) * widths.gather(1, j)
+        new = torch.cat([old[:, :1], inner, old[:, -1:]], dim=1)
+        new = torch.cummax(new, dim=1).values  # guard monotonicity against round-off
+        self.edges.copy_(torch.where(active[:, None], new, old).to(self.edges.dtype))
+
+    def adapt(
+        self,
+        f: Integrand,
+        n_iter: int = 10,
+        n_per_iter: int = 10_000,
+        *,
+        alpha: float = 0.5,
+        generator: torch.Generator | None = None,
+        callback: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
+    ) -> list[tuple[float, float]]:
+        """Train the grid on ``f``: ``n_iter`` rounds of sampling and refinement.
+
+        Args:
+            f: integrand, ``f(x)`` with ``x`` of shape (n, d) returning shape (n,).
+            n_iter: number of refinement rounds.
+            n_per_iter: integrand calls per round.
+            alpha: damping exponent passed to :meth:`refine`.
+            generator: random generator; None uses torch's global one.
+            callback: called after each round with ``(x, f(x), log_q)`` (shapes (n, d),
+                (n,), (n,)), e.g. a flow trainer's ``add_samples`` to reuse the calls.
+
+        Returns:
+            Per round, the plain estimate and its standard error ``(value, error)``
+            (biased combinations of them are the caller's choice; the final grid is
+            what this method is for).
+        """
+        check_count("n_iter", n_iter)
+        check_count("n_per_iter", n_per_iter, 2)
+        out = []
+        for _ in range(n_iter):
+            x, log_q = self.sample(n_per_iter, generator=generator)
+            fx = evaluate(f, x)
+            w = fx * torch.exp(-log_q)
+            out.append((float(w.mean()), float(w.std() / math.sqrt(n_per_iter))))
+            if callback is not None:
+                callback(x, fx, log_q)
+            self.add_training_data(x, w)
+            self.refine(alpha)
+        return out

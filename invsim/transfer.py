@@ -1,0 +1,380 @@
+r"""Detector response learned from simulated (hard, reco) pairs.
+
+The probability of observing reconstructed observables :math:`x_\text{reco}` for a
+hard event :math:`x_\text{hard}` factorises into
+
+.. math:: p(x_\text{reco}, \text{pass} \mid x_\text{hard})
+          = \varepsilon(x_\text{hard})\; r(x_\text{reco} \mid x_\text{hard}),
+
+the acceptance :math:`\varepsilon` (probability that the event is reconstructed and
+passes the selection) and the transfer function :math:`r`, a normalised density over
+reco observables for accepted events.
+
+* :class:`TransferFunction`: :math:`r` as a :class:`~invsim.flows.ConditionalFlow` over
+  the reco observables conditioned on the hard ones, both through their preprocessing;
+  its ``log_prob`` is w.r.t. the reco preprocessing's measure (for four-momenta
+  :math:`\prod d^3p_i`, see :mod:`invsim.flows.momenta`). Train it on accepted events only.
+* :class:`AcceptanceClassifier`: :math:`\varepsilon` as an MLP classifier trained with the
+  binary cross-entropy, whose probabilities are then calibrated by Platt scaling on the
+  validation split; :func:`reliability` compares predicted and observed pass rates per
+  bin (a reliability diagram with the exact Poisson-binomial errors).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.distributions import TransformedDistribution
+from zuko.nn import MLP
+
+from forward._validation import as_tensor, check_finite
+from invsim.flows.builders import ConditionalFlow, FlowConfig
+from invsim.flows.preprocessing import Preprocessing, preprocessing_from_dict
+from invsim.flows.training import (
+    TrainConfig,
+    TrainResult,
+    fit_module,
+    read_file,
+    split_indices,
+    train_flow,
+    write_file,
+)
+
+__all__ = ["AcceptanceClassifier", "Reliability", "TransferFunction", "reliability"]
+
+
+class TransferFunction(nn.Module):
+    """r(x_reco | x_hard) as a conditional flow.
+
+    Args:
+        reco_preprocessing: preprocessing of the reco observables (event shape e.g.
+            (k, 4) momenta or (d,) observables).
+        hard_preprocessing: preprocessing of the hard observables (the context).
+        config: flow architecture.
+        seed: seed of the initial weights.
+        dtype: parameter dtype.
+    """
+
+    def __init__(
+        self,
+        reco_preprocessing: Preprocessing,
+        hard_preprocessing: Preprocessing,
+        config: FlowConfig | None = None,
+        *,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float32,
+    ):
+        super().__init__()
+        if not isinstance(hard_preprocessing, Preprocessing):
+            raise TypeError(
+                "hard_preprocessing: expected a Preprocessing, got "
+                f"{type(hard_preprocessing).__name__}"
+            )
+        self.flow = ConditionalFlow(
+            reco_preprocessing, hard_preprocessing, config, seed=seed, dtype=dtype
+        )
+
+    def fit(
+        self,
+        x_hard,
+        x_reco,
+        *,
+        config: TrainConfig | None = None,
+        seed: int = 0,
+        progress: bool = True,
+        checkpoint: str | os.PathLike | None = None,
+    ) -> TrainResult:
+        """Train on accepted events by maximum likelihood (see :func:`invsim.flows.train_flow`).
+
+        Args:
+            x_hard: hard observables, shape (n, *hard_event_shape).
+            x_reco: reco observables of the same events, shape (n, *reco_event_shape).
+            config: training settings (default ``TrainConfig()``).
+            seed: seeds the split and batch order.
+            progress: show a tqdm bar.
+            checkpoint: resumable training-state file.
+
+        Returns:
+            The :class:`~invsim.flows.TrainResult` (losses in nats per event).
+        """
+        x_reco, x_hard = self._check(x_reco, x_hard)
+        return train_flow(
+            self.flow, x_reco, x_hard, config=config or TrainConfig(), seed=seed,
+            progress=progress, checkpoint=checkpoint,
+        )
+
+    def forward(self, x_hard) -> TransformedDistribution:
+        """The distribution of reco observables given hard ones, batch shape (n,)."""
+        return self.flow(x_hard)
+
+    def log_prob(self, x_reco, x_hard) -> torch.Tensor:
+        """log r(x_reco | x_hard), shape (n,); -inf outside the reco support.
+
+        Args:
+            x_reco: reco observables, shape (n, *reco_event_shape).
+            x_hard: hard observables, shape (n, *hard_event_shape).
+        """
+        return self.flow.log_prob(*self._check(x_reco, x_hard))
+
+    def _check(self, x_reco, x_hard) -> tuple[torch.Tensor, torch.Tensor]:
+        x_reco = self.flow.x_preprocessing.check_events("x_reco", x_reco)
+        x_hard = self.flow.context_preprocessing.check_events("x_hard", x_hard)
+        if x_reco.shape[0] != x_hard.shape[0]:
+            raise ValueError(
+                f"x_reco, x_hard: expected the same number of events, got {x_reco.shape[0]} "
+                f"and {x_hard.shape[0]}"
+            )
+        return x_reco, x_hard
+
+    def sample(self, x_hard, n: int = 1, *, generator: torch.Generator | None = None):
+        """Draw reco observables, shape (n, m, *reco_event_shape), for m hard events.
+
+        Args:
+            x_hard: hard observables, shape (m, *hard_event_shape).
+            n: draws per hard event.
+            generator: random generator on the flow's device (None: global RNG).
+        """
+        x_hard = self.flow.context_preprocessing.check_events("x_hard", x_hard)
+        return self.flow.sample(x_hard, n, generator=generator)
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+        """Save to ``path`` (refuses to replace an existing file unless ``overwrite``)."""
+        write_file(path, {"kind": "transfer", "init": self.flow.init_kwargs(),
+                          "state": self.flow.state_dict()}, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, map_location=None) -> TransferFunction:
+        """Load a transfer function written by :meth:`save`."""
+        d = read_file(path, "transfer", map_location=map_location)
+        flow = ConditionalFlow.from_init_kwargs(d["init"])
+        flow.load_state_dict(d["state"])
+        obj = cls.__new__(cls)
+        nn.Module.__init__(obj)
+        obj.flow = flow
+        if map_location is not None:
+            obj.to(map_location)
+        return obj
+
+
+def _passed(name: str, passed, n: int) -> torch.Tensor:
+    t = as_tensor(name, passed)
+    if t.shape != (n,):
+        raise ValueError(f"{name}: expected shape ({n},) to match x_hard, got {tuple(t.shape)}")
+    if t.dtype != torch.bool:
+        check_finite(name, t.double())
+        if not bool(((t == 0) | (t == 1)).all()):
+            raise ValueError(f"{name}: expected booleans or 0/1 values")
+    return t.to(torch.float64)
+
+
+class AcceptanceClassifier(nn.Module):
+    """ε(x_hard) = P(pass reco | x_hard): an MLP on preprocessed hard observables.
+
+    Args:
+        hard_preprocessing: preprocessing of the hard observables (its standardisation
+            is fitted on the training split by :meth:`fit`).
+        hidden_features: widths of the MLP's hidden layers.
+        seed: seed of the initial weights.
+        dtype: parameter dtype.
+    """
+
+    def __init__(
+        self,
+        hard_preprocessing: Preprocessing,
+        hidden_features: tuple[int, ...] = (64, 64),
+        *,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float32,
+    ):
+        super().__init__()
+        if not isinstance(hard_preprocessing, Preprocessing):
+            raise TypeError(
+                "hard_preprocessing: expected a Preprocessing, got "
+                f"{type(hard_preprocessing).__name__}"
+            )
+        hf = tuple(hidden_features)
+        if not hf or not all(isinstance(h, int) and h >= 1 for h in hf):
+            raise ValueError(f"hidden_features: expected positive ints, got {hf!r}")
+        self.preprocessing = hard_preprocessing
+        self.hidden_features = hf
+        self.seed = int(seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            self.net = MLP(hard_preprocessing.features, 1, hf).to(dtype)
+        # Platt scaling of the logit: a * logit + b
+        self.register_buffer("platt", torch.tensor([1.0, 0.0], dtype=dtype))
+
+    def _features(self, x_hard, name: str = "x_hard") -> torch.Tensor:
+        y, _ = self.preprocessing.features_of(name, x_hard)
+        p = self.platt
+        return y.to(dtype=p.dtype, device=p.device)
+
+    def _raw_logits(self, y: torch.Tensor) -> torch.Tensor:
+        return self.net(y).squeeze(-1)
+
+    def logits(self, x_hard) -> torch.Tensor:
+        """Calibrated logit of ε, shape (n,), for x_hard of shape (n, *event_shape)."""
+        a, b = self.platt
+        return a * self._raw_logits(self._features(x_hard)) + b
+
+    def forward(self, x_hard) -> torch.Tensor:
+        """ε(x_hard) in [0, 1], shape (n,), for x_hard of shape (n, *event_shape)."""
+        return torch.sigmoid(self.logits(x_hard))
+
+    def fit(
+        self,
+        x_hard,
+        passed,
+        *,
+        config: TrainConfig | None = None,
+        seed: int = 0,
+        progress: bool = True,
+        calibrate: bool = True,
+        checkpoint: str | os.PathLike | None = None,
+    ) -> TrainResult:
+        """Train with the binary cross-entropy, then Platt-scale on the validation split.
+
+        Args:
+            x_hard: hard observables of all simulated events, shape (n, *event_shape).
+            passed: whether each event passed reconstruction and selection, shape (n,),
+                bool or 0/1.
+            config: training settings (default ``TrainConfig()``); ``calibrate`` needs
+                ``validation_fraction > 0``.
+            seed: seeds the split and batch order.
+            progress: show a tqdm bar.
+            calibrate: fit the Platt scaling (a, b) on the validation split afterwards.
+            checkpoint: resumable training-state file.
+
+        Returns:
+            The :class:`~invsim.flows.TrainResult` (losses: mean BCE in nats, before the
+            Platt scaling).
+        """
+        config = config or TrainConfig()
+        x_hard = self.preprocessing.check_events("x_hard", x_hard)
+        target = _passed("passed", passed, x_hard.shape[0])
+        if calibrate and config.validation_fraction == 0:
+            raise ValueError("config: calibrate=True needs validation_fraction > 0")
+        train_idx, val_idx = split_indices(x_hard.shape[0], config.validation_fraction, seed)
+        if not self.preprocessing.fitted:
+            self.preprocessing.fit(x_hard[train_idx])
+        with torch.no_grad():
+            self.platt.copy_(torch.tensor([1.0, 0.0]))
+        y = self._features(x_hard)
+        t = target.to(y)
+
+        def loss_fn(batch):
+            return F.binary_cross_entropy_with_logits(self._raw_logits(batch[0]), batch[1])
+
+        result = fit_module(self, loss_fn, [y, t], config=config, seed=seed, progress=progress,
+                            checkpoint=checkpoint, desc="acceptance")
+        if calibrate:
+            self._platt_fit(y[val_idx], t[val_idx])
+        return result
+
+    def _platt_fit(self, y: torch.Tensor, t: torch.Tensor) -> None:
+        with torch.no_grad():
+            z = self._raw_logits(y).double()
+        ab = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.LBFGS([ab], max_iter=100, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = F.binary_cross_entropy_with_logits(ab[0] * z + ab[1], t.double())
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        if bool(torch.isfinite(ab).all()):
+            with torch.no_grad():
+                self.platt.copy_(ab.detach())
+
+    def get_extra_state(self) -> dict:
+        """Preprocessing state stored in ``state_dict``."""
+        return {"preprocessing": self.preprocessing.to_dict()}
+
+    def set_extra_state(self, state: dict) -> None:
+        """Restore the preprocessing state saved by :meth:`get_extra_state`."""
+        self.preprocessing = preprocessing_from_dict(state["preprocessing"])
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+        """Save to ``path`` (refuses to replace an existing file unless ``overwrite``)."""
+        write_file(path, {
+            "kind": "acceptance", "hidden_features": list(self.hidden_features),
+            "seed": self.seed, "dtype": str(self.platt.dtype).removeprefix("torch."),
+            "state": self.state_dict(),
+        }, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, map_location=None) -> AcceptanceClassifier:
+        """Load a classifier written by :meth:`save`."""
+        d = read_file(path, "acceptance", map_location=map_location)
+        pre = preprocessing_from_dict(d["state"]["_extra_state"]["preprocessing"])
+        obj = cls(pre, tuple(d["hidden_features"]), seed=d["seed"],
+                  dtype=getattr(torch, d["dtype"]))
+        obj.load_state_dict(d["state"])
+        if map_location is not None:
+            obj.to(map_location)
+        return obj
+
+
+@dataclass
+class Reliability:
+    """Predicted vs observed pass rates per bin of predicted probability.
+
+    Attributes:
+        edges: bin edges in predicted probability, shape (bins + 1,).
+        counts: events per bin, shape (bins,).
+        predicted: mean predicted probability per bin, shape (bins,).
+        observed: observed pass fraction per bin, shape (bins,).
+        error: standard deviation of the observed fraction if the predictions are
+            right (Poisson-binomial: sqrt(Σ ε(1-ε))/N), shape (bins,).
+        chi2: Σ ((observed - predicted)/error)² over non-empty bins.
+        ndof: number of non-empty bins with error > 0.
+    """
+
+    edges: torch.Tensor
+    counts: torch.Tensor
+    predicted: torch.Tensor
+    observed: torch.Tensor
+    error: torch.Tensor
+    chi2: float
+    ndof: int
+
+
+def reliability(eps, passed, bins: int = 10) -> Reliability:
+    """Reliability diagram of predicted probabilities against outcomes.
+
+    Args:
+        eps: predicted pass probabilities in [0, 1], shape (n,).
+        passed: outcomes, shape (n,), bool or 0/1.
+        bins: number of equal-width bins of predicted probability.
+
+    Returns:
+        A :class:`Reliability` (NaN entries for empty bins).
+    """
+    eps = as_tensor("eps", eps).detach().to(torch.float64)
+    if eps.ndim != 1:
+        raise ValueError(f"eps: expected shape (n,), got {tuple(eps.shape)}")
+    check_finite("eps", eps)
+    if bool(((eps < 0) | (eps > 1)).any()):
+        raise ValueError("eps: expected probabilities in [0, 1]")
+    t = _passed("passed", passed, eps.shape[0]).to(eps.device)
+    if not (isinstance(bins, int) and bins >= 1):
+        raise ValueError(f"bins: expected an integer >= 1, got {bins!r}")
+    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
+    idx = (eps * bins).long().clamp(max=bins - 1).cpu()
+    counts = torch.bincount(idx, minlength=bins).to(torch.float64)
+    s_eps = torch.bincount(idx, weights=eps.cpu(), minlength=bins)
+    s_pass = torch.bincount(idx, weights=t.cpu(), minlength=bins)
+    s_var = torch.bincount(idx, weights=(eps * (1 - eps)).cpu(), minlength=bins)
+    predicted = s_eps / counts
+    observed = s_pass / counts
+    error = s_var.sqrt() / counts
+    use = (counts > 0) & (error > 0)
+    chi2 = float((((observed - predicted) / error)[use] ** 2).sum())
+    return Reliability(edges, counts.long(), predicted, observed, error, chi2, int(use.sum()))
+

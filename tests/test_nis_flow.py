@@ -1,0 +1,213 @@
+"""Cube flows, the defensive mixture, training, checkpoints and the lost-region warning.
+
+Monte Carlo checks use |pull| < 5 (fails with probability ~6e-7 per check for a
+correct implementation when the estimate is Gaussian).
+"""
+
+import math
+import warnings
+
+import pytest
+import torch
+
+from forward.nis import (
+    CubeFlow,
+    MixtureProposal,
+    NISWarning,
+    Trainer,
+    TrainingConfig,
+    VegasMap,
+    integrate,
+    unit_rqs,
+)
+from forward.nis.toys import camel, signed_camel
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def random_flow(dims=3, seed=0, std=0.5, dtype=torch.float64):
+    torch.manual_seed(seed)
+    f = CubeFlow(dims, bins=8, hidden=(16,), dtype=dtype)
+    with torch.no_grad():
+        for p in f.parameters():
+            p.normal_(0.0, std, generator=gen(seed))
+    return f
+
+
+def test_unit_rqs_inverse_and_derivative():
+    g = gen(0)
+    x = torch.rand(500, dtype=torch.float64, generator=g).requires_grad_(True)
+    w, h = (torch.randn(500, 6, generator=g, dtype=torch.float64) * 2 for _ in range(2))
+    d = torch.randn(500, 7, generator=g, dtype=torch.float64)
+    y, log_slope = unit_rqs(x, w, h, d)
+    (dy,) = torch.autograd.grad(y.sum(), x)
+    torch.testing.assert_close(log_slope, dy.log(), rtol=1e-9, atol=1e-9)
+    x2, log_slope2 = unit_rqs(y.detach(), w, h, d, inverse=True)
+    torch.testing.assert_close(x2, x.detach(), rtol=0, atol=1e-10)
+    torch.testing.assert_close(log_slope2, log_slope.detach(), rtol=1e-8, atol=1e-8)
+    ends = unit_rqs(torch.tensor([0.0, 1.0], dtype=torch.float64), w[:2], h[:2], d[:2])[0]
+    torch.testing.assert_close(ends, torch.tensor([0.0, 1.0], dtype=torch.float64))
+
+
+def test_flow_log_prob_vs_autograd_jacobian():
+    flow = random_flow(3)
+    z = torch.rand(20, 3, generator=gen(1), dtype=torch.float64)
+    u, log_q = flow.transform(z)
+    torch.testing.assert_close(flow.log_prob(u), log_q, rtol=1e-9, atol=1e-9)
+    for i in range(5):
+        # density of u is |det dz/du| with z = forward(u)
+        def fwd(v):
+            out = v[None]
+            for layer in flow.layers:
+                out, _ = layer(out)
+            return out[0]
+
+        jac = torch.autograd.functional.jacobian(fwd, u[i])
+        torch.testing.assert_close(log_q[i], torch.linalg.slogdet(jac)[1], rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("with_vegas, compose", [(False, True), (True, True), (True, False)])
+def test_mixture_normalised_on_cube(with_vegas, compose):
+    # E_uniform[q(x)] = 1 over [0,1]^3; fails w.p. ~6e-7
+    vm = None
+    if with_vegas:
+        vm = VegasMap(3, bins=16)
+        vm.adapt(camel(3), n_iter=2, n_per_iter=2000, generator=gen(2))
+    q = MixtureProposal(random_flow(3, std=0.3), lam=0.1, vegas=vm, compose=compose)
+    x = torch.rand(100_000, 3, generator=gen(3), dtype=torch.float64)
+    with torch.no_grad():
+        dens = q.log_prob(x).exp()
+    err = float(dens.std()) / math.sqrt(dens.numel())
+    assert abs(float(dens.mean()) - 1) < 5 * err
+    assert err < 0.05
+
+
+def test_mixture_support_never_zero():
+    # a wild flow: the mixture density still is >= lam everywhere (uniform component)
+    lam = 0.05
+    q = MixtureProposal(random_flow(3, std=3.0), lam=lam)
+    bits = [[i & 1, (i >> 1) & 1, (i >> 2) & 1] for i in range(8)]
+    corners = torch.tensor(bits, dtype=torch.float64)
+    x = torch.cat([torch.rand(20_000, 3, generator=gen(4), dtype=torch.float64), corners])
+    with torch.no_grad():
+        lq = q.log_prob(x)
+    assert torch.isfinite(lq).all()
+    assert float(lq.min()) >= math.log(lam) - 1e-9
+
+
+@pytest.mark.parametrize("compose", [True, False])
+def test_mixture_sampling_consistent_and_reproducible(compose):
+    vm = VegasMap(3, bins=16)
+    vm.adapt(camel(3), n_iter=2, n_per_iter=2000, generator=gen(2))
+    q = MixtureProposal(random_flow(3, std=0.3), lam=0.3, vegas=vm, compose=compose)
+    s1 = q.sample_components(2000, generator=gen(5))
+    s2 = q.sample_components(2000, generator=gen(5))
+    assert torch.equal(s1.x, s2.x) and torch.equal(s1.log_q, s2.log_q)
+    assert s1.x.dtype == torch.float64 and s1.x.min() >= 0 and s1.x.max() <= 1
+    with torch.no_grad():
+        torch.testing.assert_close(q.log_prob(s1.x), s1.log_q, rtol=1e-9, atol=1e-9)
+    mix = torch.logaddexp(math.log(0.7) + s1.log_q_flow, math.log(0.3) + s1.log_q_defensive)
+    torch.testing.assert_close(mix, s1.log_q)
+    with torch.no_grad():
+        torch.testing.assert_close(q.log_prob_flow(s1.x), s1.log_q_flow, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(vm.log_prob(s1.x[s1.defensive]), s1.log_q_defensive[s1.defensive])
+    frac = float(s1.defensive.double().mean())
+    assert abs(frac - 0.3) < 5 * math.sqrt(0.3 * 0.7 / 2000)
+
+
+def small_config(**kw):
+    base = dict(steps=6, batch_size=128, buffered_steps=2, buffer_capacity=1000)
+    base.update(kw)
+    return TrainingConfig(**base)
+
+
+def test_checkpoint_resume_reproduces_state(tmp_path):
+    f = camel(2)
+
+    def fresh():
+        torch.manual_seed(0)
+        q = MixtureProposal(CubeFlow(2, bins=8, hidden=(16,)), lam=0.1)
+        return Trainer(f, q, small_config(), generator=gen(8), progress=False)
+
+    straight = fresh()
+    straight.train(6)
+    first = fresh()
+    first.train(3)
+    path = tmp_path / "ck.pt"
+    first.save(path)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        first.save(path)
+    resumed = fresh()
+    resumed.load(path)
+    assert resumed.step == 3 and resumed.n_eval == first.n_eval
+    resumed.train(3)
+    for a, b in zip(straight.proposal.parameters(), resumed.proposal.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert straight.history == resumed.history
+    first.save(path, overwrite=True)
+
+
+def test_bad_input_errors():
+    with pytest.raises(ValueError, match="dims"):
+        CubeFlow(1)
+    flow = CubeFlow(3, bins=4, hidden=(8,))
+    with pytest.raises(ValueError, match=r"expected shape \(n, 3\), got \(4, 2\)"):
+        flow.log_prob(torch.rand(4, 2))
+    with pytest.raises(ValueError, match="lam"):
+        MixtureProposal(flow, lam=0.0)
+    with pytest.raises(ValueError, match="vegas"):
+        MixtureProposal(flow, vegas=VegasMap(2))
+    with pytest.raises(ValueError, match="loss"):
+        TrainingConfig(loss="hinge")
+
+    def nan_f(x):
+        y = x.sum(1).double()
+        y[::2] = math.nan
+        return y
+
+    tr = Trainer(nan_f, MixtureProposal(flow), small_config(batch_size=8), progress=False)
+    msg = r"4 NaN and 0 infinite values out of 8 points, e\.g\. at x"
+    with pytest.raises(ValueError, match=msg):
+        tr.train(1)
+
+
+def train_proposal(f, steps, seed, lam=0.05, loss="kl"):
+    torch.manual_seed(seed)
+    q = MixtureProposal(CubeFlow(2, bins=8, hidden=(32,)), lam=lam)
+    cfg = TrainingConfig(loss=loss, steps=steps, batch_size=256, buffered_steps=2, lr=5e-3)
+    Trainer(f, q, cfg, generator=gen(seed), progress=False).train()
+    return q
+
+
+def one_peak(x):
+    x = x.double()
+    return torch.exp(-((x - 1 / 3) ** 2).sum(1) / 0.01)
+
+
+def test_lost_region_warning_fires_on_broken_and_not_on_good():
+    f = camel(2)
+    broken = train_proposal(one_peak, 60, seed=9)  # never saw the peak at 2/3
+    with pytest.warns(NISWarning, match="lost a region"):
+        r = integrate(f, broken, 40_000, generator=gen(10))
+    assert r.diagnostics.z_local > 5
+    good = train_proposal(f, 60, seed=11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NISWarning)
+        r = integrate(f, good, 40_000, generator=gen(12))
+    assert abs(r.pull(1.0)) < 5 and r.diagnostics.z_local < 5
+
+
+@pytest.mark.slow
+def test_trained_flow_camel_and_signed_toy():
+    f = camel(2)
+    q = train_proposal(f, 300, seed=13)
+    r = integrate(f, q, 100_000, generator=gen(14))
+    assert abs(r.pull(1.0)) < 5
+    assert r.rel_std < 0.5  # plain sampling has ~3.9
+    assert r.unweighting_efficiency > 0.3
+    s = signed_camel(2)
+    qs = train_proposal(s, 300, seed=15, loss="variance")
+    r = integrate(s, qs, 100_000, generator=gen(16))
+    assert abs(r.value) < 5 * r.error and r.error < 0.02
