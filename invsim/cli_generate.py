@@ -176,7 +176,8 @@ def generate(process_name, n_events, assignments, shower, card, seed, device, ou
     res = unweight_hit_or_miss(integrand, n_events, generator=gen, progress=True)
     events = EventSet(
         process=process_name, momenta=res.events.momenta, x1=res.events.x1, x2=res.events.x2,
-        pids=torch.tensor(process.final_state, device=res.events.momenta.device),
+        pids=process.sample_final_state(n_events, generator=gen,
+                                        device=res.events.momenta.device),
         sqrt_s=res.events.sqrt_s,
         weights=torch.full((n_events,), res.cross_section / n_events, dtype=torch.float64,
                            device=res.events.momenta.device),

@@ -284,3 +284,13 @@ def test_bad_input():
     with pytest.raises(ValueError, match=r"\(n, 2, 4\)"):
         proc.matrix_element(HardEvents(torch.zeros(3, 3, 4, dtype=F64), ev.x1[:3], ev.x2[:3],
                                        ev.sqrt_s), proc.params())
+
+
+def test_sample_final_state_draws_lepton_flavours():
+    gen = torch.Generator().manual_seed(11)
+    pids = DrellYan(leptons="both").sample_final_state(4000, generator=gen)
+    assert pids.shape == (4000, 2) and bool((pids[:, 0] == -pids[:, 1]).all())
+    # Binomial(4000, 1/2) is outside 2000 ± 5·31.6 with probability < 6e-7
+    assert abs(int((pids[:, 0] == 13).sum()) - 2000) < 5 * 31.6
+    only_mu = DrellYan(leptons="mumu").sample_final_state(5, generator=gen)
+    assert bool((only_mu == torch.tensor([13, -13])).all())

@@ -258,6 +258,17 @@ def test_cli_generate_writes_paired_events_and_refuses_overwrite(tmp_path):
     assert abs(es.cross_section - ref) < 5 * math.hypot(es.cross_section_error, ref_err)
     mll = kin.mass(es.momenta.sum(1))
     assert bool(((mll > 60) & (mll < 120)).all())
+    # ee and μμ each carry half of σ: the number of μμ events is Binomial(300, 1/2);
+    # outside 150 ± 5·8.66 with probability < 6e-7
+    assert es.pids.shape == (300, 2) and bool((es.pids[:, 0] == -es.pids[:, 1]).all())
+    n_mu = int((es.pids[:, 0] == 13).sum())
+    assert set(es.pids[:, 0].tolist()) == {11, 13} and abs(n_mu - 150) < 5 * 8.66
+    # reco objects carry the flavour of the lepton they came from
+    rec = es.reco
+    reco_type = rec.types[rec.mask]
+    source = es.pids[rec.hard_index.unsqueeze(1).expand_as(rec.mask)[rec.mask],
+                     rec.particle_index[rec.mask]].abs()
+    assert bool(((reco_type == 0) == (source == 11)).all())
     before = out.read_bytes()
     res = CliRunner().invoke(cli, args)
     assert res.exit_code != 0 and "--overwrite" in res.output

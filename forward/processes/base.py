@@ -160,6 +160,25 @@ class Process(abc.ABC):
         """Standard observables by name, each shape (n,)."""
         return {}
 
+    def sample_final_state(
+        self, n: int, *, generator: torch.Generator | None = None, device=None
+    ) -> torch.Tensor:
+        """PDG ids of the final state per event, for processes that sum over flavours.
+
+        ``final_state`` names one representative flavour assignment; a process whose
+        |M|² sums several (e.g. Drell–Yan with e⁺e⁻ and μ⁺μ⁻) overrides this to draw
+        each event's flavours with their share of the cross section.
+
+        Args:
+            n: number of events.
+            generator: torch generator for the draw (unused by the default).
+            device: device of the result.
+
+        Returns:
+            Integer tensor of shape (n, len(final_state)).
+        """
+        return torch.tensor(self.final_state, device=device).expand(n, -1).clone()
+
     def __repr__(self) -> str:
         pars = ", ".join(f"{p.name}={p.default:g}" for p in self.parameters.values())
         return f"{type(self).__name__}(sqrt_s={self.sqrt_s:g}; {pars})"

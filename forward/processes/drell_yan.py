@@ -296,6 +296,21 @@ class DrellYan(Process):
             return [inside[0], power, *inside[1:], *others]
         return [power, *others]
 
+    def sample_final_state(
+        self, n: int, *, generator: torch.Generator | None = None, device=None
+    ) -> torch.Tensor:
+        """Lepton flavours per event: with ``leptons="both"`` e⁺e⁻ or μ⁺μ⁻ with equal
+        probability (massless leptons: equal shares of |M|²), else the chosen one.
+
+        Returns:
+            Integer tensor of shape (n, 2) as (ℓ⁻, ℓ⁺) PDG ids.
+        """
+        pids = torch.tensor(self.lepton_pids, device=device)
+        pick = torch.randint(len(pids), (n,), generator=generator,
+                             device=generator.device if generator is not None else device)
+        lm = pids[pick.to(pids.device)]
+        return torch.stack([lm, -lm], dim=-1)
+
     def scales(
         self, events: HardEvents, params: Mapping[str, torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
