@@ -23,6 +23,7 @@ import torch
 
 from forward.detector.objects import RecoEvents
 from forward.eventset import FORMAT_VERSION, EventSet
+from forward.io._files import atomic_target
 
 __all__ = ["load_hdf5", "save_hdf5"]
 
@@ -36,13 +37,6 @@ def _h5py():
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError("HDF5 event files need h5py: pip install 'invsim[io]'") from err
     return h5py
-
-
-def _check_target(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"path: {str(path)!r} exists; pass overwrite=True to replace it"
-        )
 
 
 def save_hdf5(events: EventSet, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -66,9 +60,7 @@ def save_hdf5(events: EventSet, path: str | os.PathLike, *, overwrite: bool = Fa
     if not isinstance(events, EventSet):
         raise TypeError(f"events: expected an EventSet, got {type(events).__name__}")
     path = Path(path)
-    _check_target(path, overwrite)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_target(path, overwrite) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = _FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
@@ -90,11 +82,6 @@ def save_hdf5(events: EventSet, path: str | os.PathLike, *, overwrite: bool = Fa
                 reco = f.create_group("reco")
                 for name in RecoEvents.field_names():
                     reco.create_dataset(name, data=getattr(events.reco, name).cpu().numpy())
-        _check_target(path, overwrite)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

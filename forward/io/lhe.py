@@ -23,6 +23,7 @@ from xml.sax.saxutils import escape, unescape
 import torch
 
 from forward.eventset import FORMAT_VERSION, EventSet
+from forward.io._files import atomic_target
 
 __all__ = ["colour_flow", "read_lhe", "write_lhe"]
 
@@ -160,8 +161,6 @@ def write_lhe(
             "draw them with forward.eventset.sample_flavours"
         )
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"path: {str(path)!r} exists; pass overwrite=True to replace it")
     n, k = events.momenta.shape[:2]
     p = events.momenta.detach().to("cpu", torch.float64)
     x1 = events.x1.detach().to("cpu", torch.float64)
@@ -190,9 +189,8 @@ def write_lhe(
         "seed": events.seed,
         "metadata": events.metadata,
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
     flows: dict[tuple, list] = {}
-    try:
+    with atomic_target(path, overwrite, suffix=path.suffix) as tmp:
         with _open(tmp, "w") as f:
             f.write('<LesHouchesEvents version="3.0">\n<header>\n')
             f.write(f"<invsim>{escape(json.dumps(header))}</invsim>\n</header>\n<init>\n")
@@ -223,12 +221,6 @@ def write_lhe(
                 lines.append("</event>\n")
                 f.write("\n".join(lines))
             f.write("</LesHouchesEvents>\n")
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"path: {str(path)!r} exists; pass overwrite=True to replace it")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

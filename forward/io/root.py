@@ -23,6 +23,7 @@ import torch
 
 from forward.detector.objects import RecoEvents
 from forward.eventset import FORMAT_VERSION, EventSet
+from forward.io._files import atomic_target
 
 __all__ = ["read_root", "write_root"]
 
@@ -55,8 +56,6 @@ def write_root(events: EventSet, path: str | os.PathLike, *, overwrite: bool = F
     if not isinstance(events, EventSet):
         raise TypeError(f"events: expected an EventSet, got {type(events).__name__}")
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"path: {str(path)!r} exists; pass overwrite=True to replace it")
     n, k = events.momenta.shape[:2]
     p = events.momenta.detach().cpu().numpy()
 
@@ -84,8 +83,7 @@ def write_root(events: EventSet, path: str | os.PathLike, *, overwrite: bool = F
         "cross_section": events.cross_section, "cross_section_error": events.cross_section_error,
         "seed": events.seed, "metadata": events.metadata,
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.root")
-    try:
+    with atomic_target(path, overwrite, suffix=".root") as tmp:
         with uproot.recreate(tmp) as f:
             _write_tree(f, "hard", hard)
             if events.reco is not None:
@@ -107,12 +105,6 @@ def write_root(events: EventSet, path: str | os.PathLike, *, overwrite: bool = F
                     }),
                 })
             f["invsim"] = json.dumps(prov)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"path: {str(path)!r} exists; pass overwrite=True to replace it")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
