@@ -33,7 +33,11 @@ from zuko.nn import MLP
 
 from forward._validation import as_tensor, check_finite
 from invsim.flows.builders import ConditionalFlow, FlowConfig
-from invsim.flows.preprocessing import Preprocessing, preprocessing_from_dict
+from invsim.flows.preprocessing import (
+    Preprocessing,
+    preprocessing_from_dict,
+    require_preprocessing,
+)
 from invsim.flows.training import (
     TrainConfig,
     TrainResult,
@@ -69,11 +73,7 @@ class TransferFunction(nn.Module):
         dtype: torch.dtype = torch.float32,
     ):
         super().__init__()
-        if not isinstance(hard_preprocessing, Preprocessing):
-            raise TypeError(
-                "hard_preprocessing: expected a Preprocessing, got "
-                f"{type(hard_preprocessing).__name__}"
-            )
+        require_preprocessing("hard_preprocessing", hard_preprocessing)
         self.flow = ConditionalFlow(
             reco_preprocessing, hard_preprocessing, config, seed=seed, dtype=dtype
         )
@@ -191,11 +191,7 @@ class AcceptanceClassifier(nn.Module):
         dtype: torch.dtype = torch.float32,
     ):
         super().__init__()
-        if not isinstance(hard_preprocessing, Preprocessing):
-            raise TypeError(
-                "hard_preprocessing: expected a Preprocessing, got "
-                f"{type(hard_preprocessing).__name__}"
-            )
+        require_preprocessing("hard_preprocessing", hard_preprocessing)
         hf = tuple(hidden_features)
         if not hf or not all(isinstance(h, int) and h >= 1 for h in hf):
             raise ValueError(f"hidden_features: expected positive ints, got {hf!r}")

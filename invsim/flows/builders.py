@@ -22,7 +22,11 @@ from torch import nn
 from torch.distributions import Independent, Normal, TransformedDistribution
 
 from forward._validation import check_choice
-from invsim.flows.preprocessing import Preprocessing, preprocessing_from_dict
+from invsim.flows.preprocessing import (
+    Preprocessing,
+    preprocessing_from_dict,
+    require_preprocessing,
+)
 
 __all__ = ["FLOW_KINDS", "ConditionalFlow", "FlowConfig", "build_flow"]
 
@@ -118,17 +122,8 @@ class ConditionalFlow(nn.Module):
         dtype: torch.dtype = torch.float32,
     ):
         super().__init__()
-        if not isinstance(x_preprocessing, Preprocessing):
-            raise TypeError(
-                f"x_preprocessing: expected a Preprocessing, got {type(x_preprocessing).__name__}"
-            )
-        if context_preprocessing is not None and not isinstance(
-            context_preprocessing, Preprocessing
-        ):
-            raise TypeError(
-                "context_preprocessing: expected a Preprocessing or None, got "
-                f"{type(context_preprocessing).__name__}"
-            )
+        require_preprocessing("x_preprocessing", x_preprocessing)
+        require_preprocessing("context_preprocessing", context_preprocessing, optional=True)
         self.config = config if config is not None else FlowConfig()
         if not isinstance(self.config, FlowConfig):
             raise TypeError(f"config: expected a FlowConfig, got {type(config).__name__}")

@@ -56,7 +56,17 @@ __all__ = [
     "Standardize",
     "observable_preprocessing",
     "preprocessing_from_dict",
+    "require_preprocessing",
 ]
+
+def require_preprocessing(name: str, obj, *, optional: bool = False) -> None:
+    """Raise ``TypeError`` unless ``obj`` is a :class:`Preprocessing` (or None if optional)."""
+    if optional and obj is None:
+        return
+    if not isinstance(obj, Preprocessing):
+        expected = "a Preprocessing or None" if optional else "a Preprocessing"
+        raise TypeError(f"{name}: expected {expected}, got {type(obj).__name__}")
+
 
 #: kinds of flat observables understood by :func:`observable_preprocessing`
 OBSERVABLE_KINDS = ("real", "log", "phi")
