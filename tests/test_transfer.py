@@ -166,3 +166,15 @@ def test_acceptance_bad_input():
                 config=TrainConfig(validation_fraction=0.0), progress=False)
     with pytest.raises(ValueError, match="eps: expected probabilities"):
         reliability(torch.tensor([0.5, 1.5]), torch.tensor([True, False]))
+
+
+def test_constructors_reject_non_preprocessing_arguments():
+    from invsim.flows.builders import ConditionalFlow
+    from invsim.transfer import AcceptanceClassifier, TransferFunction
+
+    with pytest.raises(TypeError, match="hard_preprocessing: expected a Preprocessing, got dict"):
+        AcceptanceClassifier({})
+    with pytest.raises(TypeError, match="hard_preprocessing: expected a Preprocessing"):
+        TransferFunction(None, "not a pipeline")
+    with pytest.raises(TypeError, match="x_preprocessing: expected a Preprocessing, got int"):
+        ConditionalFlow(3)
