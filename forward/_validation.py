@@ -16,6 +16,7 @@ __all__ = [
     "check_finite",
     "check_choice",
     "check_floating",
+    "check_event_momenta",
     "check_last_dim",
     "check_range",
 ]
@@ -52,6 +53,22 @@ def check_floating(name: str, x: torch.Tensor) -> torch.Tensor:
     if not x.is_floating_point():
         raise TypeError(
             f"{name}: expected a floating-point tensor (float32/float64), got {x.dtype}"
+        )
+    return x
+
+
+def check_event_momenta(name: str, x: torch.Tensor, objects: str = "k") -> torch.Tensor:
+    """Raise unless ``x`` is a floating tensor of per-event four-momenta, shape (n, k, 4).
+
+    Args:
+        name: argument name used in the message.
+        x: the tensor to check.
+        objects: letter naming the object axis in the message (``"k"``, ``"m"``, ...).
+    """
+    check_floating(name, x)
+    if x.ndim != 3 or x.shape[-1] != 4:
+        raise ValueError(
+            f"{name}: expected shape (n, {objects}, 4) as (E, px, py, pz), got {tuple(x.shape)}"
         )
     return x
 

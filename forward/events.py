@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from forward._validation import check_floating
+from forward._validation import check_event_momenta
 
 __all__ = ["HardEvents", "incoming_momenta"]
 
@@ -70,12 +70,7 @@ class HardEvents:
     sqrt_s: float
 
     def __post_init__(self) -> None:
-        check_floating("momenta", self.momenta)
-        if self.momenta.ndim != 3 or self.momenta.shape[-1] != 4:
-            raise ValueError(
-                "momenta: expected shape (n, k, 4) as (E, px, py, pz), "
-                f"got {tuple(self.momenta.shape)}"
-            )
+        check_event_momenta("momenta", self.momenta)
         n = self.momenta.shape[0]
         for name in ("x1", "x2"):
             x = getattr(self, name)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from forward._validation import as_tensor, check_finite, check_floating
+from forward._validation import as_tensor, check_event_momenta, check_finite
 from forward.events import HardEvents
 
 __all__ = ["ObjectType", "ParticleObjects", "RecoEvents", "particle_class"]
@@ -84,12 +84,7 @@ class ParticleObjects:
     event_index: torch.Tensor
 
     def __post_init__(self) -> None:
-        check_floating("momenta", self.momenta)
-        if self.momenta.ndim != 3 or self.momenta.shape[-1] != 4:
-            raise ValueError(
-                f"momenta: expected shape (n, k, 4) as (E, px, py, pz), got "
-                f"{tuple(self.momenta.shape)}"
-            )
+        check_event_momenta("momenta", self.momenta)
         check_finite("momenta", self.momenta)
         n, k = self.momenta.shape[:2]
         dev = self.momenta.device
@@ -185,9 +180,7 @@ class RecoEvents:
     hard_index: torch.Tensor
 
     def __post_init__(self) -> None:
-        check_floating("momenta", self.momenta)
-        if self.momenta.ndim != 3 or self.momenta.shape[-1] != 4:
-            raise ValueError(f"momenta: expected shape (n, m, 4), got {tuple(self.momenta.shape)}")
+        check_event_momenta("momenta", self.momenta, objects="m")
         n, m = self.momenta.shape[:2]
         shapes = {
             "types": (n, m), "charges": (n, m), "mask": (n, m), "particle_index": (n, m),
