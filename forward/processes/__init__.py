@@ -16,6 +16,7 @@ __all__ = ["BUILTIN_PROCESSES", "Parameter", "Process", "get_process"]
 BUILTIN_PROCESSES: dict[str, tuple[str, str]] = {
     "drell-yan": ("forward.processes.drell_yan", "DrellYan"),
     "ttbar": ("forward.processes.ttbar", "TTbar"),
+    "diphoton-jet": ("forward.processes.diphoton_jet", "DiphotonJet"),
 }
 
 

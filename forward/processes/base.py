@@ -105,7 +105,10 @@ class Process(abc.ABC):
         out = {}
         for name, par in self.parameters.items():
             if name in values:
-                v = as_tensor(name, values[name], dtype=None, device=device)
+                given = values[name]
+                # plain numbers take ``dtype``; tensors keep theirs (and their graph)
+                v = as_tensor(name, given, dtype=None if isinstance(given, torch.Tensor)
+                              else dtype, device=device)
                 if not v.is_floating_point():
                     v = v.to(dtype)
                 check_range(name, v.detach(), par.low, par.high)
