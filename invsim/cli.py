@@ -10,6 +10,8 @@ import click
 from invsim import CITATION, __version__
 from invsim.cli_demo import demo
 from invsim.cli_generate import generate
+from invsim.cli_posterior import posterior
+from invsim.cli_scan import scan_command
 from invsim.cli_xsec import xsec
 
 __all__ = ["cli", "main"]
@@ -32,6 +34,8 @@ def _print_citation(ctx: click.Context) -> None:
 cli.add_command(xsec)
 cli.add_command(generate)
 cli.add_command(demo)
+cli.add_command(scan_command)
+cli.add_command(posterior)
 
 
 def main() -> None:
