@@ -23,6 +23,27 @@ from invsim.calibration import posterior_draws, sample_priors
 __all__ = ["NPEBaseline", "comparison_table", "format_table", "set_embedding", "train_npe"]
 
 
+
+class _SilentTracker:
+    """An sbi experiment tracker that records nothing (no files in the working folder)."""
+
+    log_dir = None
+
+    def log_metric(self, name, value, step=None) -> None:
+        pass
+
+    def log_metrics(self, metrics, step=None) -> None:
+        pass
+
+    def log_params(self, params) -> None:
+        pass
+
+    def add_figure(self, name, figure, step=None) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
 def set_embedding(event_dim: int, *, hidden: int = 64, output_dim: int = 16) -> torch.nn.Module:
     """DeepSets embedding of an event set: per-event MLP, mean over events, MLP.
 
@@ -175,7 +196,9 @@ def train_npe(
         torch.manual_seed(seed)
         emb = set_embedding(event_dim) if embedding is None else embedding
         builder = posterior_nn(model=density_estimator, embedding_net=emb, z_score_x="none")
-        npe = NPE(prior=prior, density_estimator=builder, show_progress_bars=progress)
+        # a silent tracker: sbi's default writes TensorBoard logs into ./sbi-logs
+        npe = NPE(prior=prior, density_estimator=builder, show_progress_bars=progress,
+                  tracker=_SilentTracker())
         npe.append_simulations(thetas.float(), x)
         estimator = npe.train(training_batch_size=batch_size, max_num_epochs=max_epochs,
                               show_train_summary=False)
