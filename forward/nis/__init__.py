@@ -7,6 +7,9 @@ VEGAS first layer), :class:`Trainer` (buffered training with variance / KL losse
 checkpoints), :func:`integrate` (-> :class:`IntegrationResult`), :func:`unweight`
 and the :class:`NISWarning` diagnostics; :func:`fit` runs the default pipeline
 (VEGAS warm start, then a flow on the grid with an annealed defensive weight).
+:func:`fit_multichannel` trains a :class:`MultiChannel` sampler (one phase-space map
+per channel, :class:`ChannelWeights` from a propagator prior and a network, stratified
+allocation, channel dropping) with ``integrate``, ``sample`` and ``unweight``.
 
 Example:
     >>> import torch
@@ -19,9 +22,18 @@ Example:
     True
 """
 
+from forward.nis.channel_weights import ChannelWeights
 from forward.nis.diagnostics import Diagnostics, NISWarning, check_weights, lost_region_check
 from forward.nis.flows import CubeFlow, SplineCoupling, coupling_masks, unit_rqs
 from forward.nis.mixture import ComponentSample, MixtureProposal, Proposal
+from forward.nis.multichannel import (
+    MultiChannel,
+    MultiChannelConfig,
+    UnweightedSample,
+    WeightedSample,
+    fit_multichannel,
+    hadronic_channels,
+)
 from forward.nis.pipeline import NISConfig, NISFit, fit, vegas_bins
 from forward.nis.results import IntegrationResult, combine_estimates, integrate
 from forward.nis.training import LOSSES, Trainer, TrainingConfig, nis_loss
@@ -30,11 +42,14 @@ from forward.nis.vegas import VegasMap
 
 __all__ = [
     "LOSSES",
+    "ChannelWeights",
     "ComponentSample",
     "CubeFlow",
     "Diagnostics",
     "IntegrationResult",
     "MixtureProposal",
+    "MultiChannel",
+    "MultiChannelConfig",
     "NISConfig",
     "NISFit",
     "NISWarning",
@@ -42,12 +57,16 @@ __all__ = [
     "SplineCoupling",
     "Trainer",
     "TrainingConfig",
+    "UnweightedSample",
     "UnweightingResult",
     "VegasMap",
+    "WeightedSample",
     "check_weights",
     "combine_estimates",
     "coupling_masks",
     "fit",
+    "fit_multichannel",
+    "hadronic_channels",
     "integrate",
     "lost_region_check",
     "max_weight",
