@@ -22,19 +22,22 @@ reco observables for accepted events.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributions import TransformedDistribution
+from torch.distributions import AffineTransform, TransformedDistribution
 from zuko.nn import MLP
 
 from forward._validation import as_tensor, check_finite
 from invsim.flows.builders import ConditionalFlow, FlowConfig
 from invsim.flows.preprocessing import (
     Preprocessing,
+    Standardize,
+    observable_preprocessing,
     preprocessing_from_dict,
     require_preprocessing,
 )
@@ -61,6 +64,15 @@ class TransferFunction(nn.Module):
         config: flow architecture.
         seed: seed of the initial weights.
         dtype: parameter dtype.
+        residual: model the residual u = P(x_reco) - P(x_hard) of the reco
+            preprocessing P applied to both (which needs equal event shapes), standardised
+            and conditioned on the hard observables. The shift has log-det 0, so
+            log r = log q(u | x_hard) + log|∂P/∂x_reco|; a resolution-like detector then
+            is a near-identity flow, far easier to learn accurately.
+        periodic: with ``residual``, columns of flat observables that are angles in
+            radians (e.g. φ), left unchanged by the preprocessing except for its
+            standardisation; their residual is wrapped into one period (an exact
+            bijection at fixed x_hard), so φ near ±π needs no special care.
     """
 
     def __init__(
@@ -71,12 +83,48 @@ class TransferFunction(nn.Module):
         *,
         seed: int = 0,
         dtype: torch.dtype = torch.float32,
+        residual: bool = False,
+        periodic: tuple[int, ...] = (),
     ):
         super().__init__()
         require_preprocessing("hard_preprocessing", hard_preprocessing)
+        self.residual_preprocessing: Preprocessing | None = None
+        if residual:
+            require_preprocessing("reco_preprocessing", reco_preprocessing)
+            if reco_preprocessing.event_shape != hard_preprocessing.event_shape:
+                raise ValueError(
+                    "residual: needs reco and hard observables of one event shape, got "
+                    f"{reco_preprocessing.event_shape} and {hard_preprocessing.event_shape}"
+                )
+            self.residual_preprocessing = reco_preprocessing
+            reco_preprocessing = observable_preprocessing(["real"] * reco_preprocessing.features)
+        self.periodic = _periodic_columns(periodic, self.residual_preprocessing)
         self.flow = ConditionalFlow(
             reco_preprocessing, hard_preprocessing, config, seed=seed, dtype=dtype
         )
+
+    @property
+    def residual(self) -> bool:
+        """Whether the flow models reco-minus-hard residuals (see the constructor)."""
+        return self.residual_preprocessing is not None
+
+    def _residual(self, x_reco: torch.Tensor, x_hard: torch.Tensor):
+        """(u, log|∂P/∂x_reco|, ok) for the residual mode; ok marks finite rows."""
+        pre = self.residual_preprocessing
+        y_r, ladj = pre.call_and_ladj(x_reco)
+        y_h, _ = pre.call_and_ladj(x_hard.to(x_reco.dtype))
+        u = y_r - y_h
+        if self.periodic:
+            idx = list(self.periodic)
+            scale = torch.ones(len(idx), dtype=torch.float64)
+            for part in pre.parts:
+                if isinstance(part, Standardize):
+                    scale = scale * part.scale[idx]
+            period = (2 * math.pi / scale).to(u)
+            u = u.clone()
+            u[..., idx] = u[..., idx] - period * torch.round(u[..., idx] / period)
+        ok = torch.isfinite(u).all(-1) & torch.isfinite(ladj)
+        return torch.where(ok.unsqueeze(-1), u, torch.zeros_like(u)), ladj, ok
 
     def fit(
         self,
@@ -102,14 +150,29 @@ class TransferFunction(nn.Module):
             The :class:`~invsim.flows.TrainResult` (losses in nats per event).
         """
         x_reco, x_hard = self._check(x_reco, x_hard)
+        config = config or TrainConfig()
+        if self.residual:
+            pre = self.residual_preprocessing
+            if not pre.fitted:
+                train_idx, _ = split_indices(x_reco.shape[0], config.validation_fraction, seed)
+                pre.fit(x_reco[train_idx])
+            pre.features_of("x_reco", x_reco)
+            pre.features_of("x_hard (in the reco preprocessing)", x_hard)
+            x_reco, _, _ = self._residual(x_reco, x_hard)
         return train_flow(
-            self.flow, x_reco, x_hard, config=config or TrainConfig(), seed=seed,
+            self.flow, x_reco, x_hard, config=config, seed=seed,
             progress=progress, checkpoint=checkpoint,
         )
 
     def forward(self, x_hard) -> TransformedDistribution:
         """The distribution of reco observables given hard ones, batch shape (n,)."""
-        return self.flow(x_hard)
+        if not self.residual:
+            return self.flow(x_hard)
+        pre = self.residual_preprocessing
+        x_hard = self.flow.context_preprocessing.check_events("x_hard", x_hard)
+        y_h = pre(x_hard.to(self.flow.dtype))
+        shift = AffineTransform(y_h.to(self.flow.dtype), 1.0, event_dim=1)
+        return TransformedDistribution(self.flow(x_hard), [shift, pre.inv])
 
     def log_prob(self, x_reco, x_hard) -> torch.Tensor:
         """log r(x_reco | x_hard), shape (n,); -inf outside the reco support.
@@ -118,10 +181,17 @@ class TransferFunction(nn.Module):
             x_reco: reco observables, shape (n, *reco_event_shape).
             x_hard: hard observables, shape (n, *hard_event_shape).
         """
-        return self.flow.log_prob(*self._check(x_reco, x_hard))
+        x_reco, x_hard = self._check(x_reco, x_hard)
+        if not self.residual:
+            return self.flow.log_prob(x_reco, x_hard)
+        x_reco = self.flow._cast(x_reco)
+        u, ladj, ok = self._residual(x_reco, x_hard)
+        lp = self.flow.log_prob(u, x_hard) + torch.where(ok, ladj, torch.zeros_like(ladj))
+        return torch.where(ok, lp, torch.full_like(lp, -math.inf))
 
     def _check(self, x_reco, x_hard) -> tuple[torch.Tensor, torch.Tensor]:
-        x_reco = self.flow.x_preprocessing.check_events("x_reco", x_reco)
+        reco_pre = self.residual_preprocessing or self.flow.x_preprocessing
+        x_reco = reco_pre.check_events("x_reco", x_reco)
         x_hard = self.flow.context_preprocessing.check_events("x_hard", x_hard)
         if x_reco.shape[0] != x_hard.shape[0]:
             raise ValueError(
@@ -139,12 +209,25 @@ class TransferFunction(nn.Module):
             generator: random generator on the flow's device (None: global RNG).
         """
         x_hard = self.flow.context_preprocessing.check_events("x_hard", x_hard)
-        return self.flow.sample(x_hard, n, generator=generator)
+        out = self.flow.sample(x_hard, n, generator=generator)
+        if not self.residual:
+            return out
+        pre = self.residual_preprocessing
+        with torch.no_grad():
+            x = pre.inv(out + pre(x_hard.to(out)).unsqueeze(0))
+            if self.periodic:
+                idx = list(self.periodic)
+                x[..., idx] = math.pi - torch.remainder(math.pi - x[..., idx], 2 * math.pi)
+            return x
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Save to ``path`` (refuses to replace an existing file unless ``overwrite``)."""
+        res = self.residual_preprocessing
         write_file(path, {"kind": "transfer", "init": self.flow.init_kwargs(),
-                          "state": self.flow.state_dict()}, overwrite=overwrite)
+                          "state": self.flow.state_dict(),
+                          "residual": None if res is None else res.to_dict(),
+                          "periodic": list(self.periodic)},
+                   overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, map_location=None) -> TransferFunction:
@@ -155,9 +238,35 @@ class TransferFunction(nn.Module):
         obj = cls.__new__(cls)
         nn.Module.__init__(obj)
         obj.flow = flow
+        res = d.get("residual")
+        obj.residual_preprocessing = None if res is None else preprocessing_from_dict(res)
+        obj.periodic = tuple(d.get("periodic", ()))
         if map_location is not None:
             obj.to(map_location)
         return obj
+
+
+def _periodic_columns(periodic, pre: Preprocessing | None) -> tuple[int, ...]:
+    """Checked periodic columns: only with a residual, on flat observables left affine."""
+    cols = tuple(int(c) for c in periodic)
+    if not cols:
+        return ()
+    if pre is None:
+        raise ValueError("periodic: only used with residual=True")
+    d = pre.features
+    if len(pre.event_shape) != 1 or any(not 0 <= c < d for c in cols) or len(set(cols)) != len(
+        cols
+    ):
+        raise ValueError(
+            f"periodic: expected distinct columns in [0, {d}) of flat observables, got {cols}"
+        )
+    for part in pre.parts:
+        if not isinstance(part, Standardize) and set(part.columns) & set(cols):
+            raise ValueError(
+                f"periodic: columns {sorted(set(part.columns) & set(cols))} are transformed "
+                f"by {type(part).__name__}; use the 'real' kind for angles given as periodic"
+            )
+    return cols
 
 
 def _passed(name: str, passed, n: int) -> torch.Tensor:

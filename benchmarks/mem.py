@@ -1,0 +1,273 @@
+"""ML-MEM against the brute-force MEM on Drell–Yan leptons at a 2 TeV Z′ (DESIGN.md §5.6).
+
+Set-up: ``drell-yan``, ℓ⁻ℓ⁺ (e + μ), 1500 < m_ℓℓ < 2500 GeV, γ*/Z/Z′ with interference;
+θ = ``mzp`` (Z′ mass, its width following from the couplings). Detector: the closed-form
+:class:`invsim.bruteforce.GaussianLeptonDetector` (defaults here: σ_pT/pT = 3 %,
+σ_η = σ_φ = 0.02, pT > 100 GeV, |η| < 2.5).
+
+1. **Train** on pairs simulated at mzp = 2000 GeV: a residual
+   :class:`~invsim.transfer.TransferFunction` (φ periodic), an
+   :class:`~invsim.transfer.AcceptanceClassifier` and an :class:`~invsim.unfold.Unfolder`
+   (the proposal); saved as a :class:`~invsim.mem.MEMModel` directory.
+2. **Brute force vs ML-MEM** on ``--n-events`` reco events generated at mzp = 2000 GeV
+   with another seed: per-event |Δ log p| at the truth, and the summed −2Δlog L curves
+   over a mzp grid.
+3. **Coverage**: pseudo-data at mzp = ``--theta-true`` (not a training point),
+   ``--experiments`` disjoint sets of ``--events-per-experiment`` events; the maximum
+   of the interpolated summed log L and its Δ(−2 log L) = 1 interval.
+4. **Timing** of the likelihood per event and θ (1000 IS samples) against the brute force.
+
+    OMP_NUM_THREADS=1 python3 benchmarks/mem.py --quick          # minutes, smaller sizes
+    OMP_NUM_THREADS=1 python3 benchmarks/mem.py                  # the reported run
+
+Writes ``benchmarks/results/mem.json`` and ``mem.md`` (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import torch
+
+from forward.processes import get_process
+from invsim.bruteforce import (
+    GaussianLeptonDetector,
+    RecoGaussianProposal,
+    brute_force_log_likelihood,
+    simulate,
+)
+from invsim.mem import MEMLikelihood, MEMModel, MixtureProposal
+from invsim.mem.recipe import build_dilepton_model
+
+__all__ = ["build_model", "coverage", "main", "scan_curve"]
+
+def build_model(process, detector, *, n_trials: int, epochs: int, seed: int,
+                progress: bool = False) -> tuple[MEMModel, dict]:
+    """Simulate pairs at the process defaults and train transfer, acceptance and unfolder."""
+    return build_dilepton_model(process, detector, n_trials=n_trials, epochs=epochs,
+                                seed=seed, progress=progress)
+
+
+def scan_curve(grid: torch.Tensor, total: torch.Tensor) -> tuple[float, float, float]:
+    """Maximum and Δ(−2 log L) = 1 interval of a summed log L on a grid (cubic spline)."""
+    from scipy.interpolate import CubicSpline
+
+    spline = CubicSpline(grid.numpy(), total.detach().numpy())
+    fine = torch.linspace(float(grid[0]), float(grid[-1]), 20001, dtype=torch.float64)
+    vals = torch.as_tensor(spline(fine.numpy()))
+    i = int(vals.argmax())
+    inside = fine[vals >= vals[i] - 0.5]
+    return float(fine[i]), float(inside.min()), float(inside.max())
+
+
+def coverage(L: MEMLikelihood, grid: torch.Tensor, n_exp: int, per: int, truth: float) -> dict:
+    """Coverage of the 68 % interval over disjoint pseudo-experiments of ``per`` events."""
+    lp = L.log_prob({"mzp": grid})  # (b, n_events)
+    covered, at_edge, estimates = 0, 0, []
+    for k in range(n_exp):
+        total = lp[:, k * per : (k + 1) * per].sum(-1)
+        best, lo, hi = scan_curve(grid, total)
+        at_edge += int(lo <= float(grid[0]) or hi >= float(grid[-1]))
+        covered += int(lo <= truth <= hi)
+        estimates.append(best)
+    est = torch.tensor(estimates)
+    return {"experiments": n_exp, "events_per_experiment": per, "covered": covered,
+            "interval_at_grid_edge": at_edge, "mean_estimate": float(est.mean()),
+            "std_estimate": float(est.std())}
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--model-dir", default="benchmarks/results/mem_model")
+    ap.add_argument("--retrain", action="store_true")
+    ap.add_argument("--n-trials", type=int, default=1_200_000)
+    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--n-events", type=int, default=300)
+    ap.add_argument("--n-samples", type=int, default=1000, help="ML-MEM IS samples per event")
+    ap.add_argument("--n-brute", type=int, default=20000, help="brute-force samples per event")
+    ap.add_argument("--theta-true", type=float, default=2030.0)
+    ap.add_argument("--experiments", type=int, default=100)
+    ap.add_argument("--events-per-experiment", type=int, default=20)
+    ap.add_argument("--sigma-pt", type=float, default=0.03)
+    ap.add_argument("--sigma-angle", type=float, default=0.02)
+    ap.add_argument("--proposals", default="mixture,unfolder",
+                    help="proposals compared (the first one is used for the coverage)")
+    ap.add_argument("--grid-low", type=float, default=1985.0)
+    ap.add_argument("--grid-high", type=float, default=2015.0)
+    ap.add_argument("--grid-points", type=int, default=7)
+    ap.add_argument("--coverage-samples", type=int, default=500)
+    ap.add_argument("--skip", default="", help="comma list of stages to skip: compare,coverage")
+    ap.add_argument("--out", default="benchmarks/results/mem.json")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.n_trials, args.epochs, args.n_events = 300_000, 5, 100
+        args.experiments, args.n_brute = 20, 5000
+    skip = set(filter(None, args.skip.split(",")))
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    process = get_process("drell-yan", mll_min=1500.0, mll_max=2500.0)
+    detector = GaussianLeptonDetector(args.sigma_pt, args.sigma_angle, args.sigma_angle,
+                                      100.0, 2.5)
+    out: dict = {"args": vars(args), "detector": detector.__dict__, "threads":
+                 torch.get_num_threads(), "device": "cpu"}
+    if os.path.exists(os.path.join(args.model_dir, "mem.json")) and not args.retrain:
+        model = MEMModel.load(args.model_dir)
+        out["model"] = {"loaded": args.model_dir}
+    else:
+        model, info = build_model(process, detector, n_trials=args.n_trials,
+                                  epochs=args.epochs, seed=args.seed, progress=True)
+        model.save(args.model_dir, overwrite=True)
+        out["model"] = info
+    print(json.dumps(out["model"]), flush=True)
+    unfolder = model.proposal
+    proposals = {
+        "unfolder": unfolder,
+        # the unfolder mixed with a reco-centred Student t (equal shares)
+        "mixture": MixtureProposal([unfolder, RecoGaussianProposal(detector, process.sqrt_s)],
+                                   [0.5, 0.5]),
+    }
+
+    if "compare" not in skip:
+        sim = simulate(process, detector, args.n_trials // 2, seed=args.seed + 100)
+        x_reco = sim.x_reco[sim.passed][: args.n_events]
+        x_hard = sim.x_hard[sim.passed][: args.n_events]
+        grid = torch.linspace(args.grid_low, args.grid_high, args.grid_points,
+                              dtype=torch.float64)
+        i0 = int((grid - 2000.0).abs().argmin())  # the truth
+        t0 = time.perf_counter()
+        bf = brute_force_log_likelihood(process, detector, x_reco, {"mzp": grid},
+                                        n_samples=args.n_brute, n_fiducial=1_000_000,
+                                        seed=args.seed + 200, scale=1.2, progress=True)
+        t_bf = time.perf_counter() - t0
+        bf_curve = -2 * (bf.log_p.sum(-1) - bf.log_p.sum(-1).max())
+        _, lo, hi = scan_curve(grid, bf.log_p.sum(-1))
+        with torch.no_grad():
+            d_r = (model.transfer.log_prob(x_reco, x_hard).double()
+                   - detector.log_transfer(x_reco, x_hard))
+            d_e = (torch.nn.functional.logsigmoid(model.acceptance.logits(x_hard).double())
+                   - detector.log_acceptance(x_hard))
+        out["compare"] = {
+            "n_events": x_reco.shape[0], "grid": grid.tolist(), "truth_index": i0,
+            "bf_median_error": float(bf.error[i0].median()),
+            "bf_max_error": float(bf.error[i0].max()),
+            "bf_sigma_fid_error": float(bf.sigma_fid_error[i0]),
+            "bf_interval_68": [lo, hi], "curve_bf": bf_curve.tolist(),
+            "seconds_brute_force": t_bf,
+            "ms_per_event_per_theta_bf": 1e3 * t_bf / (x_reco.shape[0] * len(grid)),
+            "transfer_median_abs_dlogr": float(d_r.abs().median()),
+            "transfer_mean_dlogr": float(d_r.mean()),
+            "acceptance_median_abs_dlogeps": float(d_e.abs().median()),
+            "proposals": {},
+        }
+        for name in args.proposals.split(","):
+            model.proposal = proposals[name]
+            t0 = time.perf_counter()
+            L = MEMLikelihood(model, x_reco, n_samples=args.n_samples, parameter_names=["mzp"],
+                              seed=args.seed + 300, n_fiducial=1_000_000, progress=True,
+                              on_flagged="ignore")
+            t_init = time.perf_counter() - t0
+            res = L.evaluate({"mzp": grid})
+            t0 = time.perf_counter()
+            L.log_prob({"mzp": grid[i0]})
+            t_one = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            L.log_sigma_fid({"mzp": grid[i0]})
+            t_fid = time.perf_counter() - t0  # per θ, independent of the number of events
+            t_one -= t_fid
+            d = (res.log_p - bf.log_p).detach()
+            ad = d[i0].abs()
+            flagged = res.flagged[i0]
+            ml_curve = -2 * (res.log_p.sum(-1) - res.log_p.sum(-1).max()).detach()
+            ok = ~flagged
+            out["compare"]["proposals"][name] = {
+                "median_abs_dlogp": float(ad.median()),
+                "p99_abs_dlogp": float(torch.quantile(ad, 0.99)),
+                "median_abs_dlogp_unflagged": float(ad[ok].median()) if ok.any() else None,
+                "p99_abs_dlogp_unflagged": float(torch.quantile(ad[ok], 0.99))
+                if ok.any() else None,
+                "mean_dlogp": float(d[i0].mean()),
+                "dlog_sigma_fid": float(res.log_sigma_fid[i0] - bf.log_sigma_fid[i0]),
+                "ml_median_error": float(res.error[i0].median()),
+                "ml_median_ess": float(res.ess[i0].median()),
+                "ml_flagged": int(flagged.sum()),
+                "ml_median_khat": float(res.pareto_k[i0].median()),
+                "curve_ml": ml_curve.tolist(),
+                "max_abs_curve_diff": float((ml_curve - bf_curve).abs().max()),
+                "seconds_ml_init": t_init,
+                "seconds_sigma_fid_per_theta": t_fid,
+                "ms_per_event_per_theta_ml": 1e3 * t_one / x_reco.shape[0],
+                "ms_per_event_per_theta_ml_incl_drawing": 1e3 * (t_init / len(grid) + t_one)
+                / x_reco.shape[0],
+            }
+            print(json.dumps(out["compare"]["proposals"][name]), flush=True)
+        print(json.dumps({k: v for k, v in out["compare"].items() if k != "proposals"}),
+              flush=True)
+
+    if "coverage" not in skip:
+        per, n_exp = args.events_per_experiment, args.experiments
+        sim = simulate(process, detector, args.n_trials, {"mzp": args.theta_true},
+                       seed=args.seed + 400)
+        x_reco = sim.x_reco[sim.passed][: per * n_exp]
+        if x_reco.shape[0] < per * n_exp:
+            raise RuntimeError(f"only {x_reco.shape[0]} pseudo-data events; raise --n-trials")
+        model.proposal = proposals[args.proposals.split(",")[0]]
+        L = MEMLikelihood(model, x_reco, n_samples=args.coverage_samples,
+                          parameter_names=["mzp"], seed=args.seed + 500, n_fiducial=1_000_000,
+                          progress=True, on_flagged="ignore")
+        out["coverage_proposal"] = args.proposals.split(",")[0]
+        grid = torch.linspace(args.theta_true - 150, args.theta_true + 150, 31,
+                              dtype=torch.float64)
+        out["coverage"] = {"theta_true": args.theta_true, "grid": [float(grid[0]),
+                           float(grid[-1]), len(grid)],
+                           **coverage(L, grid, n_exp, per, args.theta_true)}
+        print(json.dumps(out["coverage"]), flush=True)
+
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(out, f, indent=1)
+    with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
+        f.write(markdown(out))
+    return out
+
+
+def markdown(out: dict) -> str:
+    """The summary table of a run."""
+    lines = ["# ML-MEM vs brute-force MEM (Drell–Yan, 2 TeV Z′, θ = mzp)", "",
+             f"detector {out['detector']}, {out['threads']} CPU thread(s)", ""]
+    if "compare" in out:
+        c = out["compare"]
+        lines += [f"{c['n_events']} reco events at mzp = 2000 GeV; brute force with "
+                  f"{out['args']['n_brute']} samples/event (median error "
+                  f"{c['bf_median_error']:.4f}, max {c['bf_max_error']:.4f}); its 68 % "
+                  f"interval {c['bf_interval_68']}; learned vs exact at the true hard "
+                  f"events: median |Δ log r| {c['transfer_median_abs_dlogr']:.4f} (mean "
+                  f"{c['transfer_mean_dlogr']:+.4f}), median |Δ log ε| "
+                  f"{c['acceptance_median_abs_dlogeps']:.4f}.", "",
+                  "| proposal | median \\|Δlog p\\| (≤ 0.02) | p99 (≤ 0.1) | "
+                  "p99 unflagged | max \\|Δ(−2ΔlogL)\\| (≤ 0.5) | Δ log σ_fid | "
+                  "median ESS | flagged | ms/event/θ | incl. drawing |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for name, p in c["proposals"].items():
+            p99u = p["p99_abs_dlogp_unflagged"]
+            lines.append(
+                f"| {name} | {p['median_abs_dlogp']:.4f} | {p['p99_abs_dlogp']:.3f} | "
+                f"{'-' if p99u is None else f'{p99u:.3f}'} | {p['max_abs_curve_diff']:.3f} | "
+                f"{p['dlog_sigma_fid']:+.4f} | {p['ml_median_ess']:.0f} | {p['ml_flagged']} | "
+                f"{p['ms_per_event_per_theta_ml']:.2f} | "
+                f"{p['ms_per_event_per_theta_ml_incl_drawing']:.2f} |")
+        lines += [f"| brute force | | | | | | | | {c['ms_per_event_per_theta_bf']:.2f} | |", ""]
+    if "coverage" in out:
+        v = out["coverage"]
+        lines += [f"Coverage at mzp = {v['theta_true']}: {v['covered']} / {v['experiments']} "
+                  f"68 % intervals contain the truth ({v['events_per_experiment']} events "
+                  f"each); mean estimate {v['mean_estimate']:.1f} ± "
+                  f"{v['std_estimate']:.1f} GeV (spread).", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""The machine-learned matrix-element method: log p(x_reco | θ) by importance sampling.
+
+* :mod:`invsim.mem.model`: :class:`MEMModel`, the θ-independent trained pieces and files;
+* :mod:`invsim.mem.likelihood`: :class:`MEMLikelihood`, bound to observed events, with
+  common random numbers over θ (an ``EventLikelihood`` for scans and NUTS);
+* :mod:`invsim.mem.estimator`: the weight summaries, flags and :class:`MEMResult`;
+* :mod:`invsim.mem.pareto`: generalized-Pareto fits and the Pareto k̂ diagnostic;
+* :mod:`invsim.mem.proposals`: :class:`MixtureProposal` of several proposals.
+"""
+
+from invsim.mem.estimator import MEMResult, WeightSummary, flag_events, summarize_weights
+from invsim.mem.likelihood import DifferentialCache, MEMLikelihood, MEMWarning
+from invsim.mem.model import HARD_OBSERVABLES, MEMModel, lepton_pt_eta_phi
+from invsim.mem.pareto import gpd_fit, pareto_khat, tail_length
+from invsim.mem.proposals import MixtureProposal
+
+__all__ = [
+    "HARD_OBSERVABLES",
+    "DifferentialCache",
+    "MEMLikelihood",
+    "MEMModel",
+    "MEMResult",
+    "MEMWarning",
+    "MixtureProposal",
+    "WeightSummary",
+    "flag_events",
+    "gpd_fit",
+    "lepton_pt_eta_phi",
+    "pareto_khat",
+    "summarize_weights",
+    "tail_length",
+]

@@ -1,0 +1,431 @@
+r"""The ML matrix-element-method likelihood of reco events, by importance sampling.
+
+For a reco event :math:`x` (accepted by the selection) and theory parameters θ,
+
+.. math:: p(x \mid \theta) = \frac{1}{\sigma_\text{fid}(\theta)} \int d\mu(y)\,
+          \frac{d\sigma(\theta)}{d\mu}(y)\, \varepsilon(y)\, r(x \mid y),
+          \qquad \sigma_\text{fid}(\theta) = \int d\mu\, \frac{d\sigma(\theta)}{d\mu}\,
+          \varepsilon,
+
+with dμ = dx1 dx2 dΦ_n (:mod:`forward.events`), ε the acceptance and r the transfer
+density of accepted events. :class:`MEMLikelihood` draws n hard events
+:math:`y_{j} \sim q(\cdot \mid x)` per reco event **once** (optionally a defensive
+mixture with the channel's phase-space density) and caches
+:math:`a_j = \varepsilon(y_j)\, r(x \mid y_j) / q(y_j \mid x)`; for every θ only
+dσ(θ)/dμ is re-evaluated (with the PDFs cached when the scales do not depend on θ):
+
+.. math:: \hat p(x \mid \theta) = \frac{1}{\hat\sigma_\text{fid}(\theta)}\,
+          \frac1n \sum_j \frac{d\sigma(\theta)}{d\mu}(y_j)\, a_j .
+
+These common random numbers make log p̂(θ) smooth and differentiable in θ (for NUTS).
+σ̂_fid(θ) reweights a fixed sample of the channel's map, drawn once:
+:math:`\frac1N \sum_i \frac{d\sigma(\theta)}{d\mu}(y_i)\, \varepsilon(y_i)\, e^{\text{log\_jac}_i}`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from forward._validation import as_tensor, check_choice, check_finite, check_floating
+from forward.events import HardEvents
+from invsim.mem.estimator import MEMResult, flag_events, summarize_weights
+from invsim.mem.model import MEMModel
+from invsim.mem.pareto import pareto_khat
+
+__all__ = ["DifferentialCache", "MEMLikelihood", "MEMWarning"]
+
+
+class MEMWarning(UserWarning):
+    """Some events have poor importance-sampling diagnostics."""
+
+
+def _safe_log(x: torch.Tensor) -> torch.Tensor:
+    """log x with -inf at x <= 0 and a finite gradient elsewhere (no 0 * inf = NaN)."""
+    pos = x > 0
+    return torch.where(pos, torch.log(torch.where(pos, x, torch.ones_like(x))),
+                       torch.full_like(x, -math.inf))
+
+
+class DifferentialCache:
+    """dσ(θ)/dμ at fixed hard events, re-evaluated cheaply for many θ.
+
+    When the process's factorisation scale does not depend on θ (checked at every
+    call) and |M|² > 0 at the reference parameters, the θ-independent PDF × flux
+    factor of each flavour channel is kept and only |M|²(θ) recomputed; otherwise the
+    full :class:`~forward.integrand.HadronicIntegrand` is called.
+
+    Args:
+        integrand: the process's :class:`~forward.integrand.HadronicIntegrand`.
+        events: the fixed hard events (n,), float64.
+        chunk_size: events per evaluation (memory bound).
+    """
+
+    def __init__(self, integrand, events: HardEvents, chunk_size: int = 200_000) -> None:
+        self.integrand = integrand
+        self.process = integrand.process
+        # momentum fractions outside (0, 1] (e.g. proposal draws beyond the kinematic
+        # limit) have dσ/dμ = 0; they are evaluated at a harmless stand-in and masked
+        x1, x2 = events.x1, events.x2
+        self.physical = (x1 > 0) & (x1 <= 1) & (x2 > 0) & (x2 <= 1)
+        half = torch.full_like(x1, 0.5)
+        events = HardEvents(events.momenta, torch.where(self.physical, x1, half),
+                            torch.where(self.physical, x2, half), events.sqrt_s)
+        self.events = events
+        self.chunk_size = int(chunk_size)
+        ref = self.process.params(None, dtype=events.momenta.dtype, device=events.momenta.device)
+        lumi, mu2 = [], []
+        cacheable = True
+        with torch.no_grad():
+            for ev in self._chunks():
+                contrib = integrand.channel_contributions(ev, ref)
+                me = self.process.matrix_element(ev, ref)
+                mu2.append(self.process.scales(ev, ref)[0])
+                if not bool((me > 0).all() and torch.isfinite(me).all()):
+                    cacheable = False
+                lumi.append(contrib / torch.where(me > 0, me, torch.ones_like(me)))
+        self.mu_f2 = torch.cat(mu2) if mu2 else None
+        self.lumi = torch.cat(lumi) if cacheable and lumi else None
+
+    def _chunks(self):
+        n = len(self.events)
+        for start in range(0, n, self.chunk_size):
+            yield self.events[start : start + self.chunk_size]
+
+    def __call__(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """log dσ/dμ at the cached events for one parameter point.
+
+        Args:
+            params: complete parameter tensors of shape () (from ``Process.params``).
+
+        Returns:
+            Tensor (n,) float64, -inf where dσ/dμ = 0; keeps the autograd graph in θ.
+
+        Raises:
+            ValueError: NaN or negative dσ/dμ, naming the parameter point.
+        """
+        out = []
+        for i, ev in enumerate(self._chunks()):
+            sl = slice(i * self.chunk_size, i * self.chunk_size + len(ev))
+            ds = None
+            if self.lumi is not None:
+                mu2 = self.process.scales(ev, params)[0]
+                if torch.equal(mu2.detach(), self.mu_f2[sl]):
+                    ds = (self.lumi[sl] * self.process.matrix_element(ev, params)).sum(-1)
+            if ds is None:
+                ds = self.integrand.differential(ev, params)
+            out.append(ds)
+        ds = torch.cat(out)
+        ds = torch.where(self.physical, ds, torch.zeros_like(ds))
+        if bool(torch.isnan(ds).any()) or bool((ds < 0).any()):
+            point = {k: float(v.detach()) for k, v in params.items() if v.numel() == 1}
+            raise ValueError(f"theta: dσ/dμ is NaN or negative at {point}")
+        return _safe_log(ds)
+
+
+class MEMLikelihood:
+    """p(x_reco | θ) of observed reco events from a :class:`MEMModel` (EventLikelihood).
+
+    Args:
+        model: the trained pieces.
+        x_reco: observed reco events, shape (m, *reco_event_shape) (what the transfer
+            takes), all accepted by the selection.
+        n_samples: proposal draws per event (>= 25 for the Pareto k̂).
+        parameter_names: the parameters θ given to :meth:`log_prob`; default every
+            process parameter not in ``fixed``.
+        fixed: values (numbers) of other parameters; the rest keep their defaults.
+        seed: seeds the proposal draws and the fiducial sample.
+        n_fiducial: size of the fixed sample for σ_fid(θ).
+        proposal_theta: θ given to a θ-conditional proposal (drawn once, for all θ).
+        defensive: share α in [0, 1) of draws from the channel's phase-space density
+            (mixture q = (1-α) q_prop + α q_map bounds the weights; needs the proposal's
+            ``log_prob(hard, x_reco)``).
+        chunk_size: hard events per network/matrix-element evaluation.
+        max_error, min_ess, max_pareto_k: limits beyond which an event is flagged.
+        on_flagged: ``"warn"`` (a :class:`MEMWarning` from :meth:`log_prob`, once per
+            distinct count), ``"raise"`` or ``"ignore"``; :meth:`evaluate` always
+            returns the flags.
+        progress: show tqdm bars while drawing.
+        device: device of the cached samples; default that of ``x_reco``.
+
+    Attributes:
+        parameter_names: names of θ, in order.
+        n_events: m.
+
+    Raises:
+        ValueError/TypeError: bad inputs; NaN/inf in x_reco or in the networks' outputs.
+    """
+
+    def __init__(
+        self,
+        model: MEMModel,
+        x_reco,
+        *,
+        n_samples: int = 1000,
+        parameter_names: Sequence[str] | None = None,
+        fixed: Mapping[str, float] | None = None,
+        seed: int = 0,
+        n_fiducial: int = 100_000,
+        proposal_theta=None,
+        defensive: float = 0.0,
+        chunk_size: int = 200_000,
+        max_error: float = 0.1,
+        min_ess: float = 20.0,
+        max_pareto_k: float = 0.7,
+        on_flagged: str = "warn",
+        progress: bool = False,
+        device=None,
+    ) -> None:
+        if not isinstance(model, MEMModel):
+            raise TypeError(f"model: expected a MEMModel, got {type(model).__name__}")
+        x_reco = as_tensor("x_reco", x_reco)
+        check_floating("x_reco", x_reco)
+        if x_reco.ndim < 2 or x_reco.shape[0] < 1:
+            raise ValueError(f"x_reco: expected shape (m >= 1, ...), got {tuple(x_reco.shape)}")
+        check_finite("x_reco", x_reco)
+        for name, v, lo in (("n_samples", n_samples, 25), ("n_fiducial", n_fiducial, 2),
+                            ("chunk_size", chunk_size, 1)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"{name}: expected an integer >= {lo}, got {v!r}")
+        if not (0 <= defensive < 1):
+            raise ValueError(f"defensive: expected a share in [0, 1), got {defensive!r}")
+        check_choice("on_flagged", on_flagged, ("warn", "raise", "ignore"))
+        self.model = model
+        self.process = model.process
+        self.device = torch.device(device) if device is not None else x_reco.device
+        self.x_reco = x_reco.to(self.device)
+        self.n_events = x_reco.shape[0]
+        self.n_samples = n_samples
+        self.fixed = {k: float(v) for k, v in dict(fixed or {}).items()}
+        self.process.params(self.fixed)  # names and ranges
+        if parameter_names is None:
+            parameter_names = [p for p in self.process.parameters if p not in self.fixed]
+        if isinstance(parameter_names, str):
+            raise TypeError(
+                f"parameter_names: expected a sequence of names, got {parameter_names!r}"
+            )
+        names = tuple(parameter_names)
+        unknown = [p for p in names if p not in self.process.parameters]
+        if unknown or len(set(names)) != len(names) or set(names) & set(self.fixed):
+            raise ValueError(
+                f"parameter_names: expected distinct names of {sorted(self.process.parameters)} "
+                f"not in fixed, got {list(names)}"
+            )
+        self.parameter_names = names
+        self.limits = dict(max_error=max_error, min_ess=min_ess, max_pareto_k=max_pareto_k)
+        self.on_flagged = on_flagged
+        self._warned: set[int] = set()
+        self.chunk_size = chunk_size
+        gen = torch.Generator(device=self.device).manual_seed(int(seed))
+        self._draw(proposal_theta, defensive, gen, progress)
+        self._fiducial(n_fiducial, gen)
+
+    # -- cached samples ------------------------------------------------------------------
+    def _draw(self, proposal_theta, defensive: float, gen, progress: bool) -> None:
+        n = self.n_samples
+        n_def = int(round(defensive * n))
+        n_prop = n - n_def
+        if n_prop < 1:
+            raise ValueError("defensive: leaves no draws from the proposal")
+        if n_def and not callable(getattr(self.model.proposal, "log_prob", None)):
+            raise TypeError("defensive: the proposal has no log_prob(hard, x_reco)")
+        per = max(1, self.chunk_size // n)
+        log_a, moms, x1s, x2s = [], [], [], []
+        bar = tqdm(range(0, self.n_events, per), desc="MEM proposal", disable=not progress)
+        for start in bar:
+            xr = self.x_reco[start : start + per]
+            ev, lq = self._draw_chunk(xr, n_prop, n_def, proposal_theta, gen)
+            xr_rep = xr.repeat_interleave(n, 0)
+            with torch.no_grad():  # the cached factor is θ-independent: no graph to keep
+                la = self.model.log_acceptance(ev) + self.model.log_transfer(xr_rep, ev)
+            if bool(torch.isnan(la).any()) or bool((la == math.inf).any()):
+                raise ValueError(
+                    "model: the acceptance or transfer returned NaN/+inf at proposal samples"
+                )
+            log_a.append((la.view(len(xr), n) - lq).to(self.device))
+            moms.append(ev.momenta.to(self.device))
+            x1s.append(ev.x1.to(self.device))
+            x2s.append(ev.x2.to(self.device))
+        self.log_a = torch.cat(log_a)  # (m, n)
+        self.events = HardEvents(torch.cat(moms), torch.cat(x1s), torch.cat(x2s),
+                                 self.process.sqrt_s)
+        self._dsigma = DifferentialCache(self.model.integrand, self.events, self.chunk_size)
+
+    def _draw_chunk(self, xr, n_prop: int, n_def: int, theta, gen):
+        m = xr.shape[0]
+        with torch.no_grad():
+            ev, lq = self.model.proposal.sample_and_log_prob(xr, n_prop, theta, generator=gen)
+            ev = ev.to(dtype=torch.float64, device=self.device)
+            lq = lq.to(dtype=torch.float64, device=self.device)
+            if lq.shape != (m, n_prop) or len(ev) != m * n_prop:
+                raise ValueError(
+                    f"model.proposal: expected {m * n_prop} events and log_q of shape "
+                    f"({m}, {n_prop}), got {len(ev)} and {tuple(lq.shape)}"
+                )
+            if not bool(torch.isfinite(lq).all()):
+                raise ValueError("model.proposal: non-finite log q at its own samples")
+            check_finite("model.proposal events", ev.momenta)
+            if n_def == 0:
+                return ev, lq
+            cmap = self.model.coordinates.map
+            r = torch.rand(m * n_def, cmap.dim, generator=gen, dtype=torch.float64,
+                           device=self.device)
+            ev_d, log_jac = cmap.forward(r)
+            alpha = n_def / (n_prop + n_def)
+            # mixture density at both kinds of draws
+            lq_map_p = self._log_map_density(ev)
+            lq_prop_d = self.model.proposal.log_prob(
+                ev_d, xr.repeat_interleave(n_def, 0), theta).to(torch.float64).view(m, n_def)
+            lq_p = torch.logaddexp(lq + math.log1p(-alpha),
+                                   lq_map_p.view(m, n_prop) + math.log(alpha))
+            lq_d = torch.logaddexp(lq_prop_d + math.log1p(-alpha),
+                                   -log_jac.view(m, n_def) + math.log(alpha))
+            k = ev.momenta.shape[1]
+            mom = torch.cat([ev.momenta.view(m, n_prop, k, 4),
+                             ev_d.momenta.view(m, n_def, k, 4)], 1).view(-1, k, 4)
+            x1 = torch.cat([ev.x1.view(m, n_prop), ev_d.x1.view(m, n_def)], 1).flatten()
+            x2 = torch.cat([ev.x2.view(m, n_prop), ev_d.x2.view(m, n_def)], 1).flatten()
+            return HardEvents(mom, x1, x2, ev.sqrt_s), torch.cat([lq_p, lq_d], 1)
+
+    def _log_map_density(self, events: HardEvents) -> torch.Tensor:
+        r, log_jac_inv = self.model.coordinates.map.inverse(events)
+        inside = ((r > 0) & (r < 1)).all(-1) & torch.isfinite(log_jac_inv)
+        return torch.where(inside, log_jac_inv, torch.full_like(log_jac_inv, -math.inf))
+
+    def _fiducial(self, n: int, gen) -> None:
+        cmap = self.model.coordinates.map
+        r = torch.rand(n, cmap.dim, generator=gen, dtype=torch.float64, device=self.device)
+        with torch.no_grad():
+            ev, log_jac = cmap.forward(r)
+            parts = [self.model.log_acceptance(ev[s : s + self.chunk_size])
+                     for s in range(0, n, self.chunk_size)]
+            lb = torch.cat(parts).to(self.device) + log_jac
+        if bool(torch.isnan(lb).any()):
+            raise ValueError("model.acceptance: NaN at the fiducial sample")
+        self._fid_log_b = lb
+        self._fid_dsigma = DifferentialCache(self.model.integrand, ev, self.chunk_size)
+
+    # -- parameters ----------------------------------------------------------------------
+    @property
+    def parameters(self) -> dict:
+        """The declared :class:`~forward.processes.Parameter` of each θ component."""
+        return {p: self.process.parameters[p] for p in self.parameter_names}
+
+    def _points(self, theta) -> tuple[list[dict[str, torch.Tensor]], bool]:
+        """Complete parameters per θ point, and whether θ was batched."""
+        if not isinstance(theta, Mapping):
+            raise TypeError(
+                f"theta: expected a mapping of {list(self.parameter_names)} to tensors, "
+                f"got {type(theta).__name__}"
+            )
+        missing = [p for p in self.parameter_names if p not in theta]
+        extra = [p for p in theta if p not in self.parameter_names]
+        if missing or extra:
+            raise ValueError(
+                f"theta: expected exactly the parameters {list(self.parameter_names)}, "
+                f"missing {missing}, unexpected {extra}"
+            )
+        vals = {}
+        batch = None
+        for p in self.parameter_names:
+            v = as_tensor(p, theta[p], dtype=None if isinstance(theta[p], torch.Tensor)
+                          else torch.float64, device=self.device)
+            check_floating(p, v)
+            if v.ndim > 1:
+                raise ValueError(f"{p}: expected shape () or (b,), got {tuple(v.shape)}")
+            check_finite(p, v.detach())
+            if v.ndim == 1:
+                if batch is not None and v.shape[0] != batch:
+                    raise ValueError(f"{p}: expected shape ({batch},) like the other "
+                                     f"parameters, got {tuple(v.shape)}")
+                batch = v.shape[0]
+            vals[p] = v.to(device=self.device, dtype=torch.float64)
+        b = 1 if batch is None else batch
+        points = []
+        for i in range(b):
+            point = {p: (v[i] if v.ndim else v) for p, v in vals.items()}
+            points.append(self.process.params({**self.fixed, **point}, device=self.device))
+        return points, batch is not None
+
+    # -- likelihood ----------------------------------------------------------------------
+    def _log_sigma_fid(self, params) -> tuple[torch.Tensor, torch.Tensor]:
+        s = summarize_weights(self._fid_dsigma(params) + self._fid_log_b)
+        return s.log_mean, s.error
+
+    def log_sigma_fid(self, theta) -> torch.Tensor:
+        """log(σ_fid(θ) / pb) from the fixed fiducial sample, shape () or (b,), differentiable."""
+        points, batched = self._points(theta)
+        out = torch.stack([self._log_sigma_fid(p)[0] for p in points])
+        return out if batched else out[0]
+
+    def _point(self, params, *, full: bool):
+        log_w = self.log_a + self._dsigma(params).view(self.n_events, self.n_samples)
+        s = summarize_weights(log_w)
+        lsf, sf_err = self._log_sigma_fid(params)
+        k = pareto_khat(log_w.detach()) if full else None
+        return s.log_mean - lsf, s, lsf, sf_err, k
+
+    def log_prob(self, theta) -> torch.Tensor:
+        """Per-event log p(x_reco | θ), differentiable in θ.
+
+        Args:
+            theta: mapping of each name in ``parameter_names`` to a tensor of shape ()
+                or (b,) (a batch of parameter points; numbers are taken as float64).
+
+        Returns:
+            Tensor (n_events,) or (b, n_events), float64, w.r.t. the reco observables'
+            measure of the transfer function.
+        """
+        points, batched = self._points(theta)
+        out, n_bad = [], 0
+        for params in points:
+            lp, s, _, _, _ = self._point(params, full=False)
+            bad = flag_events(lp, s.error, s.ess, None, max_error=self.limits["max_error"],
+                              min_ess=self.limits["min_ess"], max_pareto_k=math.inf)
+            n_bad = max(n_bad, int(bad.sum()))
+            out.append(lp)
+        self._report(n_bad)
+        out = torch.stack(out)
+        return out if batched else out[0]
+
+    def _report(self, n_bad: int) -> None:
+        if n_bad == 0 or self.on_flagged == "ignore":
+            return
+        text = (f"{n_bad} of {self.n_events} events have poor importance-sampling diagnostics "
+                f"(error > {self.limits['max_error']}, ESS < {self.limits['min_ess']} or "
+                "non-finite); MEMLikelihood.evaluate(theta) returns the flags per event")
+        if self.on_flagged == "raise":
+            raise ValueError(text)
+        if n_bad not in self._warned:
+            self._warned.add(n_bad)
+            warnings.warn(text, MEMWarning, stacklevel=3)
+
+    def evaluate(self, theta) -> MEMResult:
+        """log p with per-event MC error, ESS, Pareto k̂ and flags (see :class:`MEMResult`).
+
+        Args:
+            theta: as for :meth:`log_prob`.
+
+        Returns:
+            A :class:`~invsim.mem.MEMResult`, shapes (n_events,) or (b, n_events); the
+            values keep the autograd graph.
+        """
+        points, batched = self._points(theta)
+        rows = []
+        for params in points:
+            lp, s, lsf, sf_err, k = self._point(params, full=True)
+            flagged = flag_events(lp, s.error, s.ess, k, **self.limits)
+            rows.append((lp, s.error, s.ess, k, flagged, lsf, sf_err))
+        cols = [torch.stack(c) for c in zip(*rows, strict=True)]
+        if not batched:
+            cols = [c[0] for c in cols]
+        lp, err, ess, k, flagged, lsf, sf_err = cols
+        return MEMResult(lp, err, ess, k, flagged, lsf, sf_err, self.n_samples)
+
+    def __repr__(self) -> str:
+        return (f"MEMLikelihood({self.n_events} events x {self.n_samples} samples, "
+                f"parameters={self.parameter_names}, fixed={self.fixed})")
