@@ -23,6 +23,12 @@ Example:
 """
 
 from forward.nis.channel_weights import ChannelWeights
+from forward.nis.conditional import (
+    ConditionalNIS,
+    ConditionalProposal,
+    CrossSectionScan,
+    ParameterBox,
+)
 from forward.nis.diagnostics import Diagnostics, NISWarning, check_weights, lost_region_check
 from forward.nis.flows import CubeFlow, SplineCoupling, coupling_masks, unit_rqs
 from forward.nis.mixture import ComponentSample, MixtureProposal, Proposal
@@ -36,6 +42,7 @@ from forward.nis.multichannel import (
 )
 from forward.nis.pipeline import NISConfig, NISFit, fit, vegas_bins
 from forward.nis.results import IntegrationResult, combine_estimates, integrate
+from forward.nis.reweight import ReweightResult, reweight, weighted_estimate
 from forward.nis.training import LOSSES, Trainer, TrainingConfig, nis_loss
 from forward.nis.unweighting import UnweightingResult, max_weight, unweight, unweighting_efficiency
 from forward.nis.vegas import VegasMap
@@ -44,6 +51,9 @@ __all__ = [
     "LOSSES",
     "ChannelWeights",
     "ComponentSample",
+    "ConditionalNIS",
+    "ConditionalProposal",
+    "CrossSectionScan",
     "CubeFlow",
     "Diagnostics",
     "IntegrationResult",
@@ -53,7 +63,9 @@ __all__ = [
     "NISConfig",
     "NISFit",
     "NISWarning",
+    "ParameterBox",
     "Proposal",
+    "ReweightResult",
     "SplineCoupling",
     "Trainer",
     "TrainingConfig",
@@ -71,8 +83,10 @@ __all__ = [
     "lost_region_check",
     "max_weight",
     "nis_loss",
+    "reweight",
     "unit_rqs",
     "unweight",
     "unweighting_efficiency",
     "vegas_bins",
+    "weighted_estimate",
 ]

@@ -4,10 +4,10 @@ A :class:`CubeFlow` is a stack of coupling layers. Each layer keeps a subset
 :math:`u_a` of the coordinates and moves the others, :math:`u_b`, by monotonic
 rational-quadratic splines (Durkan et al. 2019, as in
 ``zuko.transforms.MonotonicRQSTransform``) whose knots come from a small network
-(``zuko.nn.MLP``) of :math:`u_a` (and of an optional context, for conditional flows
-later). The splines here map :math:`[0, 1]` onto itself with learnable slopes at
-both ends, and their inverse returns the log-Jacobian in the same pass (sampling
-with densities costs one network call per layer). Every layer is a bijection of
+(``zuko.nn.MLP``) of :math:`u_a` (and of an optional context, e.g. the parameters θ
+of :mod:`forward.nis.conditional`). The splines here map :math:`[0, 1]` onto itself
+with learnable slopes at both ends, and their inverse returns the log-Jacobian in the
+same pass (sampling with densities costs one network call per layer). Every layer is a bijection of
 :math:`[0, 1]^d`, so the flow density has exactly the cube as support:
 
 .. math:: q(u) = \prod_{\text{layers}} \left|\det \frac{\partial z_{l+1}}{\partial z_l}\right|,
@@ -34,6 +34,8 @@ __all__ = ["CubeFlow", "SplineCoupling", "coupling_masks", "unit_rqs"]
 
 # softplus(_D_SHIFT) = 1: a zero network output gives unit knot slopes (identity spline)
 _D_SHIFT = math.log(math.e - 1.0)
+# rows per block when sampling without gradient on the CPU (keeps the spline in cache)
+_CPU_CHUNK = 8192
 
 
 def unit_rqs(
@@ -73,19 +75,27 @@ def _rqs_packed(
     min_width: float,
     min_slope: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`unit_rqs` with widths and heights packed as ``wh`` of shape (..., 2, K)."""
+    """:func:`unit_rqs` with widths and heights packed as ``wh`` of shape (..., 2, K).
+
+    One softmax and one cumulative sum serve both the bin search and the knots: the
+    upper knot of bin j is ``min_width (j + 1) + scale C_j`` with ``C`` the cumulative
+    softmax; only the source axis's inner knots are formed in full, the bin's own
+    width, height and lower knots are gathered.
+    """
     k = wh.shape[-1]
     scale = 1 - min_width * k
     sm = torch.softmax(wh, dim=-1)
-    # upper knots of every bin: min_width * (j + 1) + scale * cumsum(softmax), last ~1
-    ramp = torch.arange(1, k + 1, dtype=wh.dtype, device=wh.device) * min_width
-    cum = torch.cumsum(sm, dim=-1).mul_(scale).add_(ramp)
+    cum = torch.cumsum(sm, dim=-1)
     src = 1 if inverse else 0
+    ramp = torch.arange(1, k, dtype=wh.dtype, device=wh.device) * min_width
     # bin index: number of inner upper knots <= x (K is small, a compare beats a search)
-    i = (cum[..., src, :-1] <= x.unsqueeze(-1)).sum(dim=-1, keepdim=True)
+    knots = torch.add(ramp, cum[..., src, :-1], alpha=scale)
+    i = (knots <= x.unsqueeze(-1)).sum(dim=-1, keepdim=True)
     i2 = i.unsqueeze(-2).expand(*i.shape[:-1], 2, 1)
-    wh_i = sm.gather(-1, i2).squeeze(-1).mul_(scale).add_(min_width)  # (..., 2): width, height
-    lo = cum.gather(-1, i2).squeeze(-1) - wh_i  # (..., 2): lower knots
+    e_i = sm.gather(-1, i2).squeeze(-1)  # (..., 2): softmax of width and height at the bin
+    c_i = cum.gather(-1, i2).squeeze(-1)
+    wh_i = e_i * scale + min_width  # (..., 2): width, height
+    lo = (c_i - e_i) * scale + i.to(wh.dtype) * min_width  # (..., 2): lower knots
     x0, y0 = lo[..., 0], lo[..., 1]
     wi, hi = wh_i[..., 0], wh_i[..., 1]
     d01 = min_slope + F.softplus(slopes.gather(-1, torch.cat([i, i + 1], dim=-1)) + _D_SHIFT)
@@ -166,9 +176,12 @@ class SplineCoupling(nn.Module):
     def _params(self, u_a: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
         """Packed widths/heights, shape (n, n_b, 2, K), and slopes, shape (n, n_b, K + 1)."""
         h = u_a if c is None else torch.cat([u_a, c.expand(u_a.shape[0], -1)], dim=-1)
-        phi = self.net(h).unflatten(-1, (self.idx_b.numel(), 3 * self.bins + 1))
-        k = self.bins
-        return phi[..., : 2 * k].unflatten(-1, (2, k)), phi[..., 2 * k :]
+        phi = self.net(h)
+        n_b, k = self.idx_b.numel(), self.bins
+        # output layout [widths and heights of every moved coordinate | their slopes]:
+        # the spline's exp/max/cumsum then run on one block with unit inner stride
+        wh = phi[:, : 2 * k * n_b].unflatten(-1, (n_b, 2, k))
+        return wh, phi[:, 2 * k * n_b :].unflatten(-1, (n_b, k + 1))
 
     def forward(
         self, u: torch.Tensor, c: torch.Tensor | None = None
@@ -195,7 +208,7 @@ class CubeFlow(nn.Module):
         layers: number of coupling layers; default ``2 * max(2, ceil(log2 d))``.
         bins: spline bins per coordinate.
         hidden: hidden layer widths of each coupling network.
-        context: number of context features (reserved for conditional flows).
+        context: number of context features (e.g. the θ of a conditional flow).
         slope: minimum spline slope.
         dtype: parameter dtype (float32 is faster, float64 more precise).
         device: parameter device.
@@ -223,6 +236,16 @@ class CubeFlow(nn.Module):
             for m in coupling_masks(dims, layers)
         )
         self.to(dtype=dtype, device=device)
+        self._config = {
+            "dims": self.dims, "layers": int(layers), "bins": int(bins),
+            "hidden": [int(h) for h in hidden], "context": self.context, "slope": float(slope),
+        }
+
+    @property
+    def config(self) -> dict:
+        """Constructor arguments (``dtype`` as a name such as ``"float32"``): enough to
+        rebuild an equal flow for :meth:`load_state_dict`."""
+        return {**self._config, "dtype": str(self.dtype).removeprefix("torch.")}
 
     @property
     def dtype(self) -> torch.dtype:
@@ -234,15 +257,47 @@ class CubeFlow(nn.Module):
         """Parameter device."""
         return next(self.parameters()).device
 
-    def _context(self, c: torch.Tensor | None) -> torch.Tensor | None:
+    def _context(self, c: torch.Tensor | None, n: int) -> torch.Tensor | None:
         if self.context == 0:
             if c is not None:
                 raise ValueError("context: this flow takes no context, got a tensor")
             return None
-        if c is None or c.shape[-1] != self.context:
-            got = None if c is None else tuple(c.shape)
-            raise ValueError(f"context: expected shape (1 or n, {self.context}), got {got}")
+        if not isinstance(c, torch.Tensor):
+            raise TypeError(
+                f"context: expected a tensor of shape (1 or {n}, {self.context}), "
+                f"got {type(c).__name__}"
+            )
+        if c.ndim != 2 or c.shape[1] != self.context or c.shape[0] not in (1, n):
+            raise ValueError(
+                f"context: expected shape (1 or {n}, {self.context}), got {tuple(c.shape)}"
+            )
         return c.to(self.dtype)
+
+    def _run(
+        self, x: torch.Tensor, c: torch.Tensor | None, inverse: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pass through every layer (reversed for ``inverse``); returns points and log q."""
+        total = torch.zeros(x.shape[0], dtype=self.dtype, device=x.device)
+        for layer in reversed(self.layers) if inverse else self.layers:
+            x, ladj = layer.inverse(x, c) if inverse else layer(x, c)
+            total = total + ladj
+        return x, total
+
+    def _chunked(
+        self, x: torch.Tensor, c: torch.Tensor | None, inverse: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_run` in row blocks of :data:`_CPU_CHUNK` when no gradient is recorded
+        on the CPU (intermediates then stay in cache: ~2x faster sampling)."""
+        n = x.shape[0]
+        if torch.is_grad_enabled() or x.device.type != "cpu" or n <= 2 * _CPU_CHUNK:
+            return self._run(x, c, inverse)
+        out = torch.empty_like(x)
+        total = torch.empty(n, dtype=self.dtype, device=x.device)
+        for s in range(0, n, _CPU_CHUNK):
+            e = min(n, s + _CPU_CHUNK)
+            cc = c if c is None or c.shape[0] == 1 else c[s:e]
+            out[s:e], total[s:e] = self._run(x[s:e], cc, inverse)
+        return out, total
 
     def log_prob(self, u: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """Log-density of points of the cube.
@@ -255,13 +310,8 @@ class CubeFlow(nn.Module):
             ``log q(u)``, shape (n,), in the flow's dtype; differentiable in the parameters.
         """
         check_points("u", u, self.dims)
-        c = self._context(context)
-        z = u.to(self.dtype)
-        total = torch.zeros(z.shape[0], dtype=self.dtype, device=z.device)
-        for layer in self.layers:
-            z, ladj = layer(z, c)
-            total = total + ladj
-        return total
+        c = self._context(context, u.shape[0])
+        return self._chunked(u.to(self.dtype), c, inverse=False)[1]
 
     def transform(
         self, z: torch.Tensor, context: torch.Tensor | None = None
@@ -273,13 +323,8 @@ class CubeFlow(nn.Module):
             context: context features, shape (1 or n, context), or None.
         """
         check_points("z", z, self.dims)
-        c = self._context(context)
-        u = z.to(self.dtype)
-        total = torch.zeros(u.shape[0], dtype=self.dtype, device=u.device)
-        for layer in reversed(self.layers):
-            u, ladj = layer.inverse(u, c)
-            total = total + ladj
-        return u, total
+        c = self._context(context, z.shape[0])
+        return self._chunked(z.to(self.dtype), c, inverse=True)
 
     def sample(
         self,
