@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from forward._validation import check_finite
-from forward.io._files import atomic_target
+from forward.files import atomic_target
 
 __all__ = [
     "CoverageResult",

@@ -152,8 +152,8 @@ def _parse_fixed(items) -> dict[str, float]:
 def scan_command(events_path, factory_spec, params, profiles, fixes, luminosity, batch_size,
                  device, out, overwrite, as_json) -> None:
     """Scan -2 Delta log L of the events over one or two parameters."""
+    from forward.files import atomic_target
     from forward.io import load_hdf5
-    from forward.io._files import atomic_target
     from invsim.scan import scan
 
     if out.exists() and any(out.iterdir()) and not overwrite:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from forward._validation import as_tensor, check_choice, check_finite, check_floating
-from forward.io._files import atomic_target
+from forward.files import atomic_target
 from invsim.infer.likelihood import check_event_log_prob, check_likelihood, has_sigma_fid
 
 __all__ = [

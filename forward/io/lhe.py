@@ -23,7 +23,7 @@ from xml.sax.saxutils import escape, unescape
 import torch
 
 from forward.eventset import FORMAT_VERSION, EventSet
-from forward.io._files import atomic_target
+from forward.files import atomic_target
 
 __all__ = ["colour_flow", "read_lhe", "write_lhe"]
 

@@ -23,7 +23,7 @@ import torch
 
 from forward.detector.objects import RecoEvents
 from forward.eventset import FORMAT_VERSION, EventSet
-from forward.io._files import atomic_target
+from forward.files import atomic_target
 
 __all__ = ["read_root", "write_root"]
 

@@ -33,16 +33,17 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from forward._validation import as_tensor, check_finite, check_range
+from forward.files import atomic_target
 from forward.nis._evaluate import check_count, check_points, evaluate
 from forward.nis.flows import CubeFlow
 from forward.nis.mixture import ComponentSample
@@ -663,17 +664,8 @@ class ConditionalNIS:
         Raises:
             FileExistsError: if ``path`` exists and ``overwrite`` is False.
         """
-        path = os.fspath(path)
-        if os.path.exists(path) and not overwrite:
-            raise FileExistsError(f"path: {path!r} exists; pass overwrite=True to replace it")
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(self.state_dict(), fh)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        with atomic_target(Path(path), overwrite, ".pt") as tmp:
+            torch.save(self.state_dict(), tmp)
 
     @classmethod
     def load(

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from forward._validation import check_choice, check_range
+from forward.files import atomic_target
 from forward.nis._evaluate import Integrand, check_count, check_points, evaluate
 
 __all__ = ["LOSSES", "Trainer", "TrainingConfig", "nis_loss"]
@@ -368,19 +369,8 @@ class Trainer:
         Raises:
             FileExistsError: if ``path`` exists and ``overwrite`` is False.
         """
-        path = os.fspath(path)
-        if os.path.exists(path) and not overwrite:
-            raise FileExistsError(f"path: {path!r} exists; pass overwrite=True to replace it")
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(self.state_dict(), fh)
-            if os.path.exists(path) and not overwrite:  # appeared meanwhile
-                raise FileExistsError(f"path: {path!r} exists; pass overwrite=True to replace it")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        with atomic_target(Path(path), overwrite, ".pt") as tmp:
+            torch.save(self.state_dict(), tmp)
 
     def load(self, path: str | os.PathLike) -> None:
         """Resume from a checkpoint written by :meth:`save`.

@@ -147,7 +147,7 @@ def plot_precision(
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    from forward.io._files import atomic_target
+    from forward.files import atomic_target
 
     path = Path(path)
     if (sizes is None) != (summaries is None) or (

@@ -256,7 +256,7 @@ class SurrogateMatrixElement:
         Raises:
             FileExistsError: ``path`` exists and ``overwrite`` is false.
         """
-        from forward.io._files import atomic_target
+        from forward.files import atomic_target
 
         path = Path(path)
         with atomic_target(path, overwrite) as tmp:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from forward.io._files import atomic_target
+from forward.files import atomic_target
 from invsim.infer.model import InferenceProblem
 
 __all__ = ["load_inference", "save_inference", "to_inference_data", "versions"]
