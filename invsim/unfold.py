@@ -39,7 +39,6 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
-from torch.distributions import Independent, Normal
 
 from forward._validation import as_tensor, check_finite
 from forward.events import HardEvents
@@ -98,30 +97,6 @@ def _process_description(process, params, channel: int) -> dict | None:
             return None
         plain[key] = float(t)
     return {"name": process.name, "settings": settings, "params": plain, "channel": channel}
-
-
-def _flow_sample_and_log_prob(
-    flow: ConditionalFlow, context: torch.Tensor, n: int, generator: torch.Generator | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """n draws per context from a flow and their log-density, in one inverse pass.
-
-    Returns:
-        (x, log_q): physical values, shape (n, m, *event_shape), and log q(x | c) w.r.t.
-        the preprocessing's measure, shape (n, m), in the flow's dtype.
-    """
-    dist = flow.flow(flow.context_features(context))
-    base = dist.base
-    if not (isinstance(base, Independent) and isinstance(base.base_dist, Normal)):
-        raise TypeError(f"cannot sample with a generator from base {type(base).__name__}")
-    shape = (n, *base.batch_shape, *base.event_shape)
-    eps = torch.randn(shape, generator=generator, dtype=flow.dtype, device=flow.device)
-    u = base.base_dist.loc + base.base_dist.scale * eps
-    y, ladj = dist.transform.inv.call_and_ladj(u)
-    if ladj.shape == y.shape:  # element-wise transforms report per-feature terms
-        ladj = ladj.sum(-1)
-    x = flow.x_preprocessing.inv(y)
-    _, pre_ladj = flow.x_preprocessing.call_and_ladj(x)
-    return x, base.log_prob(u) - ladj + pre_ladj
 
 
 class Unfolder(nn.Module):
@@ -399,6 +374,10 @@ class Unfolder(nn.Module):
             The classifier's :class:`~invsim.flows.TrainResult`.
         """
         x_reco = self._reco(x_reco)
+        labels = as_tensor("matched", matched)
+        if labels.shape != (x_reco.shape[0],):  # named here: the classifier says "passed"
+            raise ValueError(f"matched: expected shape ({x_reco.shape[0]},) to match x_reco, "
+                             f"got {tuple(labels.shape)}")
         pre = preprocessing_from_dict(self.reco_preprocessing.to_dict())  # an own copy
         clf = AcceptanceClassifier(pre, hidden_features, seed=seed, dtype=self.flow.dtype)
         result = clf.fit(x_reco, matched, config=config, seed=seed, progress=progress)
@@ -452,7 +431,7 @@ class Unfolder(nn.Module):
         context = self._context(self._reco(x_reco), theta)
         m = context.shape[0]
         with torch.no_grad():
-            z, lq_z = _flow_sample_and_log_prob(self.flow, context, n, generator)  # (n, m)
+            z, lq_z = self.flow.sample_and_log_prob(context, n, generator=generator)  # (n, m)
             z = z.transpose(0, 1).reshape(m * n, self.dim)
             lq_z = lq_z.transpose(0, 1).reshape(m * n)
             events, log_det = self.coordinates.events(z.to(torch.float64))

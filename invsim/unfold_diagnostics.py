@@ -333,23 +333,30 @@ class HistogramRatio:
 
 
 def _hist(name: str, x, weights, edges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    x = as_tensor(name, x).detach().to("cpu", torch.float64).reshape(-1)
+    """Weighted counts per bin and their errors; x of shape (n,), or (m, n) in groups."""
+    x = as_tensor(name, x).detach().to("cpu", torch.float64)
+    if x.ndim not in (1, 2):
+        raise ValueError(f"{name}: expected shape (n,) or (m, n), got {tuple(x.shape)}")
     check_finite(name, x)
     if weights is None:
         w = torch.ones_like(x)
     else:
-        w = as_tensor(f"weights_{name}", weights).detach().to("cpu", torch.float64).reshape(-1)
+        w = as_tensor(f"weights_{name}", weights).detach().to("cpu", torch.float64)
         if w.shape != x.shape:
             raise ValueError(f"weights_{name}: expected shape {tuple(x.shape)} to match {name}, "
                              f"got {tuple(w.shape)}")
         check_finite(f"weights_{name}", w)
     nb = len(edges) - 1
-    idx = torch.bucketize(x.contiguous(), edges, right=True) - 1
-    idx = torch.where(x == edges[-1], torch.full_like(idx, nb - 1), idx)
+    rows = x.reshape(-1, x.shape[-1]) if x.ndim == 2 else x.reshape(-1, 1)
+    w = w.reshape(rows.shape)
+    idx = torch.bucketize(rows.contiguous(), edges, right=True) - 1
+    idx = torch.where(rows == edges[-1], torch.full_like(idx, nb - 1), idx)
     inside = (idx >= 0) & (idx < nb)
-    counts = torch.bincount(idx[inside], weights=w[inside], minlength=nb)
-    sumw2 = torch.bincount(idx[inside], weights=w[inside] ** 2, minlength=nb)
-    return counts, sumw2.sqrt()
+    # per group (row) and bin: the group's summed weight; groups are independent
+    flat = (idx + nb * torch.arange(len(rows)).unsqueeze(-1))[inside]
+    per_group = torch.bincount(flat, weights=w[inside], minlength=len(rows) * nb)
+    per_group = per_group.reshape(len(rows), nb)
+    return per_group.sum(0), per_group.pow(2).sum(0).sqrt()
 
 
 def histogram_ratio(
@@ -364,16 +371,17 @@ def histogram_ratio(
 ) -> HistogramRatio:
     """Histogram two samples on the same bins and take their ratio.
 
-    Errors are sqrt(Σ w²) per bin, i.e. independent events; for several unfolded samples
-    per reco event, histogram one sample per event (or use weights 1/n and read the
-    errors as a lower bound).
+    Errors are sqrt(Σ w²) per bin for independent events (a 1-D sample). A 2-D sample of
+    shape (m, n) is m independent groups of n correlated values (e.g. n unfolded samples
+    for each of m reco events): its error per bin is sqrt(Σ_i c_i²), with c_i the summed
+    weight of group i in the bin, which holds whatever the correlation within a group.
 
     Args:
-        a: first sample (e.g. unfolded), shape (n_a,).
-        b: second sample (e.g. truth), shape (n_b,).
+        a: first sample (e.g. unfolded), shape (n_a,), or (m_a, n) in groups.
+        b: second sample (e.g. truth), shape (n_b,), or (m_b, n) in groups.
         bins: number of equal bins, or the edges (increasing), shape (bins + 1,).
         range: (low, high) for equal bins; default the 0.5 %–99.5 % quantiles of b.
-        weights_a, weights_b: per-event weights, shapes (n_a,), (n_b,); default 1.
+        weights_a, weights_b: per-event weights, of the shapes of a and b; default 1.
         normalize: scale a (and its errors) to b's total in the bins.
 
     Returns:

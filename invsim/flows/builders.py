@@ -221,6 +221,20 @@ class ConditionalFlow(nn.Module):
         lp = self.feature_log_prob(y, c) + torch.where(ok, ladj, torch.zeros_like(ladj))
         return torch.where(ok, lp, torch.full_like(lp, -math.inf))
 
+    def _base_draw(
+        self, context, n: int, generator: torch.Generator | None
+    ) -> tuple[zuko.distributions.NormalizingFlow, torch.Tensor]:
+        """The feature distribution at ``context`` and n base draws u, (n, *batch, d)."""
+        if isinstance(n, bool) or not (isinstance(n, int) and n >= 1):
+            raise ValueError(f"n: expected an integer >= 1, got {n!r}")
+        dist = self.flow(self.context_features(context))
+        base = dist.base
+        if not (isinstance(base, Independent) and isinstance(base.base_dist, Normal)):
+            raise TypeError(f"cannot sample with a generator from base {type(base).__name__}")
+        shape = (n, *base.batch_shape, *base.event_shape)
+        eps = torch.randn(shape, generator=generator, dtype=self.dtype, device=self.device)
+        return dist, base.base_dist.loc + base.base_dist.scale * eps
+
     def sample(
         self, context=None, n: int = 1, *, generator: torch.Generator | None = None
     ) -> torch.Tensor:
@@ -235,19 +249,38 @@ class ConditionalFlow(nn.Module):
             Tensor of shape (n, m, *event_shape) ((n, *event_shape) unconditional),
             in the flow's dtype.
         """
-        if not (isinstance(n, int) and n >= 1):
-            raise ValueError(f"n: expected an integer >= 1, got {n!r}")
-        c = self.context_features(context)
-        dist = self.flow(c)
-        base = dist.base
-        if not (isinstance(base, Independent) and isinstance(base.base_dist, Normal)):
-            raise TypeError(f"cannot sample with a generator from base {type(base).__name__}")
-        shape = (n, *base.batch_shape, *base.event_shape)
-        eps = torch.randn(shape, generator=generator, dtype=self.dtype, device=self.device)
-        z = base.base_dist.loc + base.base_dist.scale * eps
+        dist, u = self._base_draw(context, n, generator)
         with torch.no_grad():
-            y = dist.transform.inv(z)
+            y = dist.transform.inv(u)
             return self.x_preprocessing.inv(y)
+
+    def sample_and_log_prob(
+        self, context=None, n: int = 1, *, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw physical events and their log-density, in one inverse pass of the flow.
+
+        Cheaper than :meth:`sample` followed by :meth:`log_prob` (no forward pass), and
+        the same draws as :meth:`sample` for the same generator state.
+
+        Args:
+            context: physical context, shape (m, ...), or None if unconditional.
+            n: number of draws per context (>= 1).
+            generator: random generator on the flow's device (None: torch's global one).
+
+        Returns:
+            (x, log_q): physical events, shape (n, m, *event_shape) ((n, *event_shape)
+            unconditional), and log q(x | c) w.r.t. the preprocessing's measure (as
+            :meth:`log_prob`), shape (n, m) ((n,) unconditional); both in the flow's dtype
+            and differentiable in the flow's parameters (wrap in ``torch.no_grad()`` to
+            sample without a graph).
+        """
+        dist, u = self._base_draw(context, n, generator)
+        y, ladj = dist.transform.inv.call_and_ladj(u)
+        if ladj.shape == y.shape:  # element-wise transforms report per-feature terms
+            ladj = ladj.sum(-1)
+        x = self.x_preprocessing.inv(y)
+        _, pre_ladj = self.x_preprocessing.call_and_ladj(x)
+        return x, dist.base.log_prob(u) - ladj + pre_ladj
 
     # -- persistence --------------------------------------------------------------------
     def get_extra_state(self) -> dict:
