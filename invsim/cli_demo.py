@@ -1,9 +1,12 @@
 """``invsim demo``: the main job on the embedded default, writing a report folder.
 
-Today it runs the validated forward chain: the bundled NNPDF3.1 LO grid (compared with
-Pythia 8's own reader when ``pythia8mc`` is importable), the reference cross sections
-of Drell–Yan γ*/Z/Z′ and tt̄ against Pythia 8.317, and the lepton-pair mass spectrum
-with a 2 TeV Z′. The inverse side (unfolding, ML-MEM, posteriors) joins it as it lands.
+Forward half: the bundled NNPDF3.1 LO grid (compared with Pythia 8's own reader when
+``pythia8mc`` is importable), the reference cross sections of Drell–Yan γ*/Z/Z′ and tt̄
+against Pythia 8.317, and the lepton-pair mass spectrum with a 2 TeV Z′.
+
+Inverse half (:mod:`invsim.demo_inverse`): networks trained on simulated pairs, the
+ML-MEM likelihood of pseudo-data at a hidden Z′ mass and coupling, a likelihood scan,
+the NUTS posterior as ArviZ InferenceData, and the coverage of its credible intervals.
 """
 
 from __future__ import annotations
@@ -126,16 +129,19 @@ def _mll_spectrum(n_events: int, seed: int, device, path: Path) -> dict:
 
 
 def run_demo(out: Path, *, quick: bool, seed: int = 0, device: str = "cpu",
-             overwrite: bool = False, echo=print, progress=lambda it: it) -> dict:
+             overwrite: bool = False, echo=print, progress=lambda it: it,
+             experiments: int | None = None, inverse: bool = True) -> dict:
     """Run the demo and write ``summary.md``, ``results.json`` and ``mll.png`` into ``out``.
 
     Args:
         out: report folder; created if missing. An existing non-empty folder is
             refused unless ``overwrite`` is true (nothing a user saved is overwritten).
-        quick: small samples (about a minute on a 2-core CPU) instead of GPU-sized ones.
+        quick: small samples (a few minutes on a 2-core CPU) instead of GPU-sized ones.
         seed: seed of every Monte Carlo step.
         device: torch device for the integration.
         echo, progress: output and progress-bar hooks (the CLI passes click's).
+        experiments: pseudo-experiments of the calibration (default: the preset's).
+        inverse: run the inverse half (unfolding, ML-MEM, posterior, calibration).
 
     Returns:
         The results written to ``results.json``.
@@ -149,17 +155,30 @@ def run_demo(out: Path, *, quick: bool, seed: int = 0, device: str = "cpu",
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"out: {out} exists and is not empty; pass --overwrite to replace")
     out.mkdir(parents=True, exist_ok=True)
-    n_xsec, n_plot = (200_000, 200_000) if quick else (4_000_000, 4_000_000)
+    n_xsec, n_plot = (100_000, 100_000) if quick else (4_000_000, 4_000_000)
+    steps = 4 if inverse else 3
 
-    echo("1/3 parton densities: NNPDF31_lo_as_0118")
+    echo(f"1/{steps} parton densities: NNPDF31_lo_as_0118")
     pdf = mkPDF("NNPDF31_lo_as_0118")
     pdf_rows = _pdf_table(pdf)
-    echo("2/3 cross sections against Pythia 8.317")
+    echo(f"2/{steps} cross sections against Pythia 8.317")
     xsec_rows = _cross_sections(n_xsec, seed, device, progress)
-    echo("3/3 lepton-pair mass spectrum with a 2 TeV Z'")
+    echo(f"3/{steps} lepton-pair mass spectrum with a 2 TeV Z'")
     spectrum = _mll_spectrum(n_plot, seed, device, out / "mll.png")
     results = {"quick": quick, "seed": seed, "device": str(device), "pdf": pdf_rows,
                "cross_sections": xsec_rows, "mll_spectrum": spectrum}
+    if inverse:
+        from dataclasses import replace
+
+        from invsim.demo_inverse import DEFAULT, QUICK, run_inverse
+
+        preset = QUICK if quick else DEFAULT
+        if experiments is not None:
+            preset = replace(preset, experiments=experiments)
+        echo(f"4/{steps} inverse simulation: Z' mass and coupling from reco events")
+        start = time.perf_counter()
+        results["inverse"] = run_inverse(out, preset, seed=seed, echo=echo)
+        results["inverse"]["seconds"] = time.perf_counter() - start
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "summary.md").write_text(_summary_markdown(results))
     return results
@@ -184,19 +203,26 @@ def _summary_markdown(results: dict) -> str:
     lines += ["", "## Lepton-pair mass spectrum", "",
               f"σ(50 < m_ℓℓ < 3000 GeV) = {results['mll_spectrum']['sigma_pb']:.5g} pb", "",
               "![m_ll](mll.png)", ""]
+    if "inverse" in results:
+        from invsim.demo_inverse import inverse_markdown
+
+        lines += inverse_markdown(results["inverse"])
     return "\n".join(lines)
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="Small samples: about a minute on a 2-core CPU.")
+@click.option("--quick", is_flag=True, help="Small samples: minutes on a 2-core CPU.")
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("invsim-report"), show_default=True, help="Report folder.")
 @click.option("--overwrite", is_flag=True, help="Replace the files of an existing report folder.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+@click.option("--experiments", type=click.IntRange(min=1), default=None,
+              help="Pseudo-experiments of the calibration (default: 10 quick, 100 full).")
+@click.option("--forward-only", is_flag=True, help="Skip the inverse half.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
 def demo(quick: bool, out: Path, overwrite: bool, seed: int, device: str | None,
-         as_json: bool) -> None:
+         experiments: int | None, forward_only: bool, as_json: bool) -> None:
     """Run the main job on the embedded default and write a report folder."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -209,7 +235,8 @@ def demo(quick: bool, out: Path, overwrite: bool, seed: int, device: str | None,
     echo = (lambda msg: click.echo(msg, err=True)) if as_json else click.echo
     try:
         results = run_demo(out, quick=quick, seed=seed, device=device, overwrite=overwrite,
-                           echo=echo, progress=progress)
+                           echo=echo, progress=progress, experiments=experiments,
+                           inverse=not forward_only)
     except FileExistsError as err:
         raise click.UsageError(str(err)) from err
     if as_json:

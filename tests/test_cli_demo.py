@@ -23,7 +23,9 @@ def test_demo_quick_writes_report_and_matches_pythia(tmp_path):
     out = tmp_path / "report"
     res = CliRunner().invoke(cli, ["demo", "--quick", "-o", str(out), "--seed", "3"])
     assert res.exit_code == 0, res.output
-    assert {p.name for p in out.iterdir()} == {"summary.md", "results.json", "mll.png"}
+    assert {p.name for p in out.iterdir()} == {
+        "summary.md", "results.json", "mll.png", "scan.png", "posterior.png", "trace.png",
+        "calibration.png", "posterior.nc", "mem_model"}
     results = json.loads((out / "results.json").read_text())
     # each of the 4 pulls exceeds 5 combined σ with probability 6e-7 for a correct chain
     assert len(results["cross_sections"]) == 4
@@ -34,3 +36,28 @@ def test_demo_quick_writes_report_and_matches_pythia(tmp_path):
     for row in results["pdf"]:
         assert row["xf"] == pytest.approx(row["xf_pythia"], rel=2e-3), row
     assert (out / "mll.png").stat().st_size > 10_000
+
+    # inverse half: the posterior is read back with ArviZ and its sampler converged
+    import arviz as az
+
+    from invsim.infer import load_inference
+
+    inv = results["inverse"]
+    idata = load_inference(out / "posterior.nc")
+    assert {"posterior", "sample_stats", "log_likelihood", "observed_data"} <= set(idata.groups())
+    summary = az.summary(idata, var_names=["mzp", "gzp"])
+    assert (summary["r_hat"] < 1.01).all(), summary
+    assert (summary["ess_bulk"] > 400).all(), summary
+    # the truth lies inside the 99.99 % range of the posterior draws (fails with
+    # probability ~1e-4 per parameter for a calibrated posterior)
+    for name, truth in inv["truth"].items():
+        draws = idata.posterior[name].values.ravel()
+        mean, sd = draws.mean(), draws.std()
+        assert abs(mean - truth) < 4 * sd, (name, mean, sd, truth)
+    # the coverage counts are binomial: at 10 experiments the 68 % count lies within
+    # [2, 10] with probability > 0.999 for calibrated intervals
+    cal = inv["calibration"]
+    assert cal["experiments"] == 10
+    for name in ("mzp", "gzp"):
+        assert 2 <= cal["covered"][name][0] <= 10, cal
+    assert cal["grid_edge_posterior_mass"] < 1e-3, cal
