@@ -290,14 +290,22 @@ def fit_module(
         result.lr.append(opt.param_groups[0]["lr"])
         for b in range(n_batches):
             idx = order[b * config.batch_size: (b + 1) * config.batch_size]
-            loss = loss_fn([t[idx] for t in data])
+            where = (f"at epoch {epoch}, batch {b + 1}/{n_batches} (learning rate "
+                     f"{opt.param_groups[0]['lr']:.3g}); check the data, lower lr or set "
+                     "clip_grad_norm")
+            try:
+                loss = loss_fn([t[idx] for t in data])
+            except ValueError as err:
+                # with torch's distribution validation on (pyro switches it on at import,
+                # zuko off), NaN parameters fail inside log_prob instead of in the loss
+                if all(bool(torch.isfinite(p).all()) for p in params):
+                    raise
+                bar.close()
+                raise FloatingPointError(f"{desc}: non-finite parameters {where}") from err
             if not bool(torch.isfinite(loss)):
                 bar.close()
                 raise FloatingPointError(
-                    f"{desc}: non-finite loss {float(loss.detach())} at epoch {epoch}, batch "
-                    f"{b + 1}/{n_batches} (learning rate {opt.param_groups[0]['lr']:.3g}); "
-                    "check the data, lower lr or set clip_grad_norm"
-                )
+                    f"{desc}: non-finite loss {float(loss.detach())} {where}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip_grad_norm is not None:
