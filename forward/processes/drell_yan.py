@@ -238,7 +238,7 @@ class DrellYan(Process):
         alpha = alpha_em(shat, self.alpha_em)
         pref = (4.0 * math.pi * alpha) ** 2 / 12.0 * len(self.lepton_pids)
         columns = {}
-        for q in _QUARKS:
+        for q in (1, 2):  # down- and up-type quarks: d, s, b (and u, c) share couplings
             e_q = charge(q)
             gz_q = chiral(vector_coupling(q), axial_coupling(q))
             gp_q = chiral(*zcpl["u" if q % 2 == 0 else "d"])
@@ -257,11 +257,13 @@ class DrellYan(Process):
                     else:
                         opposite = opposite + a2
             columns[q] = (same, opposite)
-        out = []
-        for qa, _qb in self.flavour_channels:
-            same, opposite = columns[abs(qa)]
-            c = cos_q1 if qa > 0 else -cos_q1
-            out.append(pref * (same * (1.0 + c) ** 2 + opposite * (1.0 - c) ** 2))
+        plus, minus = (1.0 + cos_q1) ** 2, (1.0 - cos_q1) ** 2
+        # one column per (quark type, beam order); the flavour channels repeat them
+        distinct = {}
+        for q, (same, opposite) in columns.items():
+            distinct[q, True] = pref * (same * plus + opposite * minus)
+            distinct[q, False] = pref * (same * minus + opposite * plus)
+        out = [distinct[2 - abs(qa) % 2, qa > 0] for qa, _qb in self.flavour_channels]
         return torch.stack(torch.broadcast_tensors(*out), dim=-1)
 
     # -- phase space, scales, cuts, observables ----------------------------------------

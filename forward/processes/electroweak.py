@@ -182,7 +182,7 @@ def alpha_s_width(q2: torch.Tensor, alpha_s_mz: float = ALPHA_S_WIDTH) -> torch.
 
 def fermion_pair_width(
     mass: torch.Tensor,
-    m_f: float,
+    m_f: float | torch.Tensor,
     v: torch.Tensor | float,
     a: torch.Tensor | float,
     *,
@@ -194,8 +194,9 @@ def fermion_pair_width(
 
     Args:
         mass: boson mass, shape (*), in GeV.
-        m_f: fermion mass in GeV.
-        v, a: vector and axial couplings in Pythia's normalisation, shape () or (*).
+        m_f: fermion mass in GeV, a number or a tensor broadcastable with ``mass``.
+        v, a: vector and axial couplings in Pythia's normalisation, broadcastable with
+            ``mass``.
         quark: apply the colour and QCD factor 3 (1 + α_s(M²)/π).
         alpha_em_mode: ``"running"`` (α_EM at M²) or ``"fixed"``.
         alpha_s: α_s(M²) for the QCD factor, shape broadcastable with ``mass``; default
@@ -292,14 +293,19 @@ def zprime_width(
         Γ_Z′, shape broadcast of the inputs, in GeV (63.0939 at 2 TeV with defaults).
     """
     cpl = zprime_fermion_couplings(couplings, gzp)
-    als = alpha_s_width(mass * mass)  # one coupling for the six quark channels
+    als = alpha_s_width(mass * mass)[..., None]  # one coupling for the six quark channels
     total = torch.zeros_like(mass)
-    for pid in (1, 2, 3, 4, 5, 6, 11, 12, 13, 14, 15, 16):
-        v, a = cpl[_kind(pid)]
+    # quarks and leptons each in one vectorised call (fermion index last)
+    for pids, quark in (((1, 2, 3, 4, 5, 6), True), ((11, 12, 13, 14, 15, 16), False)):
+        m_f = torch.tensor([FERMION_MASSES[p] for p in pids], dtype=mass.dtype,
+                           device=mass.device)
+        v, a = (torch.stack(torch.broadcast_tensors(
+            *[torch.as_tensor(cpl[_kind(p)][i], dtype=mass.dtype, device=mass.device)
+              for p in pids]), -1) for i in (0, 1))
         total = total + fermion_pair_width(
-            mass, FERMION_MASSES[pid], v, a, quark=pid < 10, alpha_em_mode=alpha_em_mode,
+            mass[..., None], m_f, v, a, quark=quark, alpha_em_mode=alpha_em_mode,
             alpha_s=als,
-        )
+        ).sum(-1)
     if coup_ww != 0.0:
         mw = 80.385
         is_open = mass > 2.0 * mw + _MASS_MARGIN

@@ -151,13 +151,31 @@ class InferenceProblem:
             ref = next(iter(theta.values()))
             return torch.zeros(() if batch is None else (batch,), dtype=ref.dtype,
                                device=ref.device)
-        log_nu = self.likelihood.log_sigma_fid(theta) + math.log(self.luminosity)
+        return self._poisson(self.likelihood.log_sigma_fid(theta))
+
+    def _poisson(self, log_sigma_fid: torch.Tensor) -> torch.Tensor:
+        """log Pois(n | σ_fid L) from log(σ_fid/pb)."""
+        log_nu = log_sigma_fid + math.log(self.luminosity)
         n = self.n_events
         return n * log_nu - log_nu.exp() - math.lgamma(n + 1)
 
+    def _terms(self, theta: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(per-event log p (n_events,) or (b, n_events), Poisson term () or (b,)).
+
+        Uses the likelihood's ``log_prob_and_log_sigma_fid`` when it has one (one
+        evaluation of σ_fid per θ instead of two).
+        """
+        both = getattr(self.likelihood, "log_prob_and_log_sigma_fid", None)
+        if not (self.extended and callable(both)):
+            return self.event_log_likelihood(theta), self.extended_log_term(theta)
+        batch = self._check_theta(theta)
+        lp, log_sig = both(theta)
+        return check_event_log_prob(lp, batch, None), self._poisson(log_sig)
+
     def log_likelihood(self, theta: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Total log-likelihood Σ_i log p(x_i|θ) [+ Poisson term], shape () or (b,)."""
-        return self.event_log_likelihood(theta).sum(-1) + self.extended_log_term(theta)
+        lp, ext = self._terms(theta)
+        return lp.sum(-1) + ext
 
     def log_prior(self, theta: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Σ log π(θ_k), shape () or (b,)."""
@@ -175,6 +193,7 @@ class InferenceProblem:
         factor ``"events"``, the Poisson term (extended likelihood only) ``"n_events"``.
         """
         theta = {n: pyro.sample(n, p) for n, p in self.priors.items()}
-        pyro.factor("events", self.event_log_likelihood(theta).sum(-1))
+        lp, ext = self._terms(theta)
+        pyro.factor("events", lp.sum(-1))
         if self.extended:
-            pyro.factor("n_events", self.extended_log_term(theta))
+            pyro.factor("n_events", ext)

@@ -380,17 +380,33 @@ class MEMLikelihood:
             Tensor (n_events,) or (b, n_events), float64, w.r.t. the reco observables'
             measure of the transfer function.
         """
+        return self.log_prob_and_log_sigma_fid(theta)[0]
+
+    def log_prob_and_log_sigma_fid(self, theta) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`log_prob` and :meth:`log_sigma_fid` from one evaluation per θ point.
+
+        The extended likelihood needs both; σ_fid(θ) enters log p anyway, so asking
+        for them together halves the fiducial-sample work.
+
+        Args:
+            theta: as for :meth:`log_prob`.
+
+        Returns:
+            (log p of shape (n_events,) or (b, n_events), log(σ_fid/pb) of shape () or
+            (b,)), float64, differentiable in θ.
+        """
         points, batched = self._points(theta)
-        out, n_bad = [], 0
+        out, sig, n_bad = [], [], 0
         for params in points:
-            lp, s, _, _, _ = self._point(params, full=False)
+            lp, s, lsf, _, _ = self._point(params, full=False)
             bad = flag_events(lp, s.error, s.ess, None, max_error=self.limits["max_error"],
                               min_ess=self.limits["min_ess"], max_pareto_k=math.inf)
             n_bad = max(n_bad, int(bad.sum()))
             out.append(lp)
+            sig.append(lsf)
         self._report(n_bad)
-        out = torch.stack(out)
-        return out if batched else out[0]
+        out, sig = torch.stack(out), torch.stack(sig)
+        return (out, sig) if batched else (out[0], sig[0])
 
     def _report(self, n_bad: int) -> None:
         if n_bad == 0 or self.on_flagged == "ignore":
