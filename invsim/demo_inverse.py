@@ -65,7 +65,7 @@ class InversePreset:
     grid: int = 13
     chains: int = 2
     warmup: int = 150
-    draws: int = 250
+    draws: int = 400
 
     def __post_init__(self) -> None:
         for name in ("n_train_trials", "epochs", "experiments", "n_samples", "n_fiducial",
@@ -215,6 +215,7 @@ def run_inverse(out: Path, preset: InversePreset, *, seed: int = 0, echo=print,
                          n_fiducial=preset.n_fiducial, seed=seed + 5, on_flagged="ignore")
     sc = scan(lik0, {k: axes[i] for i, k in enumerate(names)}, luminosity=preset.luminosity)
     sc.plot(out / "scan.png", overwrite=True)
+    data_log_l = torch.as_tensor(sc.dataset["log_l"].transpose(*names).values)
     results["scan"] = sc.summary()
 
     echo(f"  NUTS posterior of the data ({preset.chains} chains)")
@@ -277,8 +278,9 @@ def run_inverse(out: Path, preset: InversePreset, *, seed: int = 0, echo=print,
         "fraction": {k: cov.fraction(k).tolist() for k in names},
         "error": {k: cov.error(k).tolist() for k in names},
         "grid_edge_posterior_mass": _edge_mass(log_post),
-        # the data's posterior by quadrature: NUTS must agree with it
-        "data_grid_moments": _grid_moments(fine_post[0], fine_axes, names),
+        # the data's posterior by quadrature of the scan (the likelihood object NUTS
+        # sampled, same importance samples): NUTS must agree with it
+        "data_grid_moments": _grid_moments(*_refine_grid(data_log_l[None], axes), names),
     }
     return results
 
@@ -287,11 +289,11 @@ def _grid_moments(log_post: torch.Tensor, axes: list[torch.Tensor], names) -> di
     """Posterior mean and sd per parameter from a log posterior tabulated on a 2D grid.
 
     Args:
-        log_post: unnormalised log posterior, shape (g1, g2).
+        log_post: unnormalised log posterior, shape (g1, g2) or (1, g1, g2).
         axes: the grid axes, shapes (g1,) and (g2,).
         names: the two parameter names.
     """
-    p = torch.softmax(log_post.flatten(), 0).view_as(log_post)
+    p = torch.softmax(log_post.flatten(), 0).view(len(axes[0]), len(axes[1]))
     out = {}
     for i, (name, ax) in enumerate(zip(names, axes, strict=True)):
         marginal = p.sum(1 - i)
