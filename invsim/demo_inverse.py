@@ -198,8 +198,7 @@ def run_inverse(out: Path, preset: InversePreset, *, seed: int = 0, echo=print,
     mg, gg = torch.meshgrid(*axes, indexing="ij")
     flat = {"mzp": mg.flatten(), "gzp": gg.flatten()}
     with torch.no_grad():
-        lp = lik.log_prob(flat)           # (G, n_pool)
-        log_sig = lik.log_sigma_fid(flat)  # (G,)
+        lp, log_sig = lik.log_prob_and_log_sigma_fid(flat)  # (G, n_pool), (G,)
         at_truth = lik.evaluate(truth_t)
     results["mem"] = {
         "seconds": time.perf_counter() - t0, "events": need,

@@ -394,13 +394,18 @@ class _Setup:
 def _total_log_l(s: _Setup, theta: dict[str, torch.Tensor], b: int, with_error: bool):
     """Summed log L (+ extended term), its MC error and flagged counts, each shape (b,)."""
     lik = s.likelihood
-    err = flagged = None
+    err = flagged = log_nu = None
+    both = getattr(lik, "log_prob_and_log_sigma_fid", None)
     if with_error:
         res = lik.evaluate(theta)
         lp = getattr(res, "log_p", None)
         err = getattr(res, "error", None)
         flagged = getattr(res, "flagged", None)
+        log_nu = getattr(res, "log_sigma_fid", None)  # computed with log_p when available
         name = "likelihood.evaluate(theta).log_p"
+    elif s.luminosity is not None and callable(both):
+        lp, log_nu = both(theta)  # one evaluation of σ_fid per θ
+        name = "likelihood.log_prob_and_log_sigma_fid(theta)"
     else:
         lp = lik.log_prob(theta)
         name = "likelihood.log_prob(theta)"
@@ -430,7 +435,8 @@ def _total_log_l(s: _Setup, theta: dict[str, torch.Tensor], b: int, with_error: 
         if flagged.shape == lp.shape[-flagged.ndim:] and flagged.numel() == lp.numel():
             n_flag = flagged.reshape(lp.shape).to(torch.int64).sum(-1)
     if s.luminosity is not None:
-        log_nu = lik.log_sigma_fid(theta)
+        if not isinstance(log_nu, torch.Tensor):
+            log_nu = lik.log_sigma_fid(theta)
         if not isinstance(log_nu, torch.Tensor) or log_nu.shape not in ((), (b,)) \
                 or (log_nu.shape == () and b != 1):
             got = tuple(log_nu.shape) if isinstance(log_nu, torch.Tensor) else type(log_nu)

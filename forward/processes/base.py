@@ -140,6 +140,24 @@ class Process(abc.ABC):
             general).
         """
 
+    def weighted_matrix_element(self, events: HardEvents, weights: torch.Tensor):
+        """Σ_c w_c |M|²_c at fixed events as a function of the parameters.
+
+        For many parameter points at the same events (likelihood scans, NUTS), a
+        process may precompute everything that does not depend on the parameters.
+        The default precomputes nothing.
+
+        Args:
+            events: hard events, ``momenta`` of shape (n, k, 4) in GeV.
+            weights: per-channel weights, shape (n, len(flavour_channels)), fixed.
+
+        Returns:
+            A function ``params -> (n,)`` (parameter tensors of shape ()) equal to
+            ``(weights * matrix_element(events, params)).sum(-1)``, differentiable in
+            the parameters.
+        """
+        return lambda params: (weights * self.matrix_element(events, params)).sum(-1)
+
     @abc.abstractmethod
     def phase_space(self, params: Mapping[str, torch.Tensor] | None = None) -> list:
         """Phase-space channels: maps from the unit hypercube to hard events.

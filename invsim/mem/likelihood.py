@@ -56,8 +56,10 @@ class DifferentialCache:
 
     When the process's factorisation scale does not depend on θ (checked at every
     call) and |M|² > 0 at the reference parameters, the θ-independent PDF × flux
-    factor of each flavour channel is kept and only |M|²(θ) recomputed; otherwise the
-    full :class:`~forward.integrand.HadronicIntegrand` is called.
+    factor of each flavour channel is kept and only Σ_c (PDF × flux)_c |M|²_c(θ)
+    recomputed, through the process's ``weighted_matrix_element`` (which may
+    precompute its own θ-independent parts); otherwise the full
+    :class:`~forward.integrand.HadronicIntegrand` is called.
 
     Args:
         integrand: the process's :class:`~forward.integrand.HadronicIntegrand`.
@@ -90,6 +92,14 @@ class DifferentialCache:
                 lumi.append(contrib / torch.where(me > 0, me, torch.ones_like(me)))
         self.mu_f2 = torch.cat(mu2) if mu2 else None
         self.lumi = torch.cat(lumi) if cacheable and lumi else None
+        # Σ_c lumi_c |M|²_c(θ) with the process's θ-independent work done once per chunk
+        self._weighted = None
+        if self.lumi is not None:
+            with torch.no_grad():
+                self._weighted = [
+                    self.process.weighted_matrix_element(
+                        ev, self.lumi[i * self.chunk_size : i * self.chunk_size + len(ev)])
+                    for i, ev in enumerate(self._chunks())]
 
     def _chunks(self):
         n = len(self.events)
@@ -115,7 +125,7 @@ class DifferentialCache:
             if self.lumi is not None:
                 mu2 = self.process.scales(ev, params)[0]
                 if torch.equal(mu2.detach(), self.mu_f2[sl]):
-                    ds = (self.lumi[sl] * self.process.matrix_element(ev, params)).sum(-1)
+                    ds = self._weighted[i](params)
             if ds is None:
                 ds = self.integrand.differential(ev, params)
             out.append(ds)
@@ -253,7 +263,6 @@ class MEMLikelihood:
         self.log_a = torch.cat(log_a)  # (m, n)
         self.events = HardEvents(torch.cat(moms), torch.cat(x1s), torch.cat(x2s),
                                  self.process.sqrt_s)
-        self._dsigma = DifferentialCache(self.model.integrand, self.events, self.chunk_size)
 
     def _draw_chunk(self, xr, n_prop: int, n_def: int, theta, gen):
         m = xr.shape[0]
@@ -307,7 +316,11 @@ class MEMLikelihood:
         if bool(torch.isnan(lb).any()):
             raise ValueError("model.acceptance: NaN at the fiducial sample")
         self._fid_log_b = lb
-        self._fid_dsigma = DifferentialCache(self.model.integrand, ev, self.chunk_size)
+        # one cache for the proposal draws and the fiducial sample: one evaluation per θ
+        both = HardEvents(torch.cat([self.events.momenta, ev.momenta]),
+                          torch.cat([self.events.x1, ev.x1]), torch.cat([self.events.x2, ev.x2]),
+                          self.process.sqrt_s)
+        self._dsigma = DifferentialCache(self.model.integrand, both, self.chunk_size)
 
     # -- parameters ----------------------------------------------------------------------
     @property
@@ -352,20 +365,27 @@ class MEMLikelihood:
         return points, batch is not None
 
     # -- likelihood ----------------------------------------------------------------------
-    def _log_sigma_fid(self, params) -> tuple[torch.Tensor, torch.Tensor]:
-        s = summarize_weights(self._fid_dsigma(params) + self._fid_log_b)
+    def _log_dsigma(self, params) -> tuple[torch.Tensor, torch.Tensor]:
+        """log dσ/dμ at the proposal draws (m, n) and at the fiducial sample (N,)."""
+        both = self._dsigma(params)
+        k = self.n_events * self.n_samples
+        return both[:k].view(self.n_events, self.n_samples), both[k:]
+
+    def _log_sigma_fid(self, log_dsigma_fid) -> tuple[torch.Tensor, torch.Tensor]:
+        s = summarize_weights(log_dsigma_fid + self._fid_log_b)
         return s.log_mean, s.error
 
     def log_sigma_fid(self, theta) -> torch.Tensor:
         """log(σ_fid(θ) / pb) from the fixed fiducial sample, shape () or (b,), differentiable."""
         points, batched = self._points(theta)
-        out = torch.stack([self._log_sigma_fid(p)[0] for p in points])
+        out = torch.stack([self._log_sigma_fid(self._log_dsigma(p)[1])[0] for p in points])
         return out if batched else out[0]
 
     def _point(self, params, *, full: bool):
-        log_w = self.log_a + self._dsigma(params).view(self.n_events, self.n_samples)
+        log_ds, log_ds_fid = self._log_dsigma(params)
+        log_w = self.log_a + log_ds
         s = summarize_weights(log_w)
-        lsf, sf_err = self._log_sigma_fid(params)
+        lsf, sf_err = self._log_sigma_fid(log_ds_fid)
         k = pareto_khat(log_w.detach()) if full else None
         return s.log_mean - lsf, s, lsf, sf_err, k
 
