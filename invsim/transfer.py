@@ -18,6 +18,14 @@ reco observables for accepted events.
   binary cross-entropy, whose probabilities are then calibrated by Platt scaling on the
   validation split; :func:`reliability` compares predicted and observed pass rates per
   bin (a reliability diagram with the exact Poisson-binomial errors).
+* :class:`SelectedTransfer`: when the selection is a cut on the reco observables
+  themselves, :math:`\varepsilon(x_\text{hard})\, r(x_\text{reco} \mid x_\text{hard})
+  = r_\text{det}(x_\text{reco} \mid x_\text{hard})` for selected :math:`x_\text{reco}`,
+  with :math:`r_\text{det}` the detector response *before* the selection (a
+  :class:`TransferFunction` trained on all simulated events). It returns
+  :math:`\log r = \log r_\text{det} - \log \varepsilon`, so that in the MEM integrand
+  ε·r is the smooth, untruncated response and the acceptance network's errors cancel;
+  ε is then only needed for the fiducial cross section.
 """
 
 from __future__ import annotations
@@ -51,7 +59,13 @@ from invsim.flows.training import (
     write_file,
 )
 
-__all__ = ["AcceptanceClassifier", "Reliability", "TransferFunction", "reliability"]
+__all__ = [
+    "AcceptanceClassifier",
+    "Reliability",
+    "SelectedTransfer",
+    "TransferFunction",
+    "reliability",
+]
 
 
 class TransferFunction(nn.Module):
@@ -220,19 +234,25 @@ class TransferFunction(nn.Module):
                 x[..., idx] = math.pi - torch.remainder(math.pi - x[..., idx], 2 * math.pi)
             return x
 
+    def _payload(self) -> dict:
+        res = self.residual_preprocessing
+        return {"kind": "transfer", "init": self.flow.init_kwargs(),
+                "state": self.flow.state_dict(),
+                "residual": None if res is None else res.to_dict(),
+                "periodic": list(self.periodic)}
+
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Save to ``path`` (refuses to replace an existing file unless ``overwrite``)."""
-        res = self.residual_preprocessing
-        write_file(path, {"kind": "transfer", "init": self.flow.init_kwargs(),
-                          "state": self.flow.state_dict(),
-                          "residual": None if res is None else res.to_dict(),
-                          "periodic": list(self.periodic)},
-                   overwrite=overwrite)
+        write_file(path, self._payload(), overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, map_location=None) -> TransferFunction:
         """Load a transfer function written by :meth:`save`."""
-        d = read_file(path, "transfer", map_location=map_location)
+        return cls._from_payload(read_file(path, "transfer", map_location=map_location),
+                                 map_location)
+
+    @classmethod
+    def _from_payload(cls, d: dict, map_location=None) -> TransferFunction:
         flow = ConditionalFlow.from_init_kwargs(d["init"])
         flow.load_state_dict(d["state"])
         obj = cls.__new__(cls)
@@ -269,13 +289,15 @@ def _periodic_columns(periodic, pre: Preprocessing | None) -> tuple[int, ...]:
     return cols
 
 
-def _passed(name: str, passed, n: int) -> torch.Tensor:
+def _passed(name: str, passed, n: int, fractions: bool = False) -> torch.Tensor:
     t = as_tensor(name, passed)
     if t.shape != (n,):
         raise ValueError(f"{name}: expected shape ({n},) to match x_hard, got {tuple(t.shape)}")
     if t.dtype != torch.bool:
         check_finite(name, t.double())
-        if not bool(((t == 0) | (t == 1)).all()):
+        if fractions and not bool(((t >= 0) & (t <= 1)).all()):
+            raise ValueError(f"{name}: expected booleans, 0/1 values or pass fractions in [0, 1]")
+        if not fractions and not bool(((t == 0) | (t == 1)).all()):
             raise ValueError(f"{name}: expected booleans or 0/1 values")
     return t.to(torch.float64)
 
@@ -346,7 +368,9 @@ class AcceptanceClassifier(nn.Module):
         Args:
             x_hard: hard observables of all simulated events, shape (n, *event_shape).
             passed: whether each event passed reconstruction and selection, shape (n,),
-                bool or 0/1.
+                bool or 0/1; or the pass fraction of each hard event over several detector
+                simulations of it, in [0, 1] (the cross-entropy with these soft targets has
+                the same minimum, ε, with less noise than one simulation per event).
             config: training settings (default ``TrainConfig()``); ``calibrate`` needs
                 ``validation_fraction > 0``.
             seed: seeds the split and batch order.
@@ -360,7 +384,7 @@ class AcceptanceClassifier(nn.Module):
         """
         config = config or TrainConfig()
         x_hard = self.preprocessing.check_events("x_hard", x_hard)
-        target = _passed("passed", passed, x_hard.shape[0])
+        target = _passed("passed", passed, x_hard.shape[0], fractions=True)
         if calibrate and config.validation_fraction == 0:
             raise ValueError("config: calibrate=True needs validation_fraction > 0")
         train_idx, val_idx = split_indices(x_hard.shape[0], config.validation_fraction, seed)
@@ -405,18 +429,23 @@ class AcceptanceClassifier(nn.Module):
         """Restore the preprocessing state saved by :meth:`get_extra_state`."""
         self.preprocessing = preprocessing_from_dict(state["preprocessing"])
 
+    def _payload(self) -> dict:
+        return {"kind": "acceptance", "hidden_features": list(self.hidden_features),
+                "seed": self.seed, "dtype": str(self.platt.dtype).removeprefix("torch."),
+                "state": self.state_dict()}
+
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Save to ``path`` (refuses to replace an existing file unless ``overwrite``)."""
-        write_file(path, {
-            "kind": "acceptance", "hidden_features": list(self.hidden_features),
-            "seed": self.seed, "dtype": str(self.platt.dtype).removeprefix("torch."),
-            "state": self.state_dict(),
-        }, overwrite=overwrite)
+        write_file(path, self._payload(), overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, map_location=None) -> AcceptanceClassifier:
         """Load a classifier written by :meth:`save`."""
-        d = read_file(path, "acceptance", map_location=map_location)
+        return cls._from_payload(read_file(path, "acceptance", map_location=map_location),
+                                 map_location)
+
+    @classmethod
+    def _from_payload(cls, d: dict, map_location=None) -> AcceptanceClassifier:
         pre = preprocessing_from_dict(d["state"]["_extra_state"]["preprocessing"])
         obj = cls(pre, tuple(d["hidden_features"]), seed=d["seed"],
                   dtype=getattr(torch, d["dtype"]))
@@ -424,6 +453,58 @@ class AcceptanceClassifier(nn.Module):
         if map_location is not None:
             obj.to(map_location)
         return obj
+
+
+class SelectedTransfer(nn.Module):
+    """r(x_reco | x_hard) of selected events from the response before the selection.
+
+    For a selection S that is a cut on the reco observables, the probability density of
+    observing x_reco and passing is r_det(x_reco | x_hard) 1[x_reco ∈ S], so for selected
+    events log r = log r_det - log ε(x_hard). ``log_prob`` returns exactly that (it does
+    not check x_reco ∈ S: give it selected events, as the MEM does), so ε·r in the MEM
+    integrand is r_det whatever the acceptance network's error, when ``acceptance`` is
+    the same object as the MEM model's.
+
+    Args:
+        response: r_det, e.g. a :class:`TransferFunction` fitted on *all* simulated events
+            (:meth:`TransferFunction.fit` with every (x_hard, x_reco) pair, selected or
+            not).
+        acceptance: the :class:`AcceptanceClassifier` of ε(x_hard) = P(x_reco ∈ S | x_hard).
+    """
+
+    def __init__(self, response: TransferFunction, acceptance: AcceptanceClassifier):
+        super().__init__()
+        if not isinstance(response, TransferFunction):
+            raise TypeError(f"response: expected a TransferFunction, got "
+                            f"{type(response).__name__}")
+        if not isinstance(acceptance, AcceptanceClassifier):
+            raise TypeError(f"acceptance: expected an AcceptanceClassifier, got "
+                            f"{type(acceptance).__name__}")
+        self.response = response
+        self.acceptance = acceptance
+
+    def log_prob(self, x_reco, x_hard) -> torch.Tensor:
+        """log r(x_reco | x_hard) = log r_det - log ε, shape (n,), for selected x_reco.
+
+        Args:
+            x_reco: selected reco observables, shape (n, *reco_event_shape).
+            x_hard: hard observables, shape (n, *hard_event_shape).
+        """
+        lp = self.response.log_prob(x_reco, x_hard)
+        log_eps = F.logsigmoid(self.acceptance.logits(x_hard))
+        return lp - log_eps.to(lp)
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+        """Save both networks to one file (refuses to overwrite unless ``overwrite``)."""
+        write_file(path, {"kind": "selected-transfer", "response": self.response._payload(),
+                          "acceptance": self.acceptance._payload()}, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, map_location=None) -> SelectedTransfer:
+        """Load what :meth:`save` wrote."""
+        d = read_file(path, "selected-transfer", map_location=map_location)
+        return cls(TransferFunction._from_payload(d["response"], map_location),
+                   AcceptanceClassifier._from_payload(d["acceptance"], map_location))
 
 
 @dataclass

@@ -38,6 +38,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from forward._validation import as_tensor, check_finite
@@ -99,6 +100,21 @@ def _process_description(process, params, channel: int) -> dict | None:
     return {"name": process.name, "settings": settings, "params": plain, "channel": channel}
 
 
+def _check_azimuth(azimuth, dim: int, reco: Preprocessing) -> tuple[int, int] | None:
+    """Checked ``azimuth`` option of :class:`Unfolder`: (hard coordinate, reco column)."""
+    if azimuth is None:
+        return None
+    ok = (isinstance(azimuth, (tuple, list)) and len(azimuth) == 2
+          and all(isinstance(i, int) and not isinstance(i, bool) for i in azimuth))
+    if ok and len(reco.event_shape) != 1:
+        raise ValueError(f"azimuth: needs flat reco observables, got event shape "
+                         f"{reco.event_shape}")
+    if not ok or not (0 <= azimuth[0] < dim and 0 <= azimuth[1] < reco.features):
+        raise ValueError(f"azimuth: expected (j, c) with hard coordinate j in [0, {dim}) and "
+                         f"reco column c in [0, {reco.features}), got {azimuth!r}")
+    return int(azimuth[0]), int(azimuth[1])
+
+
 class Unfolder(nn.Module):
     """q(x_hard | x_reco [, θ]): a conditional normalising flow over hard events.
 
@@ -112,6 +128,14 @@ class Unfolder(nn.Module):
             for an unfolder at one parameter point.
         seed: seed of the initial weights (the global RNG is left untouched).
         dtype: parameter dtype of the networks (hard events come out in float64).
+        azimuth: ``(j, c)`` or None. Hard coordinate j is an azimuth read as
+            r_j = φ/2π (mod 1) on the map's unit cube (for Drell–Yan's channel: j = 3, the
+            φ of the first lepton), and column c of the flat reco observables holds the
+            reconstructed azimuth of the same object in radians. The flow then models r_j
+            rotated by the reco azimuth, r'_j = (r_j - φ_reco/2π + 1/2) mod 1: a rotation of
+            the circle (unit Jacobian, exact at fixed x_reco) that centres the posterior
+            at 1/2, so it never straddles the map's cut at φ = 0 and no longer depends on
+            φ_reco.
 
     Example::
 
@@ -131,6 +155,7 @@ class Unfolder(nn.Module):
         theta_names: Sequence[str] = (),
         seed: int = 0,
         dtype: torch.dtype = torch.float32,
+        azimuth: tuple[int, int] | None = None,
     ):
         super().__init__()
         if not isinstance(coordinates, HardCoordinates):
@@ -148,6 +173,7 @@ class Unfolder(nn.Module):
         self.coordinates = coordinates
         self.reco_preprocessing = reco_preprocessing
         self.theta_names = names
+        self.azimuth = _check_azimuth(azimuth, coordinates.dim, reco_preprocessing)
         n_ctx = reco_preprocessing.features + len(names)
         self.flow = ConditionalFlow(
             observable_preprocessing(["real"] * coordinates.dim),
@@ -172,6 +198,7 @@ class Unfolder(nn.Module):
         theta_names: Sequence[str] = (),
         seed: int = 0,
         dtype: torch.dtype = torch.float32,
+        azimuth: tuple[int, int] | None = None,
     ) -> Unfolder:
         """An unfolder on a process's phase-space channel (see ``HardCoordinates.from_process``).
 
@@ -180,12 +207,13 @@ class Unfolder(nn.Module):
 
         Args:
             process: a built-in :class:`~forward.processes.Process`.
-            reco_preprocessing, config, theta_names, seed, dtype: as for the constructor.
+            reco_preprocessing, config, theta_names, seed, dtype, azimuth: as for the
+                constructor.
             params: parameter values fixing the channel's map (numbers); defaults if None.
             channel: index into ``process.phase_space(params)``.
         """
         obj = cls(HardCoordinates.from_process(process, params, channel), reco_preprocessing,
-                  config, theta_names=theta_names, seed=seed, dtype=dtype)
+                  config, theta_names=theta_names, seed=seed, dtype=dtype, azimuth=azimuth)
         obj._description = _process_description(process, params, channel)
         return obj
 
@@ -252,6 +280,30 @@ class Unfolder(nn.Module):
         check_finite(f"{name}.momenta", hard.momenta)
         return self.coordinates.features(hard.to(torch.float64))
 
+    def _rotate(self, z: torch.Tensor, log_det: torch.Tensor, x_reco: torch.Tensor,
+                inverse: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map coordinates z to the flow's z' (``azimuth``), or back with ``inverse``.
+
+        Returns the mapped coordinates, shape (n, dim), and log|∂z'/∂μ| from log|∂z/∂μ|
+        (forward) or from the log_det of the mapped-back z (inverse), shape (n,).
+        """
+        if self.azimuth is None:
+            return z, log_det
+        j, c = self.azimuth
+        ref = x_reco[:, c].to(device=z.device, dtype=torch.float64) / (2 * math.pi)
+        zj = z[:, j].to(torch.float64)
+        r = torch.sigmoid(zj)
+        shift = 0.5 - ref if not inverse else ref - 0.5
+        r_new = torch.remainder(r + shift, 1.0).clamp(1e-15, 1 - 1e-15)
+        z_new = torch.log(r_new) - torch.log1p(-r_new)
+        out = z.clone()
+        out[:, j] = z_new.to(z.dtype)
+        # log r(1 - r) of both sides; dz'/dz = r(1 - r) / (r'(1 - r'))
+        log_old = -(F.softplus(-zj) + F.softplus(zj))
+        log_new = torch.log(r_new) + torch.log1p(-r_new)
+        flow_side, hard_side = (log_new, log_old) if not inverse else (log_old, log_new)
+        return out, log_det + (hard_side - flow_side).to(log_det)
+
     def _inside(self, name: str, z: torch.Tensor, log_det: torch.Tensor) -> torch.Tensor:
         bad = ~torch.isfinite(log_det)
         if bool(bad.any()):
@@ -304,6 +356,7 @@ class Unfolder(nn.Module):
         z = self._inside("hard", z, log_det)
         x_reco = self._reco(x_reco)
         self._same_n(len(z), x_reco.shape[0], "hard, x_reco")
+        z, _ = self._rotate(z, log_det, x_reco)
         if not self.reco_preprocessing.fitted:
             train_idx, _ = split_indices(len(z), config.validation_fraction, seed)
             self.reco_preprocessing.fit(x_reco[train_idx])
@@ -402,6 +455,8 @@ class Unfolder(nn.Module):
         self._same_n(len(z), x_reco.shape[0], "hard, x_reco")
         context = self._context(x_reco, theta)
         inside = torch.isfinite(log_det)
+        z, log_det = self._rotate(z, torch.where(inside, log_det, torch.zeros_like(log_det)),
+                                  x_reco)
         lq = self.flow.log_prob(z, context).to(torch.float64) + log_det.to(self.flow.device)
         return torch.where(inside.to(lq.device), lq, torch.full_like(lq, -math.inf))
 
@@ -428,13 +483,21 @@ class Unfolder(nn.Module):
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n: expected an integer >= 1, got {n!r}")
-        context = self._context(self._reco(x_reco), theta)
+        x_reco = self._reco(x_reco)
+        context = self._context(x_reco, theta)
         m = context.shape[0]
         with torch.no_grad():
             z, lq_z = self.flow.sample_and_log_prob(context, n, generator=generator)  # (n, m)
-            z = z.transpose(0, 1).reshape(m * n, self.dim)
+            z = z.transpose(0, 1).reshape(m * n, self.dim).to(torch.float64)
             lq_z = lq_z.transpose(0, 1).reshape(m * n)
-            events, log_det = self.coordinates.events(z.to(torch.float64))
+            if self.azimuth is not None:
+                rep = x_reco.repeat_interleave(n, 0)
+                z_hard, _ = self._rotate(z, torch.zeros(m * n, dtype=torch.float64,
+                                                        device=z.device), rep, inverse=True)
+                events, log_det = self.coordinates.events(z_hard)
+                _, log_det = self._rotate(z_hard, log_det, rep)
+            else:
+                events, log_det = self.coordinates.events(z)
             log_q = lq_z.to(torch.float64) + log_det.to(lq_z.device)
         return events, log_q.reshape(m, n)
 
@@ -539,6 +602,7 @@ class Unfolder(nn.Module):
             "flow_state": self.flow.state_dict(),
             "reco_preprocessing": self.reco_preprocessing.to_dict(),
             "theta_names": list(self.theta_names),
+            "azimuth": None if self.azimuth is None else list(self.azimuth),
             "process": self._description,
             "probe": _probe(self.coordinates),
             "efficiency": self._classifier_dict(self.efficiency_model),
@@ -598,6 +662,9 @@ class Unfolder(nn.Module):
         obj.flow = flow
         flow.load_state_dict(d["flow_state"])
         obj._description = desc
+        az = d.get("azimuth")  # files written before the option have none
+        obj.azimuth = _check_azimuth(None if az is None else tuple(az), coordinates.dim,
+                                     obj.reco_preprocessing)
         obj.efficiency_model = obj._classifier_from(d["efficiency"])
         obj.purity_model = obj._classifier_from(d["purity"])
         if map_location is not None:
@@ -606,4 +673,5 @@ class Unfolder(nn.Module):
 
     def __repr__(self) -> str:
         return (f"Unfolder(dim={self.dim}, reco_features={self.reco_preprocessing.features}, "
-                f"theta_names={self.theta_names}, config={self.flow.config})")
+                f"theta_names={self.theta_names}, azimuth={self.azimuth}, "
+                f"config={self.flow.config})")

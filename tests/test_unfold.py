@@ -89,8 +89,21 @@ def dy():
     return process, unf, events[passed], x[passed]
 
 
-def test_sample_and_log_prob_layout_and_consistency(dy):
-    process, unf, events, x = dy
+@pytest.fixture(scope="module")
+def dy_azimuth(dy):
+    """The same set-up with φ(ℓ⁻) rotated by its reco value and a conditional affine layer."""
+    process, _, events, x = dy
+    unf = Unfolder.from_process(process, reco_preprocessing(),
+                                FlowConfig(transforms=2, hidden_features=(32, 32),
+                                           conditional_affine=True), azimuth=(3, 2))
+    cfg = TrainConfig(epochs=3, batch_size=256, lr=3e-3)
+    unf.fit(events, x, config=cfg, seed=0, progress=False)
+    return process, unf, events, x
+
+
+@pytest.mark.parametrize("setup", ["dy", "dy_azimuth"])
+def test_sample_and_log_prob_layout_and_consistency(setup, request):
+    process, unf, events, x = request.getfixturevalue(setup)
     m, n = 5, 40
     ev, log_q = unf.sample_and_log_prob(x[:m], n, generator=torch.Generator().manual_seed(1))
     assert len(ev) == m * n and log_q.shape == (m, n) and log_q.dtype == F64
@@ -110,23 +123,48 @@ def test_sample_and_log_prob_layout_and_consistency(dy):
     assert bool(process.cuts(ev).all())
 
 
-def test_density_is_normalised_wrt_dmu(dy):
+@pytest.mark.parametrize("setup", ["dy", "dy_azimuth"])
+def test_density_is_normalised_wrt_dmu(setup, request):
     """∫ q(x | r) dμ = 1, checked with a density h of *other* coordinates (the power-law
     channel): E_{x~q}[h_μ(x)/q_μ(x)] = ∫ h_μ dμ = 1 for any normalised h. h is a Gaussian in
     those coordinates with 0.7 times the spread of q's samples, so the ratio is bounded
-    where q is Gaussian-like. |mean - 1| < 5 standard errors fails w.p. ~6e-7."""
-    process, unf, events, x = dy
+    where q is Gaussian-like. |mean - 1| < 5 standard errors fails w.p. ~6e-7 per event.
+    With ``azimuth`` the second reco event has φ(ℓ⁻) next to the map's cut at φ = 0, so
+    the rotated samples straddle it (h's φ coordinate is then centred by the rotation too)."""
+    process, unf, events, x = request.getfixturevalue(setup)
     other = HardCoordinates.from_process(process, channel=1)
     assert type(other.map.s_sampling).__name__ != type(unf.coordinates.map.s_sampling).__name__
-    for i in range(2):
+    near_cut = int(x[:, 2].abs().argmin())
+    for i in (0, near_cut) if unf.azimuth is not None else (0, 1):
         ev, log_q = unf.sample_and_log_prob(x[i:i + 1], 20000,
                                             generator=torch.Generator().manual_seed(10 + i))
         z, log_det = other.features(ev)
+        if unf.azimuth is not None:
+            # rotate h's φ coordinate too (unit Jacobian), so h stays near q's samples
+            z, log_det = unf._rotate(z, log_det, x[i:i + 1].expand(len(z), -1))
         mu, sd = z.mean(0), 0.7 * z.std(0)
         log_h = torch.distributions.Normal(mu, sd).log_prob(z).sum(-1) + log_det
         w = torch.exp(log_h - log_q.reshape(-1))
         mean, err = float(w.mean()), float(w.std() / math.sqrt(len(w)))
         assert abs(mean - 1) < 5 * err and err < 0.05, (i, mean, err)
+
+
+def test_azimuth_option_round_trip_and_bad_input(dy_azimuth, tmp_path):
+    process, unf, events, x = dy_azimuth
+    # samples of a reco event at the cut φ(ℓ⁻) ≈ 0 lie on both sides of it, near the reco φ
+    i = int(x[:, 2].abs().argmin())
+    ev = unf.sample(x[i:i + 1], 2000, generator=torch.Generator().manual_seed(4))
+    dphi = kin.phi(ev.momenta)[:, 0] - x[i, 2]
+    dphi = math.pi - torch.remainder(math.pi - dphi, 2 * math.pi)
+    assert float(dphi.abs().median()) < 0.1, float(dphi.abs().median())
+    unf.save(tmp_path / "az.pt")
+    loaded = Unfolder.load(tmp_path / "az.pt")
+    assert loaded.azimuth == (3, 2)
+    with torch.no_grad():
+        assert torch.equal(loaded.log_prob(events[:20], x[:20]), unf.log_prob(events[:20], x[:20]))
+    for bad in [(4, 2), (3, 6), (3,), "3,2", (True, 2)]:
+        with pytest.raises(ValueError, match="azimuth: expected"):
+            Unfolder(unf.coordinates, reco_preprocessing(), azimuth=bad)
 
 
 def test_save_load_round_trip(dy, tmp_path):
