@@ -62,7 +62,7 @@ class InversePreset:
     experiments: int = 10
     n_samples: int = 50
     n_fiducial: int = 5_000
-    grid: int = 13
+    grid: int = 17
     chains: int = 2
     warmup: int = 150
     draws: int = 400
@@ -192,7 +192,7 @@ def run_inverse(out: Path, preset: InversePreset, *, seed: int = 0, echo=print,
     lik = MEMLikelihood(model, pool, n_samples=preset.n_samples, parameter_names=names,
                         n_fiducial=preset.n_fiducial, seed=seed + 4, on_flagged="ignore",
                         progress=progress)
-    half = {"mzp": 60.0, "gzp": 0.35}
+    half = {"mzp": 80.0, "gzp": 0.5}
     axes = [torch.linspace(TRUTH[k] - half[k], TRUTH[k] + half[k], preset.grid,
                            dtype=torch.float64) for k in names]
     mg, gg = torch.meshgrid(*axes, indexing="ij")

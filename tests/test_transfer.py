@@ -99,6 +99,19 @@ def _eps_true(x):
     return 0.9 * torch.sigmoid(2.0 * x[:, 0] - 0.5)
 
 
+def _check_binned_acceptance(eps, xt, x, draws_per_event: int = 1) -> None:
+    """ε̂ in 12 bins of x within 4 binomial σ of the truth (σ from the training counts)."""
+    bins = ((xt[:, 0] + 3) / 0.5).long().clamp(0, 11)
+    n_train = draws_per_event * torch.bincount(((x[:, 0] + 3) / 0.5).long().clamp(0, 11),
+                                               minlength=12).double()
+    truth = _eps_true(xt)
+    for b in range(12):
+        m = bins == b
+        e_hat, e_true = float(eps[m].mean()), float(truth[m].mean())
+        sigma = math.sqrt(e_true * (1 - e_true) / float(n_train[b]))
+        assert abs(e_hat - e_true) < 4 * sigma, (b, e_hat, e_true, sigma)
+
+
 def _acceptance_toy(g, n):
     x = 6 * torch.rand(n, 1, generator=g, dtype=F64) - 3
     return x, torch.rand(n, generator=g, dtype=F64) < _eps_true(x)
@@ -124,14 +137,7 @@ def test_acceptance_matches_known_efficiency(tmp_path):
     with torch.no_grad():
         eps = clf(xt).double()
     assert eps.shape == (20000,)
-    bins = ((xt[:, 0] + 3) / 0.5).long().clamp(0, 11)
-    n_train = torch.bincount(((x[:, 0] + 3) / 0.5).long().clamp(0, 11), minlength=12).double()
-    truth = _eps_true(xt)
-    for b in range(12):
-        m = bins == b
-        e_hat, e_true = float(eps[m].mean()), float(truth[m].mean())
-        sigma = math.sqrt(e_true * (1 - e_true) / float(n_train[b]))
-        assert abs(e_hat - e_true) < 4 * sigma, (b, e_hat, e_true, sigma)
+    _check_binned_acceptance(eps, xt, x)
     rel = reliability(eps, pt, bins=10)
     assert rel.ndof >= 8
     assert rel.chi2 / 2 < rel.ndof + 5 * math.sqrt(2 * rel.ndof), rel
@@ -200,14 +206,7 @@ def test_acceptance_learns_from_pass_fractions():
     xt = torch.linspace(-2.99, 2.99, 12000, dtype=F64)[:, None]
     with torch.no_grad():
         eps = clf(xt).double()
-    bins = ((xt[:, 0] + 3) / 0.5).long().clamp(0, 11)
-    n_train = 4 * torch.bincount(((x[:, 0] + 3) / 0.5).long().clamp(0, 11), minlength=12)
-    truth = _eps_true(xt)
-    for b in range(12):
-        m = bins == b
-        e_hat, e_true = float(eps[m].mean()), float(truth[m].mean())
-        sigma = math.sqrt(e_true * (1 - e_true) / float(n_train[b]))
-        assert abs(e_hat - e_true) < 4 * sigma, (b, e_hat, e_true, sigma)
+    _check_binned_acceptance(eps, xt, x, draws_per_event=4)
     with pytest.raises(ValueError, match="pass fractions in"):
         clf.fit(x[:50], torch.full((50,), 1.5), progress=False)
 
