@@ -37,22 +37,35 @@ from forward.nis.vegas import VegasMap
 __all__ = ["NISConfig", "NISFit", "fit", "vegas_bins"]
 
 
-def vegas_bins(dims: int, n_per_iter: int) -> int:
-    """Default VEGAS bins: about 100 calls per dimension and bin, between 16 and 256.
+def vegas_bins(
+    dims: int, n_per_iter: int, *, calls_per_bin: int = 100, max_bins: int = 256
+) -> int:
+    """VEGAS bins per dimension: ``n_per_iter / (calls_per_bin * dims)``, in [16, max_bins].
 
-    Too many bins for the calls per round make the per-bin weight estimates heavy
-    tailed, and a peak seen by few points can then be dropped from the grid.
+    Two uses want different resolutions. As a warm start and defensive density of a
+    flow (the default, about 100 calls per dimension and bin, at most 256) the grid
+    should stay broad: a sharp grid is a poor defensive component in the tails of a
+    peak the flow has not yet learned (camel-8D, one seed: rel. weight std of the final
+    proposal 1.25 with 25 bins, 1.75 with 250). Alone, VEGAS
+    wants the resolution of ``vegas`` 6.4.1 (``calls_per_bin=10, max_bins=1000``: a Z
+    resonance in one variable needs hundreds of bins); :class:`~forward.nis.VegasMap`'s
+    collapse guard then limits the resolution where a round's calls carry too little
+    information for that many bins.
 
     Args:
         dims: number of dimensions.
         n_per_iter: integrand calls per VEGAS round.
+        calls_per_bin: target calls per dimension and bin.
+        max_bins: upper limit (>= 16).
 
     Returns:
         The number of bins per dimension.
     """
     check_count("dims", dims)
     check_count("n_per_iter", n_per_iter)
-    return max(16, min(256, n_per_iter // (100 * dims)))
+    check_count("calls_per_bin", calls_per_bin)
+    check_count("max_bins", max_bins, 16)
+    return max(16, min(max_bins, n_per_iter // (calls_per_bin * dims)))
 
 
 @dataclass(frozen=True)
@@ -63,11 +76,16 @@ class NISConfig:
         calls: total integrand calls for training (VEGAS warm start included).
         vegas_fraction: share of ``calls`` for the VEGAS warm start (0 disables VEGAS:
             the flow then lives on the plain cube with a uniform defensive component).
-        vegas_iters: VEGAS rounds; None: as many as keep at least ``2500 * dims`` calls
+        vegas_iters: VEGAS rounds; None: as many as keep at least ``6250 * dims`` calls
             per round (at most 10, at least 1), since a round with too few calls can drop
-            a peak that only a few points saw (camel-8D: 20 000).
+            a peak that only a few points saw (camel-8D with 500 000 calls: rounds of
+            20 000 lost a peak silently in 1 of 30 seeds; rounds of 50 000 kept both in
+            the 8 seeds tried, and with 1 000 000 calls they gave rel. std 0.55–0.7).
         vegas_bins: VEGAS bins per dimension; None picks :func:`vegas_bins`.
-        vegas_alpha: VEGAS damping exponent.
+        vegas_alpha: VEGAS damping exponent (0.25: a warm start must not lose a peak;
+            with the squared-weight amounts of :class:`~forward.nis.VegasMap` it
+            responds like 0.5 on square-root amounts; with 0.5 the camel-8D warm start
+            of 5 x 20 000 calls dropped a peak in 4 of 30 seeds, with 0.25 in 1).
         vegas_layer: put the flow on top of the grid (``MixtureProposal(compose=True)``);
             default False: the flow lives on the plain cube and the grid is only the
             warm-start sampler and the defensive density (the grid's piecewise-constant
@@ -95,7 +113,7 @@ class NISConfig:
     vegas_fraction: float = 0.2
     vegas_iters: int | None = None
     vegas_bins: int | None = None
-    vegas_alpha: float = 0.5
+    vegas_alpha: float = 0.25
     vegas_layer: bool = False
     flow_bins: int = 16
     hidden: tuple[int, ...] = (32, 32)
@@ -146,7 +164,7 @@ class NISConfig:
         """VEGAS rounds used in ``dims`` dimensions (``vegas_iters`` or the automatic choice)."""
         if self.vegas_iters is not None:
             return self.vegas_iters
-        return max(1, min(10, self.vegas_calls // (2500 * dims)))
+        return max(1, min(10, self.vegas_calls // (6250 * dims)))
 
     @property
     def flow_steps(self) -> int:

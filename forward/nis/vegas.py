@@ -5,14 +5,28 @@ Each dimension :math:`j` has ``bins`` intervals with edges
 mapped bin by bin, :math:`x_j = e_{j,i} + (N u_j - i)\,\Delta_{j,i}` with
 :math:`i = \lfloor N u_j \rfloor`, so the map's Jacobian is
 :math:`J(u) = \prod_j N \Delta_{j,i_j}` and the sampling density of :math:`x` is
-:math:`1/J`. The grid adapts (Lepage 1978, 2021) so that the bins get narrow where
-the weights :math:`w = f J` are large: per dimension and bin it accumulates the mean
-of :math:`w^2`; the square root of that mean is, at the fixed
-point, proportional to the integral of the optimal separable density over the bin,
-so it is used as the amount each old bin carries; amounts are smoothed with their
-neighbours, compressed by the damping :math:`((1 - r)/\ln(1/r))^\alpha` of their
-normalised values :math:`r`, and the new edges split the total amount into equal
-parts (amounts spread evenly over each old bin).
+:math:`1/J`.
+
+Refinement (Lepage 1978, 2021). Per dimension and bin the grid accumulates the mean
+:math:`d_{j,i}` of :math:`w^2 = (f J)^2` over the points whose :math:`x_j` fell into the
+bin, and treats :math:`d_{j,i}` as the amount of "importance" carried by the old bin
+(spread evenly over it). The new edges split the total amount into ``bins`` equal
+shares. At the fixed point every :math:`d_{j,i}` is equal, which is where the bins
+are narrow in proportion to the projected :math:`|f|`. Before rebinning the amounts
+are smoothed with their neighbours (weights 1, 6, 1; 7, 1 at the ends), normalised
+to fractions :math:`r` and compressed by the damping :math:`((1 - r)/\ln(1/r))^\alpha`,
+which keeps the iteration stable.
+
+Collapse guard. A bin's :math:`d_{j,i}` is an average of squared weights, and when
+few points carry most of the weight (a peak in many dimensions seen by a handful of
+points, or many bins for the calls) most bins hold no information: their amounts are
+noise, a region the integrand populates can be emptied by one unlucky round and is
+then never sampled again. The grid's resolution is therefore limited by the data:
+with :math:`n_{\rm eff} = (\sum |w|)^2 / \sum w^2` the effective number of points of
+the round, the amounts are first averaged over a window of :math:`2h + 1` bins with
+:math:`h = \lceil c\,N / n_{\rm eff} \rceil` (``smoothing`` :math:`= c`), so that every
+window holds about :math:`2c` effective points. Well-sampled rounds
+(:math:`n_{\rm eff} \gg N`) are left untouched.
 
 The map is usable on its own (:meth:`VegasMap.sample` is a proposal for
 :func:`forward.nis.integrate`), as a warm start (its training samples can fill a
@@ -40,6 +54,10 @@ class VegasMap(nn.Module):
     Args:
         dims: number of dimensions d.
         bins: number of bins per dimension.
+        smoothing: collapse guard ``c`` >= 0: before rebinning, the per-bin amounts are
+            averaged over ``2h + 1`` bins with ``h = ceil(c * bins / n_eff)``, ``n_eff``
+            the effective number of points of the round (see the module docstring);
+            0 switches the guard off.
         dtype: floating dtype of the grid and of returned points (float64 advised).
         device: device of the grid.
 
@@ -47,16 +65,25 @@ class VegasMap(nn.Module):
         edges: bin edges, shape (d, bins + 1), each row increasing from 0 to 1.
     """
 
-    def __init__(self, dims: int, bins: int = 64, *, dtype=torch.float64, device=None) -> None:
+    def __init__(
+        self, dims: int, bins: int = 64, *, smoothing: float = 2.0, dtype=torch.float64,
+        device=None,
+    ) -> None:
         super().__init__()
         self.dims = check_count("dims", dims)
         self.bins = check_count("bins", bins)
+        check_range("smoothing", float(smoothing), 0.0)
+        self.smoothing = float(smoothing)
         if not dtype.is_floating_point:
             raise TypeError(f"dtype: expected a floating dtype, got {dtype}")
         edges = torch.linspace(0.0, 1.0, bins + 1, dtype=dtype, device=device)
         self.register_buffer("edges", edges.expand(dims, bins + 1).clone())
         self.register_buffer("_sum_w2", torch.zeros(dims, bins, dtype=torch.float64, device=device))
         self.register_buffer("_count", torch.zeros(dims, bins, dtype=torch.float64, device=device))
+        # sum |w| and sum w^2 of the accumulated points (their effective number)
+        self.register_buffer(
+            "_moments", torch.zeros(2, dtype=torch.float64, device=device), persistent=False
+        )
 
     # ------------------------------------------------------------------ the map
     def forward(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,13 +168,41 @@ class VegasMap(nn.Module):
                 (signed allowed; only their squares enter).
         """
         i, _ = self._bin_of(x)
-        if weights.shape != (x.shape[0],):
-            raise ValueError(f"weights: expected shape ({x.shape[0]},), got {tuple(weights.shape)}")
-        w2 = weights.to(torch.float64).square()
+        if not isinstance(weights, torch.Tensor) or weights.shape != (x.shape[0],):
+            got = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights)
+            raise ValueError(f"weights: expected shape ({x.shape[0]},), got {got}")
+        w = weights.to(torch.float64)
+        bad = ~torch.isfinite(w)
+        if bool(bad.any()):
+            raise ValueError(
+                f"weights: expected finite values, got {int(bad.sum())} NaN/inf "
+                f"out of {w.numel()}"
+            )
+        w2 = w.square()
         offset = (torch.arange(self.dims, device=x.device) * self.bins)[None, :]
         flat = (i + offset).reshape(-1)
         self._sum_w2.view(-1).index_add_(0, flat, w2[:, None].expand(-1, self.dims).reshape(-1))
         self._count.view(-1).index_add_(0, flat, torch.ones_like(flat, dtype=torch.float64))
+        self._moments += torch.stack([w.abs().sum(), w2.sum()])
+
+    def _window(self) -> int:
+        """Half-width ``h`` of the collapse guard's averaging window for the accumulated data."""
+        s1, s2 = (float(v) for v in self._moments)
+        if self.smoothing == 0 or s2 <= 0:
+            return 0
+        n_eff = s1 * s1 / s2
+        h = math.ceil(self.smoothing * self.bins / max(n_eff, 1.0))
+        # wider windows would merge separate peaks (bins between peaks are few)
+        return min(h, self.bins // 16)
+
+    @staticmethod
+    def _box(a: torch.Tensor, h: int) -> torch.Tensor:
+        """Moving average of each row of ``a`` (d, N) over 2h + 1 bins, reflected at the ends."""
+        if h <= 0:
+            return a
+        p = torch.cat([a[:, :h].flip(1), a, a[:, -h:].flip(1)], dim=1)
+        c = torch.cat([torch.zeros_like(p[:, :1]), p.cumsum(dim=1)], dim=1)
+        return (c[:, 2 * h + 1:] - c[:, : -2 * h - 1]) / (2 * h + 1)
 
     @torch.no_grad()
     def refine(self, alpha: float = 0.5) -> None:
@@ -157,13 +212,15 @@ class VegasMap(nn.Module):
             alpha: damping exponent >= 0; 0 freezes the grid, larger values adapt faster.
         """
         check_range("alpha", float(alpha), 0.0)
-        mean_w2 = torch.where(self._count > 0, self._sum_w2 / self._count.clamp(min=1), 0.0)
-        amount = mean_w2.sqrt()
+        amount = torch.where(self._count > 0, self._sum_w2 / self._count.clamp(min=1), 0.0)
+        h = min(self._window(), (self.bins - 1) // 2)
         self._sum_w2.zero_()
         self._count.zero_()
+        self._moments.zero_()
         if alpha == 0 or self.bins == 1:
             return
-        # smooth each bin with its neighbours (weights 1, 6, 1; edges reflect)
+        amount = self._box(amount, h)
+        # neighbour smoothing, weights (1, 6, 1) / 8 inside and (7, 1) / 8 at the ends
         padded = torch.cat([amount[:, :1], amount, amount[:, -1:]], dim=1)
         smooth = (padded[:, :-2] + 6.0 * padded[:, 1:-1] + padded[:, 2:]) / 8.0
         total = smooth.sum(dim=1, keepdim=True)
@@ -172,7 +229,6 @@ class VegasMap(nn.Module):
         tiny = torch.finfo(torch.float64).tiny
         r = r.clamp(min=tiny, max=1.0 - 1e-15)
         damped = ((1.0 - r) / torch.log(1.0 / r)) ** alpha
-        damped = damped.clamp(min=1e-12 * damped.max(dim=1, keepdim=True).values.clamp(min=tiny))
         cum = torch.cat([torch.zeros_like(damped[:, :1]), damped.cumsum(dim=1)], dim=1)
         k = torch.arange(1, self.bins, dtype=torch.float64, device=cum.device)
         targets = (k[None, :] / self.bins) * cum[:, -1:]  # (d, bins - 1)
