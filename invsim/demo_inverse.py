@@ -65,7 +65,7 @@ class InversePreset:
     grid: int = 17
     chains: int = 2
     warmup: int = 150
-    draws: int = 400
+    draws: int = 600
 
     def __post_init__(self) -> None:
         for name in ("n_train_trials", "epochs", "experiments", "n_samples", "n_fiducial",

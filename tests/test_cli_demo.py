@@ -46,7 +46,7 @@ def test_demo_quick_writes_report_and_matches_pythia(tmp_path):
     idata = load_inference(out / "posterior.nc")
     assert {"posterior", "sample_stats", "log_likelihood", "observed_data"} <= set(idata.groups())
     summary = az.summary(idata, var_names=["mzp", "gzp"])
-    # the quick preset runs 2 chains x 400 draws: converged, though with fewer effective
+    # the quick preset runs 2 chains x 600 draws: converged, though with fewer effective
     # draws than the default preset's 4 x 1000
     assert (summary["r_hat"] < 1.05).all(), summary
     assert (summary["ess_bulk"] > 100).all(), summary
