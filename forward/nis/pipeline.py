@@ -76,11 +76,12 @@ class NISConfig:
         calls: total integrand calls for training (VEGAS warm start included).
         vegas_fraction: share of ``calls`` for the VEGAS warm start (0 disables VEGAS:
             the flow then lives on the plain cube with a uniform defensive component).
-        vegas_iters: VEGAS rounds; None: as many as keep at least ``6250 * dims`` calls
-            per round (at most 10, at least 1), since a round with too few calls can drop
-            a peak that only a few points saw (camel-8D with 500 000 calls: rounds of
-            20 000 lost a peak silently in 1 of 30 seeds; rounds of 50 000 kept both in
-            the 8 seeds tried, and with 1 000 000 calls they gave rel. std 0.55–0.7).
+        vegas_iters: VEGAS rounds; None: as many as keep at least ``2500 * dims`` calls
+            per round, at most 4 (at least 1). Too few calls per round can drop a peak
+            that only a few points saw, and so can many rounds that feed back on each
+            other (camel-8D: 5 rounds of 20 000 lost a peak silently in 1 of
+            30 seeds; with 1M calls, 4 rounds of 50 000 kept both in 6 of 6, rel. std
+            0.42–0.69); small budgets keep several rounds for a good defensive grid.
         vegas_bins: VEGAS bins per dimension; None picks :func:`vegas_bins`.
         vegas_alpha: VEGAS damping exponent (0.25: a warm start must not lose a peak;
             with the squared-weight amounts of :class:`~forward.nis.VegasMap` it
@@ -164,7 +165,7 @@ class NISConfig:
         """VEGAS rounds used in ``dims`` dimensions (``vegas_iters`` or the automatic choice)."""
         if self.vegas_iters is not None:
             return self.vegas_iters
-        return max(1, min(10, self.vegas_calls // (6250 * dims)))
+        return max(1, min(4, self.vegas_calls // (2500 * dims)))
 
     @property
     def flow_steps(self) -> int:
