@@ -66,6 +66,12 @@ _LEPTONS = {"ee": (11,), "mumu": (13,), "both": (11, 13)}
 _QUARKS = (1, 2, 3, 4, 5)
 
 
+def _propagator(shat, mass, width):
+    """Real and imaginary parts of χ = ŝ / (ŝ − M² + i ŝ Γ / M) (running width)."""
+    den = (shat - mass * mass) ** 2 + (shat * width / mass) ** 2
+    return shat * (shat - mass * mass) / den, -shat * shat * (width / mass) / den
+
+
 def _chiral(v, a):
     """(g_L, g_R) = (v + a, v − a) from vector and axial couplings."""
     return (v + a, v - a)
@@ -213,8 +219,7 @@ class DrellYan(Process):
         """
         shat, cos_q1 = self._kinematics(events)
         gz, _ = self.widths(self.params(None, dtype=shat.dtype, device=shat.device))
-        den_z = (shat - MZ**2) ** 2 + (shat * gz / MZ) ** 2
-        chi_z = torch.complex(shat * (shat - MZ**2) / den_z, -shat * shat * (gz / MZ) / den_z)
+        chi_z = torch.complex(*_propagator(shat, MZ, gz))
         use_gamma_z = 0.0 if self.mode == "zprime_only" else 1.0
         use_zp = 0.0 if self.mode == "gamma_z" else 1.0
         kap = kappa()
@@ -248,11 +253,7 @@ class DrellYan(Process):
             if any(v.ndim for v in params.values()):
                 return (weights * self.matrix_element(events, params)).sum(-1)
             _, gzp_width = self.widths(params)
-            mzp = params["mzp"]
-            m2p = mzp * mzp
-            den_p = (shat - m2p) ** 2 + (shat * gzp_width / mzp) ** 2
-            re_p = use_zp * shat * (shat - m2p) / den_p
-            im_p = -use_zp * shat * shat * (gzp_width / mzp) / den_p
+            re_p, im_p = (use_zp * c for c in _propagator(shat, params["mzp"], gzp_width))
             zcpl = zprime_fermion_couplings(params, params["gzp"])
             gp_l = _chiral(*zcpl["e"])
             s = torch.stack([kap * gp_q[x] * gp_l[y]
@@ -291,13 +292,8 @@ class DrellYan(Process):
         gz, gzp = self.widths(params)
         mzp = params["mzp"]
         # propagator factors χ = ŝ / (ŝ - M² + i ŝ Γ/M) as real and imaginary parts
-        den_z = (shat - MZ**2) ** 2 + (shat * gz / MZ) ** 2
-        re_z = shat * (shat - MZ**2) / den_z
-        im_z = -shat * shat * (gz / MZ) / den_z
-        m2p = mzp * mzp
-        den_p = (shat - m2p) ** 2 + (shat * gzp / mzp) ** 2
-        re_p = shat * (shat - m2p) / den_p
-        im_p = -shat * shat * (gzp / mzp) / den_p
+        re_z, im_z = _propagator(shat, MZ, gz)
+        re_p, im_p = _propagator(shat, mzp, gzp)
         use_gamma_z = 0.0 if self.mode == "zprime_only" else 1.0
         use_zp = 0.0 if self.mode == "gamma_z" else 1.0
         zcpl = zprime_fermion_couplings(params, params["gzp"])
