@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from forward._validation import as_tensor, check_finite, check_floating
 from forward.events import HardEvents
 from forward.integrand import HadronicIntegrand
+from forward.pdf.gridpdf import canonical_device
 from invsim.flows.training import read_file, write_file
 from invsim.mem.estimator import summarize_weights
 from invsim.mem.likelihood import DifferentialCache
@@ -580,6 +581,7 @@ def simulate(
     *,
     seed: int = 0,
     chunk_size: int = 200_000,
+    device=None,
 ) -> SimulatedPairs:
     """Unweighted hard events of a process at θ, smeared by the detector.
 
@@ -594,6 +596,7 @@ def simulate(
         theta: parameter values (numbers); defaults for the rest.
         seed: seeds the trials, the unweighting and the smearing.
         chunk_size: points per integrand evaluation.
+        device: torch device of the simulation and of the returned tensors (default CPU).
 
     Returns:
         :class:`SimulatedPairs`.
@@ -602,9 +605,10 @@ def simulate(
 
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise ValueError(f"n_trials: expected an integer >= 1, got {n_trials!r}")
-    integrand = HadronicIntegrand(process, params=theta)
-    gen = torch.Generator().manual_seed(int(seed))
-    r = torch.rand(n_trials, integrand.dim, generator=gen, dtype=torch.float64)
+    integrand = HadronicIntegrand(process, params=theta, device=device)
+    dev = canonical_device(device)
+    gen = torch.Generator(device=dev).manual_seed(int(seed))
+    r = torch.rand(n_trials, integrand.dim, generator=gen, dtype=torch.float64, device=dev)
     w = torch.cat([integrand(r[s : s + chunk_size]) for s in range(0, n_trials, chunk_size)])
     sel = unweight(w, 0.0, generator=gen).indices
     hard, _ = integrand.map.forward(r[sel])

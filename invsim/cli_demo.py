@@ -177,7 +177,7 @@ def run_demo(out: Path, *, quick: bool, seed: int = 0, device: str = "cpu",
             preset = replace(preset, experiments=experiments)
         echo(f"4/{steps} inverse simulation: Z' mass and coupling from reco events")
         start = time.perf_counter()
-        results["inverse"] = run_inverse(out, preset, seed=seed, echo=echo)
+        results["inverse"] = run_inverse(out, preset, seed=seed, echo=echo, device=device)
         results["inverse"]["seconds"] = time.perf_counter() - start
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "summary.md").write_text(_summary_markdown(results))

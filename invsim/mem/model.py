@@ -92,6 +92,8 @@ class MEMModel:
         params: parameter values (numbers) fixing the phase-space channel's map.
         channel: index into ``process.phase_space(params)``.
         pdf: PDF set name or object; default the process's.
+        device: device of the integrand (PDF tables, parameters); default that of the
+            transfer's parameters when it is a torch module, else CPU.
 
     Attributes:
         coordinates: the channel as a :class:`~invsim.hardspace.HardCoordinates`.
@@ -109,6 +111,7 @@ class MEMModel:
         params: Mapping[str, float] | None = None,
         channel: int = 0,
         pdf=None,
+        device=None,
     ) -> None:
         _require_methods("proposal", proposal, ("sample_and_log_prob",))
         _require_methods("transfer", transfer, ("log_prob",))
@@ -127,7 +130,9 @@ class MEMModel:
         self.params = {k: float(v) for k, v in dict(params or {}).items()}
         self.channel = channel
         self.coordinates = HardCoordinates.from_process(process, self.params or None, channel)
-        self.integrand = HadronicIntegrand(process, pdf)
+        if device is None and isinstance(transfer, torch.nn.Module):
+            device = next(iter(transfer.parameters()), torch.empty(0)).device
+        self.integrand = HadronicIntegrand(process, pdf, device=device)
 
     # -- pieces of the integrand ---------------------------------------------------------
     def hard_features(self, events: HardEvents) -> torch.Tensor:

@@ -49,7 +49,7 @@ def build_dilepton_model(process, detector, *, n_trials: int, epochs: int, seed:
                          conditional_affine: bool = True, periodic_unfolder: bool = True,
                          selected_response: bool = False, batch_size: int = 1024,
                          lr: float = 2e-3, acceptance_hidden: tuple[int, ...] | None = None,
-                         acceptance_epochs: int | None = None):
+                         acceptance_epochs: int | None = None, device=None):
     """Simulate pairs and train transfer, acceptance and unfolder.
 
     Args:
@@ -78,6 +78,8 @@ def build_dilepton_model(process, detector, *, n_trials: int, epochs: int, seed:
             epochs (default ``hidden`` and ``epochs``). It is cheap to train (hard events
             only) and its error enters σ_fid(θ), whose θ-slope multiplies the number of
             events in a summed log-likelihood, so it may deserve a larger budget.
+        device: torch device of the simulation, the training and the returned networks
+            (default CPU).
 
     Returns:
         (model, info): the :class:`~invsim.mem.MEMModel` and a dict of training numbers
@@ -92,7 +94,8 @@ def build_dilepton_model(process, detector, *, n_trials: int, epochs: int, seed:
     if isinstance(smearings, bool) or not isinstance(smearings, int) or smearings < 1:
         raise ValueError(f"smearings: expected an integer >= 1, got {smearings!r}")
     t0 = time.perf_counter()
-    sim = simulate(process, detector, n_trials, theta, seed=seed)
+    sim = simulate(process, detector, n_trials, theta, seed=seed, device=device)
+    dev = sim.x_hard.device
     acc = sim.passed
     info: dict = {"train_events": len(sim.hard), "train_accepted": int(acc.sum())}
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=None)
@@ -112,11 +115,11 @@ def build_dilepton_model(process, detector, *, n_trials: int, epochs: int, seed:
     transfer = TransferFunction(
         observable_preprocessing(KINDS_RESIDUAL), observable_preprocessing(KINDS_HARD),
         FlowConfig(transforms=3, hidden_features=hidden, conditional_affine=conditional_affine),
-        seed=seed, residual=True, periodic=(2, 5))
+        seed=seed, residual=True, periodic=(2, 5)).to(dev)
     res = transfer.fit(x_hard_tr, x_reco_tr, config=cfg, seed=seed, progress=progress)
     info["transfer_val_loss"] = res.best_val_loss
     acceptance = AcceptanceClassifier(observable_preprocessing(KINDS_HARD),
-                                      tuple(acceptance_hidden or hidden), seed=seed)
+                                      tuple(acceptance_hidden or hidden), seed=seed).to(dev)
     cfg_acc = cfg if acceptance_epochs is None else TrainConfig(
         epochs=acceptance_epochs, batch_size=batch_size, lr=lr, patience=None)
     res = acceptance.fit(sim.x_hard, pass_target, config=cfg_acc, seed=seed,
@@ -128,7 +131,7 @@ def build_dilepton_model(process, detector, *, n_trials: int, epochs: int, seed:
         process, observable_preprocessing(KINDS_HARD),
         FlowConfig(transforms=4, hidden_features=hidden, bins=12,
                    conditional_affine=conditional_affine),
-        seed=seed, azimuth=DILEPTON_AZIMUTH if periodic_unfolder else None)
+        seed=seed, azimuth=DILEPTON_AZIMUTH if periodic_unfolder else None).to(dev)
     res = unfolder.fit(sim.hard[acc], sim.x_reco[acc], config=cfg, seed=seed,
                        progress=progress)
     info["unfolder_val_loss"] = res.best_val_loss
