@@ -1,4 +1,7 @@
-"""Shared fixtures: devices as a test axis, float64 by default, gpu marker handling."""
+"""Shared fixtures: devices as a test axis, float64 by default, gpu marker handling.
+
+Plain helper functions that several modules share are in ``_helpers.py``.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +33,26 @@ def device(request) -> torch.device:
 def generator() -> torch.Generator:
     """A seeded CPU generator, for reproducible draws."""
     return torch.Generator().manual_seed(20261123)
+
+
+@pytest.fixture
+def one_thread():
+    """Run the test on one torch thread, restoring the thread count afterwards.
+
+    A module opts in for all its tests with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def diphoton():
+    """The q q̄ → γγg process (``diphoton-jet``) at its defaults, once per test module."""
+    from forward.processes import get_process
+
+    return get_process("diphoton-jet")
 
 
 @pytest.hookimpl(hookwrapper=True)

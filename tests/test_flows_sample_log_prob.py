@@ -25,12 +25,7 @@ from invsim.flows import (
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # one torch thread (conftest.py)
 
 
 def _observable_flow(kind: str) -> tuple[ConditionalFlow, torch.Tensor]:

@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+from _helpers import seeded
 from scipy import stats
 
 from forward.events import HardEvents
@@ -34,31 +35,22 @@ from forward.surrogate.layers import BayesianLinear
 from forward.surrogate.losses import gaussian_nll
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-@pytest.fixture(scope="module")
-def diphoton():
-    return get_process("diphoton-jet")
-
-
 @pytest.fixture(scope="module")
 def diphoton_data(diphoton):
-    return generate_training_data(diphoton, 3000, generator=_gen(11))
+    return generate_training_data(diphoton, 3000, generator=seeded(11))
 
 
 @pytest.fixture(scope="module")
 def ttbar_fit():
     proc = get_process("ttbar")
-    data = generate_training_data(proc, 600, generator=_gen(5))
+    data = generate_training_data(proc, 600, generator=seeded(5))
     cfg = SurrogateConfig(kind="bayesian", hidden=16, layers=2, epochs=2, samples=3)
-    return proc, train_surrogate(proc, data, cfg, generator=_gen(6))
+    return proc, train_surrogate(proc, data, cfg, generator=seeded(6))
 
 
 # -- losses and layers -------------------------------------------------------------------
 def test_gaussian_nll_value_and_gradients():
-    g = _gen(1)
+    g = seeded(1)
     mean = torch.randn(50, 2, generator=g, dtype=torch.float64, requires_grad=True)
     log_sigma = (0.3 * torch.randn(50, 2, generator=g, dtype=torch.float64)).requires_grad_()
     y = torch.randn(50, 2, generator=g, dtype=torch.float64)
@@ -89,7 +81,7 @@ def test_gaussian_nll_mask_ignores_entries():
 def test_bayesian_linear_kl_matches_torch():
     lin = BayesianLinear(3, 2, prior_std=0.7, init_std=0.05, dtype=torch.float64)
     with torch.no_grad():
-        lin.weight_mu.normal_(generator=_gen(2))
+        lin.weight_mu.normal_(generator=seeded(2))
     q = torch.distributions.Normal(
         torch.cat([lin.weight_mu.flatten(), lin.bias_mu]),
         torch.nn.functional.softplus(torch.cat([lin.weight_rho.flatten(), lin.bias_rho])),
@@ -101,7 +93,7 @@ def test_bayesian_linear_kl_matches_torch():
 
 def test_bayesian_linear_draws_have_posterior_moments():
     lin = BayesianLinear(2, 1, init_std=0.2, dtype=torch.float64)
-    g = _gen(3)
+    g = seeded(3)
     draws = torch.stack([lin.draw(g)[0] for _ in range(1500)])
     # mean within 5 standard errors (0.2/sqrt(1500)); fails with probability < 1e-5
     assert (draws.mean(0) - lin.weight_mu).abs().max() < 5 * 0.2 / math.sqrt(1500)
@@ -166,11 +158,11 @@ def test_permutation_symmetry_is_exact(kind, diphoton_data):
     ev = diphoton_data.events[:257]
     swapped = HardEvents(ev.momenta[:, [1, 0, 2]], ev.x1, ev.x2, ev.sqrt_s)
     reg = SymmetricRegressor(3, identical_permutations((22, 22, 21)), 1, kind=kind,
-                             members=3, hidden=32, layers=2, generator=_gen(4))
+                             members=3, hidden=32, layers=2, generator=seeded(4))
     reg.x_scaler.fit(invariant_features(ev))
     for samples in (0, 4):
-        a = reg.predict(ev, samples=samples, generator=_gen(9))
-        b = reg.predict(swapped, samples=samples, generator=_gen(9))
+        a = reg.predict(ev, samples=samples, generator=seeded(9))
+        b = reg.predict(swapped, samples=samples, generator=seeded(9))
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     # and the network itself is not symmetric: the averaging does the work
     f = reg.features(ev)
@@ -180,7 +172,7 @@ def test_permutation_symmetry_is_exact(kind, diphoton_data):
 
 
 def test_three_identical_particles_exact():
-    g = _gen(7)
+    g = seeded(7)
     p = torch.randn(64, 3, 3, generator=g, dtype=torch.float64) * 50
     mom = torch.cat([p.norm(dim=-1, keepdim=True), p], -1)
     # put the event in a frame where the total momentum is along z with E > |pz|
@@ -202,13 +194,13 @@ def test_channel_groups_diphoton_and_ttbar(diphoton, diphoton_data):
     # charge factors e_q^4 relative to the d quark: u and c are 16 times d
     assert ratios == pytest.approx([1, 1, 16, 16, 1, 1, 16, 16, 1, 1], rel=1e-12)
     tt = get_process("ttbar")
-    data = generate_training_data(tt, 200, generator=_gen(3))
+    data = generate_training_data(tt, 200, generator=seeded(3))
     groups, refs, ratios = channel_groups(data.me2)
     # g g and q q̄ are different functions; q q̄ and q̄ q are equal (symmetric in t ↔ u)
     assert refs == [0, 1]
     assert groups == [0] + [1] * 10 and ratios == pytest.approx([1.0] * 11, rel=1e-12)
     gg_only = generate_training_data(get_process("ttbar", initial_states="gg"), 50,
-                                     generator=_gen(3))
+                                     generator=seeded(3))
     groups, refs, ratios = channel_groups(gg_only.me2)
     assert groups == [0] + [-1] * 10 and ratios[1:] == [0.0] * 10
 
@@ -224,7 +216,7 @@ def test_training_data_pass_cuts_and_exact_me(diphoton, diphoton_data):
 
 
 def test_oversampling_high_me_region(diphoton):
-    over = generate_training_data(diphoton, 2000, oversample=(0.5, 0.9), generator=_gen(22))
+    over = generate_training_data(diphoton, 2000, oversample=(0.5, 0.9), generator=seeded(22))
     # log_q: density relative to the flat cube, 1 - f + f/(1 - q) = 5.5 above the
     # threshold and 1 - f = 0.5 below
     high = over.log_q > 0
@@ -236,7 +228,7 @@ def test_oversampling_high_me_region(diphoton):
     # all 1000 rare points and 10 % of the 1000 plain ones (the quantile of their own
     # sample, exact up to one point) lie above it
     assert abs(int(high.sum()) - 1100) <= 1
-    base = generate_training_data(diphoton, 500, generator=_gen(21))
+    base = generate_training_data(diphoton, 500, generator=seeded(21))
     assert bool((base.log_q == 0).all())
 
 
@@ -246,7 +238,7 @@ def test_training_data_from_a_nis_proposal(diphoton):
     vegas = VegasMap(7)
     with torch.no_grad():  # a non-uniform grid: bins squeezed towards 0 in every dimension
         vegas.edges.copy_(torch.linspace(0, 1, 65, dtype=torch.float64).pow(2).expand(7, 65))
-    data = generate_training_data(diphoton, 500, sampler=vegas, generator=_gen(8))
+    data = generate_training_data(diphoton, 500, sampler=vegas, generator=seeded(8))
     assert torch.allclose(data.log_q, vegas.log_prob(data.r), rtol=1e-10)
     assert float(data.r.mean()) < 0.45  # squeezed towards 0 (uniform would give 0.5)
 
@@ -259,17 +251,17 @@ def test_calibration_on_noisy_toy(kind):
 
     proc = get_process("ttbar")
     n = 4000
-    data = generate_training_data(proc, 2 * n, generator=_gen(31))
+    data = generate_training_data(proc, 2 * n, generator=seeded(31))
     pin, top = data.events.incoming, data.events.momenta[:, 0]
     sa, sb = dot(pin[:, 0], top), dot(pin[:, 1], top)
     true_sigma = 0.05 + 0.25 * sa / (sa + sb)  # invariant, between 0.05 and 0.3
-    eps = torch.randn(2 * n, generator=_gen(32), dtype=torch.float64)
+    eps = torch.randn(2 * n, generator=seeded(32), dtype=torch.float64)
     noisy = data.me2 * torch.exp(true_sigma * eps).unsqueeze(-1)
     train = TrainingData(data.events[:n], noisy[:n], data.r[:n], data.log_q[:n], data.params)
     test_ev, test_y = data.events[n:], torch.log(noisy[n:][:, [0, 1]])  # g g and q q̄
     cfg = SurrogateConfig(kind=kind, hidden=32, layers=2, epochs=20, batch_size=128,
                           lr=3e-3, calibrate=False, samples=5)
-    fit = train_surrogate(proc, train, cfg, generator=_gen(33))
+    fit = train_surrogate(proc, train, cfg, generator=seeded(33))
     log_me, sig = fit.surrogate.log_predict(test_ev)
     pull = (log_me - test_y) / sig
     # pull mean and std of 4000 points have statistical errors 0.016 and 0.011 (so a
@@ -287,7 +279,7 @@ def test_calibration_on_noisy_toy(kind):
 # -- two-stage unweighting -----------------------------------------------------------------
 def _toy_two_stage(seed: int, n: int = 400_000):
     """x ~ U(0,1); exact density f_e = 2x; surrogate f_s = f_e (1 + 0.4 sin 9x)."""
-    g = _gen(seed)
+    g = seeded(seed)
     x = torch.rand(n, generator=g, dtype=torch.float64)
     w_exact = 2 * x
     w_surr = 2 * x * (1 + 0.4 * torch.sin(9 * x))
@@ -313,7 +305,7 @@ def test_two_stage_unweighting_is_exact_on_toy():
     p = stats.kstest(kept.numpy(), lambda t: t**2).pvalue
     assert p > 1e-3
     # power: unweighting with the surrogate alone is visibly wrong on the same sample size
-    g = _gen(42)
+    g = seeded(42)
     only = x[torch.rand(x.numel(), generator=g, dtype=torch.float64) * 2.8 < w_surr]
     only = only[: kept.numel()]
     assert stats.kstest(only.numpy(), lambda t: t**2).pvalue < 1e-6
@@ -323,7 +315,7 @@ def test_two_stage_unweighting_is_exact_on_toy():
 
 
 def test_two_stage_weighted_when_maxima_too_small():
-    g = _gen(43)
+    g = seeded(43)
     n = 400_000
     x = torch.rand(n, generator=g, dtype=torch.float64)
     w_exact = 3 * x**2
@@ -381,7 +373,7 @@ def test_surrogate_process_in_hadronic_integrand(ttbar_fit):
 
     proc, fit = ttbar_fit
     sp = SurrogateProcess(proc, fit.surrogate)
-    r = torch.rand(100, 4, generator=_gen(12), dtype=torch.float64)
+    r = torch.rand(100, 4, generator=seeded(12), dtype=torch.float64)
     exact = HadronicIntegrand(proc)(r)
     approx = HadronicIntegrand(sp)(r)
     assert approx.shape == (100,) and bool(torch.isfinite(approx).all())
@@ -416,7 +408,7 @@ def test_save_load_round_trip(ttbar_fit, tmp_path):
 def test_mse_and_ensemble_train_and_predict(diphoton, diphoton_data):
     for kind in ("mse", "ensemble"):
         cfg = SurrogateConfig(kind=kind, hidden=16, layers=2, epochs=2, members=2)
-        fit = train_surrogate(diphoton, diphoton_data[:1000], cfg, generator=_gen(13))
+        fit = train_surrogate(diphoton, diphoton_data[:1000], cfg, generator=seeded(13))
         me, sig = fit.surrogate.predict(diphoton_data.events[:10])
         assert me.shape == (10, 10) and bool((sig > 0).all())
         assert len(fit.history["loss"]) == 2 * (2 if kind == "ensemble" else 1)
@@ -424,8 +416,8 @@ def test_mse_and_ensemble_train_and_predict(diphoton, diphoton_data):
 
 def test_training_is_reproducible(diphoton, diphoton_data):
     cfg = SurrogateConfig(kind="bayesian", hidden=16, layers=2, epochs=1, samples=2)
-    a = train_surrogate(diphoton, diphoton_data[:500], cfg, generator=_gen(14))
-    b = train_surrogate(diphoton, diphoton_data[:500], cfg, generator=_gen(14))
+    a = train_surrogate(diphoton, diphoton_data[:500], cfg, generator=seeded(14))
+    b = train_surrogate(diphoton, diphoton_data[:500], cfg, generator=seeded(14))
     ev = diphoton_data.events[:20]
     assert torch.equal(a.surrogate(ev, None), b.surrogate(ev, None))
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _helpers import seeded
 from scipy import stats
 
 from forward.integrand import HadronicIntegrand
 from forward.nis import unweight
-from forward.processes import get_process
 from forward.surrogate import (
     SurrogateConfig,
     SurrogateProcess,
@@ -27,21 +27,12 @@ from forward.surrogate import (
 pytestmark = pytest.mark.slow
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-@pytest.fixture(scope="module")
-def diphoton():
-    return get_process("diphoton-jet")
-
-
 @pytest.fixture(scope="module")
 def trained(diphoton):
-    data = generate_training_data(diphoton, 20_000, generator=_gen(1))
-    test = generate_training_data(diphoton, 50_000, generator=_gen(2))
+    data = generate_training_data(diphoton, 20_000, generator=seeded(1))
+    test = generate_training_data(diphoton, 50_000, generator=seeded(2))
     cfg = SurrogateConfig(kind="bayesian", hidden=64, layers=3, epochs=30, lr=3e-3)
-    return data, test, train_surrogate(diphoton, data, cfg, generator=_gen(3))
+    return data, test, train_surrogate(diphoton, data, cfg, generator=seeded(3))
 
 
 def test_bayesian_surrogate_precision_and_pulls(trained):
@@ -75,7 +66,7 @@ def test_ensemble_calibrated(diphoton, trained):
     data, test, _ = trained
     cfg = SurrogateConfig(kind="ensemble", members=3, hidden=48, layers=3, epochs=40,
                           lr=3e-3)
-    fit = train_surrogate(diphoton, data[:10_000], cfg, generator=_gen(4))
+    fit = train_surrogate(diphoton, data[:10_000], cfg, generator=seeded(4))
     me, sig = fit.surrogate.predict(test.events)
     s, _, _ = precision_summary(me[:, 0], sig[:, 0], test.me2[:, 0])
     assert abs(s.pull_mean) < 0.1
@@ -93,11 +84,11 @@ def test_two_stage_unweighting_reproduces_exact_diphoton(diphoton, trained):
     exact_int = HadronicIntegrand(diphoton)
     surr_int = HadronicIntegrand(SurrogateProcess(diphoton, sur))
     n = 400_000
-    r = torch.rand(n, 7, generator=_gen(6), dtype=torch.float64)
+    r = torch.rand(n, 7, generator=seeded(6), dtype=torch.float64)
     ev_e, w_e, _ = exact_int.sample(r)
-    res = unweight(w_e.sum(-1), overweight=1e-3, generator=_gen(7))
+    res = unweight(w_e.sum(-1), overweight=1e-3, generator=seeded(7))
     ref = diphoton.observables(ev_e[res.indices])
-    r = torch.rand(n, 7, generator=_gen(8), dtype=torch.float64)
+    r = torch.rand(n, 7, generator=seeded(8), dtype=torch.float64)
     ev_s, w_s, _ = surr_int.sample(r)
     params = exact_int.params
 
@@ -107,7 +98,7 @@ def test_two_stage_unweighting_reproduces_exact_diphoton(diphoton, trained):
         return (w_s[idx] * me_e / me_s).sum(-1)
 
     two = two_stage_unweight(w_s.sum(-1), exact_weights, overweight=1e-3,
-                             ratio_overweight=0.0, generator=_gen(9))
+                             ratio_overweight=0.0, generator=seeded(9))
     # stage 2 has no overweight points (X = the largest ratio); stage 1 and the exact
     # reference allow 0.1 % of the weight above the maximum (unweighting's default): the KS
     # tests ignore those few residual weights, a bias far below their power
@@ -122,8 +113,8 @@ def test_two_stage_unweighting_reproduces_exact_diphoton(diphoton, trained):
 def test_boosting_reduces_tail(diphoton, trained):
     data, test, fit = trained
     n = 50_000
-    boosted = boost_surrogate(fit, epochs=8, emphasis=4.0, generator=_gen(11))
-    control = boost_surrogate(fit, epochs=8, emphasis=0.0, generator=_gen(11))
+    boosted = boost_surrogate(fit, epochs=8, emphasis=4.0, generator=seeded(11))
+    control = boost_surrogate(fit, epochs=8, emphasis=0.0, generator=seeded(11))
     tails = {}
     for name, f in (("boosted", boosted), ("control", control)):
         me, sig = f.surrogate.predict(test.events[:n])

@@ -6,24 +6,15 @@ import math
 
 import pytest
 import torch
+from _helpers import save_refusing_overwrite
 
 from invsim.flows import FlowConfig, TrainConfig, observable_preprocessing
-from invsim.transfer import (
-    AcceptanceClassifier,
-    SelectedTransfer,
-    TransferFunction,
-    reliability,
-)
+from invsim.transfer import AcceptanceClassifier, SelectedTransfer, TransferFunction, reliability
 
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # one torch thread (conftest.py)
 
 
 # ---------------------------------------------------------------- transfer function
@@ -80,9 +71,7 @@ def test_transfer_api_save_load_and_sampling(tmp_path):
     s2 = tf.sample(h[:4], 5, generator=torch.Generator().manual_seed(1))
     assert s1.shape == (5, 4, 1) and torch.equal(s1, s2)
     path = tmp_path / "tf.pt"
-    tf.save(path)
-    with pytest.raises(FileExistsError):
-        tf.save(path)
+    save_refusing_overwrite(tf, path)
     loaded = TransferFunction.load(path)
     with torch.no_grad():
         assert torch.equal(loaded.log_prob(r[:7], h[:7]), lp)
@@ -229,9 +218,7 @@ def test_selected_transfer_cancels_the_acceptance(tmp_path):
         assert lp.shape == (50,)
         assert torch.allclose(lp + log_eps, response.log_prob(rs, hs), atol=1e-5)
     path = tmp_path / "sel.pt"
-    sel.save(path)
-    with pytest.raises(FileExistsError):
-        sel.save(path)
+    save_refusing_overwrite(sel, path)
     loaded = SelectedTransfer.load(path)
     with torch.no_grad():
         assert torch.equal(loaded.log_prob(rs, hs), lp)

@@ -11,6 +11,7 @@ import math
 
 import pytest
 import torch
+from _helpers import save_refusing_overwrite
 
 from forward import kinematics as kin
 from forward.events import HardEvents
@@ -21,25 +22,13 @@ from invsim.flows import FlowConfig, TrainConfig, observable_preprocessing
 from invsim.hardspace import HardCoordinates
 from invsim.transfer import reliability
 from invsim.unfold import Unfolder
-from invsim.unfold_diagnostics import (
-    calibration,
-    classifier_two_sample_test,
-    histogram_ratio,
-    plot_coverage,
-    plot_histogram_ratios,
-    plot_rank_histograms,
-)
+from invsim.unfold_diagnostics import calibration, classifier_two_sample_test, histogram_ratio
 
 F64 = torch.float64
 OBSERVABLES = ("m_ll", "y_ll", "cos_theta_cs", "pt_lminus")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # one torch thread (conftest.py)
 
 
 def generate(process, n_try: int, g: torch.Generator, params=None) -> HardEvents:
@@ -170,9 +159,7 @@ def test_azimuth_option_round_trip_and_bad_input(dy_azimuth, tmp_path):
 def test_save_load_round_trip(dy, tmp_path):
     process, unf, events, x = dy
     path = tmp_path / "unf.pt"
-    unf.save(path)
-    with pytest.raises(FileExistsError):
-        unf.save(path)
+    save_refusing_overwrite(unf, path)
     loaded = Unfolder.load(path)
     with torch.no_grad():
         assert torch.equal(loaded.log_prob(events[:20], x[:20]), unf.log_prob(events[:20], x[:20]))
@@ -300,6 +287,8 @@ def test_unfolding_is_calibrated_on_drell_yan(dy_trained, tmp_path):
     For a calibrated posterior the KS p-values are U(0, 1): the 4 checks at 0.01 fail with
     probability ~4 % (the seeds are fixed, so the outcome is deterministic); coverages
     must lie within 4.5 binomial sd (fails w.p. ~5e-5 over the 8 checks)."""
+    from invsim.unfold_diagnostics import plot_coverage, plot_histogram_ratios, plot_rank_histograms
+
     process, unf, events, x, passed, n_test = dy_trained
     held = torch.zeros(len(events), dtype=torch.bool)
     held[-n_test:] = True

@@ -23,12 +23,7 @@ from invsim.unfold_diagnostics import (
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # one torch thread (conftest.py)
 
 
 def _gaussian_toy(g, m, n, scale=1.0, sigma=0.5):

@@ -25,38 +25,28 @@ wider and less accurate than with the sizes of ``invsim demo --preset default``.
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 import time
-from pathlib import Path
 
+# tutorials/_common.py: the Z′ process, detector, options and pseudo-data of tutorials 2–4
+import _common as common
 import numpy as np
 import torch
 
-from forward.processes import get_process
-from invsim.bruteforce import GaussianLeptonDetector, RecoGaussianProposal, simulate
+from invsim.bruteforce import RecoGaussianProposal
 from invsim.mem import MEMLikelihood, MEMModel, MixtureProposal
 from invsim.mem.recipe import build_dilepton_model
 from invsim.scan import scan
 
 __all__ = ["main"]
 
-WINDOW = {"mll_min": 1500.0, "mll_max": 2500.0}
 #: the hidden truth of the pseudo-data (the networks are trained at mzp = 2000, gzp = 1)
 TRUTH = {"mzp": 2030.0, "gzp": 1.0}
 NAMES = ("mzp", "gzp")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", nargs="?", default=None,
-                        help="output folder (default: a new temporary folder)")
-    parser.add_argument("--trials", type=int, default=150_000, help="training trial points")
-    parser.add_argument("--epochs", type=int, default=4, help="training epochs per network")
+    parser = common.tutorial_parser(__doc__, n_samples=800)
     parser.add_argument("--luminosity", type=float, default=3000.0, help="pb^-1")
-    parser.add_argument("--n-samples", type=int, default=800,
-                        help="importance samples per event")
-    parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
 
@@ -74,15 +64,13 @@ def _diagnostics(label: str, res) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     """Run the tutorial; returns the numbers written to ``results.json``."""
     args = _parse(argv)
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="invsim_tutorial02_"))
-    out.mkdir(parents=True, exist_ok=True)
+    out = common.output_folder(args.out, prefix="invsim_tutorial02_")
     results: dict = {"truth": TRUTH, "luminosity_pb": args.luminosity}
     t_start = time.perf_counter()
 
     # %% 1. train the ML-MEM pieces on pairs simulated at the process defaults
-    process = get_process("drell-yan", **WINDOW)
-    detector = GaussianLeptonDetector(sigma_pt=0.03, sigma_eta=0.02, sigma_phi=0.02,
-                                      pt_min=100.0, eta_max=2.5)
+    process = common.zprime_process()     # Drell–Yan ℓℓ + Z′, 1500 < m_ℓℓ < 2500 GeV
+    detector = common.lepton_detector()   # Gaussian: σ(pT)/pT = 3 %, σ(η) = σ(φ) = 0.02
     print(f"process: {process!r}\ndetector: {detector}")
     model, info = build_dilepton_model(process, detector, n_trials=args.trials,
                                        epochs=args.epochs, seed=args.seed)
@@ -94,14 +82,12 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"model saved to {model_dir}: {sorted(p.name for p in model_dir.iterdir())}")
 
     # %% 2. pseudo-data at the hidden truth: N ~ Poisson(σ_fid(θ_true) · L) accepted events
-    sim = simulate(process, detector, 20_000, TRUTH, seed=args.seed + 1)
-    pool = sim.x_reco[sim.passed]          # (n, 6): (pT [GeV], η, φ) of ℓ⁻ then ℓ⁺
+    # the reco (pT [GeV], η, φ) of ℓ⁻ then ℓ⁺ of the accepted events: shape (n, 6)
+    pool = common.accepted_events(process, detector, TRUTH, seed=args.seed + 1)
     truth_t = {k: torch.tensor(v, dtype=torch.float64) for k, v in TRUTH.items()}
-    fid = MEMLikelihood(model, pool[:2], n_samples=25, parameter_names=NAMES,
-                        n_fiducial=40_000, seed=args.seed + 2, on_flagged="ignore")
-    sigma_fid = float(torch.exp(fid.log_sigma_fid(truth_t)))
-    gen = torch.Generator().manual_seed(args.seed + 3)
-    n_obs = int(torch.poisson(torch.tensor(sigma_fid * args.luminosity), generator=gen))
+    sigma_fid = common.fiducial_cross_section(model, pool[:2], truth_t, names=NAMES,
+                                              seed=args.seed + 2)
+    n_obs = common.poisson_count(sigma_fid * args.luminosity, seed=args.seed + 3)
     data = pool[:n_obs]
     print(f"σ_fid(θ_true) = {sigma_fid * 1e3:.2f} fb -> {n_obs} events at "
           f"{args.luminosity:g} pb⁻¹ (from {pool.shape[0]} simulated)")
@@ -160,9 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"loaded {loaded!r}\n  max |Δ log p| vs the trained model: {float(diff):.2e}")
     results["reload_max_abs_diff"] = float(diff)
 
-    results["seconds"] = time.perf_counter() - t_start
-    with open(out / "results.json", "w") as f:
-        json.dump(results, f, indent=1)
+    common.write_results(results, out, t_start)
     print(f"done in {results['seconds']:.0f} s; plots, model and results.json in {out}")
     return results
 

@@ -27,18 +27,17 @@ small model is trained here (same detector and process as tutorial 2):
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 import time
 from pathlib import Path
 
+# tutorials/_common.py: the Z′ process, detector, options and pseudo-data of tutorials 2–4
+import _common as common
 import arviz as az
 import matplotlib
 import pyro.distributions as dist
 import torch
 
-from forward.processes import get_process
-from invsim.bruteforce import GaussianLeptonDetector, RecoGaussianProposal, simulate
+from invsim.bruteforce import RecoGaussianProposal
 from invsim.infer import (
     InferenceProblem,
     build_priors,
@@ -56,25 +55,17 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file backend)
 
 __all__ = ["main"]
 
-WINDOW = {"mll_min": 1500.0, "mll_max": 2500.0}
 TRUTH = {"mzp": 2030.0, "gzp": 1.0}
 NAMES = ("mzp", "gzp")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", nargs="?", default=None,
-                        help="output folder (default: a new temporary folder)")
+    parser = common.tutorial_parser(__doc__, n_samples=200)
     parser.add_argument("--model", default=None,
                         help="a MEM model folder saved by tutorial 2 (else train one here)")
-    parser.add_argument("--trials", type=int, default=150_000, help="training trial points")
-    parser.add_argument("--epochs", type=int, default=4, help="training epochs per network")
     parser.add_argument("--luminosity", type=float, default=3000.0, help="pb^-1")
-    parser.add_argument("--n-samples", type=int, default=200,
-                        help="importance samples per event")
     parser.add_argument("--warmup", type=int, default=60, help="NUTS warm-up steps per chain")
     parser.add_argument("--draws", type=int, default=100, help="NUTS draws per chain")
-    parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
 
@@ -88,15 +79,13 @@ def _save(fig_or_axes, path: Path) -> None:
 def main(argv: list[str] | None = None) -> dict:
     """Run the tutorial; returns the numbers written to ``results.json``."""
     args = _parse(argv)
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="invsim_tutorial03_"))
-    out.mkdir(parents=True, exist_ok=True)
+    out = common.output_folder(args.out, prefix="invsim_tutorial03_")
     results: dict = {"truth": TRUTH, "luminosity_pb": args.luminosity}
     t_start = time.perf_counter()
 
     # %% 1. the trained ML-MEM pieces: loaded from tutorial 2, or trained here
-    process = get_process("drell-yan", **WINDOW)
-    detector = GaussianLeptonDetector(sigma_pt=0.03, sigma_eta=0.02, sigma_phi=0.02,
-                                      pt_min=100.0, eta_max=2.5)
+    process = common.zprime_process()     # Drell–Yan ℓℓ + Z′, 1500 < m_ℓℓ < 2500 GeV
+    detector = common.lepton_detector()   # Gaussian: σ(pT)/pT = 3 %, σ(η) = σ(φ) = 0.02
     if args.model:
         model = MEMModel.load(args.model)
         print(f"loaded {model!r}")
@@ -109,14 +98,11 @@ def main(argv: list[str] | None = None) -> dict:
         [model.proposal, RecoGaussianProposal(detector, process.sqrt_s)], [0.5, 0.5])
 
     # %% 2. pseudo-data at the hidden truth and the likelihood bound to it
-    sim = simulate(process, detector, 20_000, TRUTH, seed=args.seed + 1)
-    pool = sim.x_reco[sim.passed]
+    pool = common.accepted_events(process, detector, TRUTH, seed=args.seed + 1)
     truth_t = {k: torch.tensor(v, dtype=torch.float64) for k, v in TRUTH.items()}
-    lik = MEMLikelihood(model, pool, n_samples=25, parameter_names=NAMES,
-                        n_fiducial=40_000, seed=args.seed + 2, on_flagged="ignore")
-    mu = float(torch.exp(lik.log_sigma_fid(truth_t))) * args.luminosity
-    gen = torch.Generator().manual_seed(args.seed + 3)
-    data = pool[:int(torch.poisson(torch.tensor(mu), generator=gen))]
+    mu = common.fiducial_cross_section(model, pool, truth_t, names=NAMES,
+                                       seed=args.seed + 2) * args.luminosity
+    data = pool[:common.poisson_count(mu, seed=args.seed + 3)]
     lik = MEMLikelihood(model, data, n_samples=args.n_samples, parameter_names=NAMES,
                         n_fiducial=20_000, seed=args.seed + 4, on_flagged="ignore")
     with torch.no_grad():
@@ -193,9 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"NUTS HDI [{lo:.1f}, {hi:.1f}] GeV | truth {TRUTH['mzp']:g} GeV")
     results["profile"] = prof.summary()
 
-    results["seconds"] = time.perf_counter() - t_start
-    with open(out / "results.json", "w") as f:
-        json.dump(results, f, indent=1)
+    common.write_results(results, out, t_start)
     print(f"done in {results['seconds']:.0f} s; files in {out}")
     return results
 

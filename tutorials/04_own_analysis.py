@@ -25,17 +25,16 @@ What you learn:
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import tempfile
 import time
 from pathlib import Path
 
+# tutorials/_common.py: the Z′ process, detector, options and pseudo-data of tutorials 2–4
+import _common as common
 import numpy as np
 import torch
 
-from forward.processes import get_process
-from invsim.bruteforce import GaussianLeptonDetector, RecoGaussianProposal, simulate
+from invsim.bruteforce import GaussianLeptonDetector, RecoGaussianProposal
 from invsim.mem import MEMLikelihood, MEMModel, MixtureProposal
 from invsim.mem.recipe import build_dilepton_model
 from invsim.scan import scan
@@ -43,7 +42,6 @@ from invsim.scan import scan
 __all__ = ["MuonDetector", "ClosedFormAcceptance", "ClosedFormTransfer", "main",
            "read_dilepton_file"]
 
-WINDOW = {"mll_min": 1500.0, "mll_max": 2500.0}
 TRUTH = {"mzp": 2030.0}
 BRANCHES = [f"lep{i}_{v}" for i in (1, 2) for v in ("pt", "eta", "phi", "charge")]
 
@@ -184,31 +182,23 @@ def read_dilepton_file(path: str | Path, tree: str = "events") -> torch.Tensor:
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", nargs="?", default=None,
-                        help="output folder (default: a new temporary folder)")
-    parser.add_argument("--trials", type=int, default=150_000, help="training trial points")
-    parser.add_argument("--epochs", type=int, default=4, help="training epochs per network")
+    parser = common.tutorial_parser(__doc__, n_samples=600)
     parser.add_argument("--events", type=int, default=120, help="events in the user's file")
-    parser.add_argument("--n-samples", type=int, default=600,
-                        help="importance samples per event")
-    parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the tutorial; returns the numbers written to ``results.json``."""
     args = _parse(argv)
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="invsim_tutorial04_"))
-    out.mkdir(parents=True, exist_ok=True)
+    out = common.output_folder(args.out, prefix="invsim_tutorial04_")
     results: dict = {"truth": TRUTH}
     t_start = time.perf_counter()
-    process = get_process("drell-yan", **WINDOW)
+    process = common.zprime_process()     # Drell–Yan ℓℓ + Z′, 1500 < m_ℓℓ < 2500 GeV
     detector = MuonDetector()
 
     # %% play the user's data: events at a hidden Z′ mass through the muon detector
-    sim = simulate(process, detector, 20_000, TRUTH, seed=args.seed + 1)
-    root_path, h5_path = write_user_files(sim.x_reco[sim.passed][:args.events], out)
+    x_reco = common.accepted_events(process, detector, TRUTH, seed=args.seed + 1)
+    root_path, h5_path = write_user_files(x_reco[:args.events], out)
     print(f"user files: {root_path.name}, {h5_path.name}")
 
     # %% read them back into the (n, 6) tensor
@@ -255,9 +245,7 @@ def main(argv: list[str] | None = None) -> dict:
         fig = _overlay(fig, grid.numpy(), m2d, label)
     fig.savefig(out / "scan_own_detector.png", dpi=110)
 
-    results["seconds"] = time.perf_counter() - t_start
-    with open(out / "results.json", "w") as f:
-        json.dump(results, f, indent=1)
+    common.write_results(results, out, t_start)
     print(f"done in {results['seconds']:.0f} s; files in {out}")
     return results
 
