@@ -381,3 +381,19 @@ def test_lhapdf_wrapper_plumbing_with_a_stand_in_module(pdf, monkeypatch):
     torch.testing.assert_close(out, pdf.xfxQ2_all(x, q2, [2, 21, -1]).float())
     assert p.flavors() == pdf.flavors()
     torch.testing.assert_close(p.alphasQ2(q2), pdf.alphasQ2(q2).float())
+
+
+def test_pythia_grids_found_beside_a_target_install(tmp_path, monkeypatch):
+    """``pip install --target DIR pythia8mc`` puts the module in DIR and the grids in
+    DIR/share/Pythia8/pdfdata (as on a machine that gets packages that way)."""
+    import importlib.machinery
+    import importlib.util
+
+    pytest.importorskip("pythia8mc")
+    origin = tmp_path / "pythia8mc.cpython-312-x86_64-linux-gnu.so"
+    spec = importlib.machinery.ModuleSpec("pythia8mc", None, origin=str(origin))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: spec if name == "pythia8mc" else real(name, *a))
+    folders = [f for _, f in search_places()]
+    assert (tmp_path / "share" / "Pythia8" / "pdfdata").resolve() in folders

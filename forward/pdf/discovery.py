@@ -78,6 +78,9 @@ def _pythia_pdfdata() -> list[Path]:
     if spec is not None and spec.origin and len(Path(spec.origin).resolve().parents) > 3:
         # <prefix>/lib/pythonX.Y/site-packages/pythia8mc*.so -> <prefix>
         prefixes.append(str(Path(spec.origin).resolve().parents[3]))
+    if spec is not None and spec.origin:
+        # ``pip install --target DIR``: DIR/pythia8mc*.so beside DIR/share
+        prefixes.append(str(Path(spec.origin).resolve().parent))
     for prefix in prefixes:
         if prefix:
             found.append(Path(prefix) / "share" / "Pythia8" / "pdfdata")
