@@ -29,7 +29,13 @@ from forward.nis.conditional import (
     CrossSectionScan,
     ParameterBox,
 )
-from forward.nis.diagnostics import Diagnostics, NISWarning, check_weights, lost_region_check
+from forward.nis.diagnostics import (
+    Diagnostics,
+    NISWarning,
+    check_weights,
+    lost_region_check,
+    uniform_check,
+)
 from forward.nis.flows import CubeFlow, SplineCoupling, coupling_masks, unit_rqs
 from forward.nis.mixture import ComponentSample, MixtureProposal, Proposal
 from forward.nis.multichannel import (
@@ -84,6 +90,7 @@ __all__ = [
     "max_weight",
     "nis_loss",
     "reweight",
+    "uniform_check",
     "unit_rqs",
     "unweight",
     "unweighting_efficiency",

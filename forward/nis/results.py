@@ -118,6 +118,7 @@ def integrate(
     generator: torch.Generator | None = None,
     overweight: float | None = 1e-3,
     check: bool = True,
+    n_uniform: int | None = None,
     progress: bool = False,
 ) -> IntegrationResult:
     """Estimate ``∫_{[0,1]^d} f(x) dx`` by importance sampling from a fixed proposal.
@@ -134,6 +135,10 @@ def integrate(
         overweight: overweight fraction for the unweighting efficiency; None skips it.
         check: run :func:`forward.nis.check_weights` on the pooled sample and warn
             (:class:`forward.nis.NISWarning`) if it looks unreliable.
+        n_uniform: extra integrand calls at uniform points of the cube for the
+            independent lost-region check :func:`forward.nis.uniform_check` (drawn after
+            the proposal's points, not part of the estimate nor of ``n_eval``); None:
+            ``min(100 000, n * n_iter // 20)`` when ``check`` is True, else 0.
         progress: show a tqdm progress bar.
 
     Returns:
@@ -142,6 +147,9 @@ def integrate(
     check_count("n", n, 2)
     check_count("n_iter", n_iter)
     check_count("batch_size", batch_size)
+    if n_uniform is None:
+        n_uniform = min(100_000, n * n_iter // 20) if check else 0
+    check_count("n_uniform", n_uniform, 0)
     has_components = hasattr(proposal, "sample_components")
     values, errors, all_w = [], [], []
     comp = {"f": [], "lqf": [], "lqd": [], "def": []}
@@ -180,16 +188,20 @@ def integrate(
         eff = unweighting_efficiency(w, overweight)
     diag = None
     if check:
+        f_u = None
+        if n_uniform > 0:
+            f_u = torch.cat([
+                evaluate(f, torch.rand(m, proposal.dims, generator=generator, dtype=x.dtype,
+                                       device=x.device))
+                for m in [batch_size] * (n_uniform // batch_size) + [n_uniform % batch_size]
+                if m > 0
+            ])
+        comps = {}
         if has_components:
-            diag = check_weights(
-                w,
-                f=torch.cat(comp["f"]),
-                log_q_flow=torch.cat(comp["lqf"]),
-                log_q_defensive=torch.cat(comp["lqd"]),
-                defensive=torch.cat(comp["def"]),
-            )
-        else:
-            diag = check_weights(w)
+            comps = {"f": torch.cat(comp["f"]), "log_q_flow": torch.cat(comp["lqf"]),
+                     "log_q_defensive": torch.cat(comp["lqd"]),
+                     "defensive": torch.cat(comp["def"])}
+        diag = check_weights(w, f_uniform=f_u, **comps)
     s1, s2 = float(a.sum()), float((a * a).sum())
     ess = s1 * s1 / s2 / a.numel() if s2 > 0 else math.nan
     return IntegrationResult(
