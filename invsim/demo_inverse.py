@@ -81,9 +81,10 @@ class InversePreset:
 
 
 QUICK = InversePreset()
-# GPU preset. Measured on an H200 with batch 1024: transfer 85 s and unfolder 109 s for
-# 20 epochs (about 18 ms per step, launch-bound), hence batch 4096; 500 samples per event
-# made the 100-experiment grid evaluation outlast a 7-minute run, hence 250.
+# GPU preset, sized from one H200 run of an earlier version (batch 1024, 500 samples per
+# event): transfer 85 s and unfolder 109 s for 20 epochs (about 18 ms per step,
+# launch-bound), hence batch 4096; the 100-experiment grid evaluation had not finished
+# when that run was stopped after 7 minutes, hence 250 samples. Not yet timed itself.
 DEFAULT = InversePreset(n_train_trials=2_000_000, epochs=20, batch_size=4096,
                         luminosity=6000.0, experiments=100, n_samples=250,
                         n_fiducial=400_000, grid=25, chains=4, warmup=500, draws=750)
@@ -234,6 +235,7 @@ def run_inverse(out: Path, preset: InversePreset, *, seed: int = 0, echo=print,
 
     echo(f"  NUTS posterior of the data ({preset.chains} chains)")
     t0 = time.perf_counter()
+
     def bound(v: float) -> torch.Tensor:
         return torch.tensor(v, dtype=torch.float64, device=device)
 
