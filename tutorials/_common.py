@@ -1,7 +1,7 @@
 """The set-up tutorials 2–4 share: the Z′ analysis, its command line, pseudo-data, results.
 
 Each function is a few lines; read it next to the tutorial that calls it. The tutorials
-import it as ``from _common import ...``: Python puts the folder of the script it runs
+import it as ``import _common as common``: Python puts the folder of the script it runs
 (``tutorials/``) first on ``sys.path``.
 """
 
