@@ -52,6 +52,44 @@ def test_unit_rqs_inverse_and_derivative():
     torch.testing.assert_close(ends, torch.tensor([0.0, 1.0], dtype=torch.float64))
 
 
+def _spline_by_autograd(x, wh, slopes):
+    """Forward spline through differentiable torch operations (autograd's backward)."""
+    from forward.nis.flows import _bin, _rational
+
+    _, _, _, _, _, x0, y0, w, h, d0, d1 = _bin(x, wh, slopes, 0, 1e-3, 1e-3)
+    s = h / w
+    xi = ((x - x0) / w).clamp(0.0, 1.0)
+    t, den, _, log_slope = _rational(xi, s, d0, d1)
+    return (y0 + h * (s * xi * xi + d0 * t) / den).clamp(0.0, 1.0), log_slope
+
+
+def test_forward_spline_backward_vs_gradcheck_and_autograd():
+    from forward.nis.flows import _ForwardRQS
+
+    g = gen(4)
+    wh = (torch.randn(40, 2, 2, 6, generator=g, dtype=torch.float64) * 2).requires_grad_(True)
+    slopes = torch.randn(40, 2, 7, generator=g, dtype=torch.float64).requires_grad_(True)
+    x = torch.rand(40, 2, generator=g, dtype=torch.float64).requires_grad_(True)
+
+    def spline(x, wh, slopes):
+        return _ForwardRQS.apply(x, wh, slopes, 1e-3, 1e-3)
+
+    assert torch.autograd.gradcheck(spline, (x, wh, slopes))
+    # end points of the cube (one-sided there, so not for finite differences) included
+    x_ends = x.detach().clone()
+    x_ends[0, 0], x_ends[1, 1] = 0.0, 1.0
+    x_ends.requires_grad_(True)
+    a = spline(x_ends, wh, slopes)
+    b = _spline_by_autograd(x_ends, wh, slopes)
+    for u, v in zip(a, b, strict=True):
+        torch.testing.assert_close(u, v, rtol=0, atol=1e-14)
+    c = torch.randn(2, 40, 2, generator=g, dtype=torch.float64)
+    ga = torch.autograd.grad((c[0] * a[0] + c[1] * a[1]).sum(), (x_ends, wh, slopes))
+    gb = torch.autograd.grad((c[0] * b[0] + c[1] * b[1]).sum(), (x_ends, wh, slopes))
+    for u, v in zip(ga, gb, strict=True):
+        torch.testing.assert_close(u, v, rtol=1e-10, atol=1e-12)
+
+
 def test_flow_log_prob_vs_autograd_jacobian():
     flow = random_flow(3)
     z = torch.rand(20, 3, generator=gen(1), dtype=torch.float64)

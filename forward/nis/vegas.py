@@ -135,7 +135,7 @@ class VegasMap(nn.Module):
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Log of the grid's sampling density at ``x``, shape (n,) for ``x`` of shape (n, d)."""
-        return -self.inverse(x)[1]
+        return -torch.log(self._bin_of(x)[1] * self.bins).sum(dim=1)
 
     @torch.no_grad()
     def sample(
