@@ -783,8 +783,8 @@ class _Fitter:
                            self.device)
         vm = self._vegas(buf)
         flow = CubeFlow(
-            self.dims, layers=cfg.layers, bins=cfg.flow_bins, hidden=cfg.hidden, context=k,
-            dtype=cfg.flow_dtype, device=self.device,
+            self.dims, layers=cfg.flow_layers(self.dims), bins=cfg.flow_bins,
+            hidden=cfg.hidden, context=k, dtype=cfg.flow_dtype, device=self.device,
         )
         prop = ConditionalProposal(flow, cfg.lam_start, vm)
         log_prob = prop.log_prob_flow if cfg.density == "flow" else prop.log_prob
