@@ -90,6 +90,21 @@ def test_forward_spline_backward_vs_gradcheck_and_autograd():
         torch.testing.assert_close(u, v, rtol=1e-10, atol=1e-12)
 
 
+def test_flow_cpu_blocks_give_the_same_results():
+    # without gradient, the CPU evaluates in blocks of block_rows; with gradient at once
+    flow = random_flow(4, std=0.3)
+    n = 2 * flow.block_rows + 17
+    z = torch.rand(n, 4, generator=gen(6), dtype=torch.float64)
+    with torch.no_grad():
+        u, log_q = flow.transform(z)
+        lp = flow.log_prob(u)
+    u2, log_q2 = flow.transform(z)
+    torch.testing.assert_close(u, u2.detach(), rtol=0, atol=1e-12)
+    torch.testing.assert_close(log_q, log_q2.detach(), rtol=0, atol=1e-10)
+    torch.testing.assert_close(lp, flow.log_prob(u).detach(), rtol=0, atol=1e-10)
+    torch.testing.assert_close(lp, log_q, rtol=0, atol=1e-8)
+
+
 def test_flow_log_prob_vs_autograd_jacobian():
     flow = random_flow(3)
     z = torch.rand(20, 3, generator=gen(1), dtype=torch.float64)

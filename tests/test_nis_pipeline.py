@@ -84,6 +84,14 @@ def test_flow_density_training_matches_flow_log_prob():
         tr.train(1, loss="hinge")
 
 
+def test_flow_layers_rule():
+    cfg = NISConfig(calls=100_000)
+    assert [cfg.flow_layers(d) for d in (2, 3, 4, 5, 8, 9)] == [2, 4, 4, 6, 6, 8]
+    assert NISConfig(calls=100_000, layers=3).flow_layers(2) == 3
+    res = fit(camel(2), 2, NISConfig(calls=10_000), generator=gen(5))
+    assert len(res.proposal.flow.layers) == 2
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_camel_8d_keeps_both_peaks(seed):
