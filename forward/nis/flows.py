@@ -153,9 +153,9 @@ def _rational(
 class _ForwardRQS(torch.autograd.Function):
     """Forward spline ``(x, wh, slopes) -> (y, log_slope)`` with an analytic backward.
 
-    Training evaluates the forward direction with gradients; as one node its backward
-    takes about 2/3 of the time of autograd through the ~60 operations of the spline
-    (checked against autograd and by ``gradcheck`` in ``tests/test_nis_flow.py``).
+    Training evaluates the forward direction with gradients; as one node, forward and
+    backward take 2/3 to 3/4 of the time of autograd through the ~60 operations of the
+    spline (checked against autograd and by ``gradcheck`` in ``tests/test_nis_flow.py``).
     """
 
     @staticmethod
