@@ -3,16 +3,16 @@ r"""Interval widths on one parameter: ML-MEM vs sbi NPE vs the parton-level like
 Set-up (as ``benchmarks/mem.py`` and the demo): ``drell-yan`` ℓ⁻ℓ⁺ (e + μ), 13 TeV,
 1500 < m_ℓℓ < 2500 GeV, γ*/Z/Z′ with interference; θ = ``mzp`` only (all other
 parameters at their defaults), truth mzp = 2030 GeV, prior U(1950, 2110) GeV for every
-method. Detector: :class:`invsim.bruteforce.GaussianLeptonDetector` (σ_pT/pT = 3 %,
+method. Detector: :class:`forward.detector.GaussianLeptonDetector` (σ_pT/pT = 3 %,
 σ_η = σ_φ = 0.02, pT > 100 GeV, |η| < 2.5). ``--datasets`` independent data sets of
 ``--events`` accepted reco events each (unweighted events of
-:func:`invsim.bruteforce.simulate` at the truth); every method sees the same sets, with
+:func:`invsim.pairs.simulate` at the truth); every method sees the same sets, with
 the event count fixed (shape information only, no extended term).
 
 1. **ML-MEM**: the trained :class:`~invsim.mem.MEMModel` of ``benchmarks/mem.py``
    (loaded from ``--model-dir``, else trained by
    :func:`~invsim.mem.recipe.build_dilepton_model` at mzp = 2000 GeV), proposal = the
-   unfolder mixed 50/50 with :class:`~invsim.bruteforce.RecoGaussianProposal`; the
+   unfolder mixed 50/50 with :class:`~invsim.mem.reco_proposal.RecoGaussianProposal`; the
    per-event log p(x_reco | θ) summed over a data set on a θ grid.
 2. **sbi NPE** (:func:`invsim.baselines.train_npe`, DeepSets embedding): the simulator
    draws ``--events`` accepted reco events at θ by importance resampling of ONE pool of
@@ -218,12 +218,14 @@ def main(argv=None) -> dict:
     """Run the comparison; returns (and writes to ``--out``) the results dict."""
     import pyro.distributions as dist
 
+    from forward.detector import GaussianLeptonDetector
     from forward.processes import get_process
     from invsim.baselines import train_npe
-    from invsim.bruteforce import GaussianLeptonDetector, RecoGaussianProposal, simulate
     from invsim.mem import MEMLikelihood, MEMModel, MixtureProposal
     from invsim.mem.likelihood import DifferentialCache
     from invsim.mem.recipe import build_dilepton_model
+    from invsim.mem.reco_proposal import RecoGaussianProposal
+    from invsim.pairs import simulate
 
     args = _parse(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))

@@ -2,7 +2,7 @@
 
 Set-up: ``drell-yan``, ℓ⁻ℓ⁺ (e + μ), 1500 < m_ℓℓ < 2500 GeV, γ*/Z/Z′ with interference;
 θ = ``mzp`` (Z′ mass, its width following from the couplings). Detector: the closed-form
-:class:`invsim.bruteforce.GaussianLeptonDetector` (defaults here: σ_pT/pT = 3 %,
+:class:`forward.detector.GaussianLeptonDetector` (defaults here: σ_pT/pT = 3 %,
 σ_η = σ_φ = 0.02, pT > 100 GeV, |η| < 2.5).
 
 1. **Train** on pairs simulated at mzp = 2000 GeV (``--smearings`` detector draws per
@@ -36,15 +36,13 @@ import time
 
 import torch
 
+from forward.detector import GaussianLeptonDetector
 from forward.processes import get_process
-from invsim.bruteforce import (
-    GaussianLeptonDetector,
-    RecoGaussianProposal,
-    brute_force_log_likelihood,
-    simulate,
-)
+from invsim.bruteforce import brute_force_log_likelihood
 from invsim.mem import MEMLikelihood, MEMModel, MixtureProposal
 from invsim.mem.recipe import build_dilepton_model
+from invsim.mem.reco_proposal import RecoGaussianProposal
+from invsim.pairs import simulate
 
 __all__ = ["brute_force", "build_model", "coverage", "main", "scan_curve"]
 

@@ -150,12 +150,14 @@ def run_inverse(out: Path, preset: InversePreset, *, seed: int = 0, echo=print,
     import matplotlib.pyplot as plt
     import pyro.distributions as dist
 
+    from forward.detector import GaussianLeptonDetector
     from forward.processes import get_process
-    from invsim.bruteforce import GaussianLeptonDetector, RecoGaussianProposal, simulate
     from invsim.calibration import coverage, plot_calibration
     from invsim.infer import InferenceProblem, build_priors, sample_nuts, save_inference
     from invsim.mem import MEMLikelihood, MixtureProposal
     from invsim.mem.recipe import build_dilepton_model
+    from invsim.mem.reco_proposal import RecoGaussianProposal
+    from invsim.pairs import simulate
     from invsim.scan import scan
 
     device = torch.device(device)

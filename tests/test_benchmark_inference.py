@@ -73,7 +73,7 @@ def test_pool_sigma_and_resampling(bench):
     # the ESS is the Kish formula of the weights
     assert pool.ess(2060.0) == pytest.approx(float(wp.sum() ** 2 / (wp ** 2).sum()), rel=1e-9)
     # the simulator returns the requested number of accepted events, finite, seeded
-    from invsim.bruteforce import GaussianLeptonDetector
+    from forward.detector import GaussianLeptonDetector
 
     sim = pool.simulator(GaussianLeptonDetector(0.03, 0.02, 0.02, 100.0, 2.5), 30)
     a = sim({"mzp": torch.tensor(2000.0)}, torch.Generator().manual_seed(5))

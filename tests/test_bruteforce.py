@@ -14,18 +14,13 @@ import pytest
 import torch
 
 from forward import kinematics as kin
+from forward.detector import GaussianLeptonDetector
 from forward.processes import get_process
-from invsim.bruteforce import (
-    ExactAcceptance,
-    ExactTransfer,
-    GaussianLeptonDetector,
-    RecoGaussianProposal,
-    brute_force_log_likelihood,
-    dilepton_events,
-    log_dmu_du,
-    simulate,
-)
+from invsim.bruteforce import brute_force_log_likelihood
+from invsim.exact import ExactAcceptance, ExactTransfer
 from invsim.mem import MEMLikelihood, MEMModel, lepton_pt_eta_phi
+from invsim.mem.reco_proposal import RecoGaussianProposal, dilepton_events, log_dmu_du
+from invsim.pairs import simulate
 
 
 @pytest.fixture(scope="module")

@@ -12,16 +12,11 @@ import math
 import pytest
 import torch
 
+from forward.detector import GaussianLeptonDetector
 from forward.events import HardEvents
 from forward.integrand import GEV2_TO_PB, HadronicIntegrand
 from forward.processes import Parameter, Process, get_process
-from invsim.bruteforce import (
-    ExactAcceptance,
-    ExactTransfer,
-    GaussianLeptonDetector,
-    RecoGaussianProposal,
-    simulate,
-)
+from invsim.exact import ExactAcceptance, ExactTransfer
 from invsim.mem import (
     DifferentialCache,
     MEMLikelihood,
@@ -31,6 +26,8 @@ from invsim.mem import (
     pareto_khat,
     summarize_weights,
 )
+from invsim.mem.reco_proposal import RecoGaussianProposal
+from invsim.pairs import simulate
 
 # -- an all-Gaussian toy ------------------------------------------------------------------
 # hard event h = (x1, x2) with measure dx1 dx2 (one "particle" carrying p_a + p_b, a map

@@ -236,8 +236,8 @@ def test_dilepton_recipe_with_selected_response_and_smearings(tmp_path):
     response (all of them, selected or not), and ε·r in the MEM model is the response's
     density exactly, independent of the acceptance network; the model saves and loads.
     About 20 s on one core."""
+    from forward.detector import GaussianLeptonDetector
     from forward.processes import get_process
-    from invsim.bruteforce import GaussianLeptonDetector
     from invsim.mem import MEMModel
     from invsim.mem.recipe import build_dilepton_model
     from invsim.unfold import Unfolder

@@ -32,9 +32,9 @@ import _common as common
 import numpy as np
 import torch
 
-from invsim.bruteforce import RecoGaussianProposal
 from invsim.mem import MEMLikelihood, MEMModel, MixtureProposal
 from invsim.mem.recipe import build_dilepton_model
+from invsim.mem.reco_proposal import RecoGaussianProposal
 from invsim.scan import scan
 
 __all__ = ["main"]

@@ -37,7 +37,6 @@ import matplotlib
 import pyro.distributions as dist
 import torch
 
-from invsim.bruteforce import RecoGaussianProposal
 from invsim.infer import (
     InferenceProblem,
     build_priors,
@@ -48,6 +47,7 @@ from invsim.infer import (
 )
 from invsim.mem import MEMLikelihood, MEMModel, MixtureProposal
 from invsim.mem.recipe import build_dilepton_model
+from invsim.mem.reco_proposal import RecoGaussianProposal
 from invsim.scan import scan
 
 matplotlib.use("Agg")

@@ -9,7 +9,7 @@ What you learn:
 2. describe your detector by a small class with
    ``smear(x_hard, *, generator=None) -> (x_reco, passed)``; here a muon-like
    resolution that grows with pT, σ(pT)/pT = √(a² + (b·pT)²), unlike the constant
-   relative resolution of :class:`invsim.bruteforce.GaussianLeptonDetector`;
+   relative resolution of :class:`forward.detector.GaussianLeptonDetector`;
 3. train the ML-MEM networks on your detector with the recipe
    :func:`invsim.mem.recipe.build_dilepton_model` and scan the Z′ mass of your events;
 4. plug your own pieces into :class:`invsim.mem.MEMModel`: when you know your transfer
@@ -34,9 +34,10 @@ import _common as common
 import numpy as np
 import torch
 
-from invsim.bruteforce import GaussianLeptonDetector, RecoGaussianProposal
+from forward.detector import GaussianLeptonDetector
 from invsim.mem import MEMLikelihood, MEMModel, MixtureProposal
 from invsim.mem.recipe import build_dilepton_model
+from invsim.mem.reco_proposal import RecoGaussianProposal
 from invsim.scan import scan
 
 __all__ = ["MuonDetector", "ClosedFormAcceptance", "ClosedFormTransfer", "main",

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import torch
 
+from forward.detector import GaussianLeptonDetector
 from forward.processes import get_process
-from invsim.bruteforce import GaussianLeptonDetector, simulate
 from invsim.mem import MEMLikelihood
+from invsim.pairs import simulate
 
 #: the m_ℓℓ window of the analysis, around the 2 TeV Z′ peak
 WINDOW = {"mll_min": 1500.0, "mll_max": 2500.0}

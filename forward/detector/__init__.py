@@ -7,6 +7,12 @@ objects and hard events) come out::
 
     from forward.detector import Detector, ParticleObjects
     reco = Detector("cms")(ParticleObjects.from_hard(events, (11, -11)), seed=1)
+    reco = Detector("cms").reconstruct(events, (11, -11), seed=1)     # the same
+
+Every detector follows one protocol (:mod:`forward.detector.protocol`):
+``reconstruct(events, final_state) -> RecoEvents``; the card detector and the
+closed-form :class:`GaussianLeptonDetector` also give their exact lepton acceptance
+and transfer (:mod:`forward.detector.closed_form`).
 """
 
 from forward.detector.card import (
@@ -19,7 +25,15 @@ from forward.detector.card import (
     default_card,
     load_card,
 )
+from forward.detector.closed_form import GaussianClosedForm, LeptonResponse
+from forward.detector.gaussian import GaussianLeptonDetector
 from forward.detector.objects import ObjectType, ParticleObjects, RecoEvents, particle_class
+from forward.detector.protocol import (
+    DetectorModel,
+    describe_detector,
+    detector_from_description,
+    get_detector,
+)
 from forward.detector.smearing import (
     Detector,
     efficiency,
@@ -32,6 +46,10 @@ __all__ = [
     "BTagging",
     "Detector",
     "DetectorCard",
+    "DetectorModel",
+    "GaussianClosedForm",
+    "GaussianLeptonDetector",
+    "LeptonResponse",
     "Efficiency",
     "ObjectConfig",
     "ObjectType",
@@ -40,7 +58,10 @@ __all__ = [
     "Resolution",
     "Selection",
     "default_card",
+    "describe_detector",
+    "detector_from_description",
     "efficiency",
+    "get_detector",
     "load_card",
     "make_generator",
     "particle_class",

@@ -33,6 +33,7 @@ from forward.detector.card import (
     load_card,
 )
 from forward.detector.objects import ObjectType, ParticleObjects, RecoEvents, particle_class
+from forward.events import HardEvents
 
 __all__ = ["Detector", "efficiency", "make_generator", "relative_resolution", "smear"]
 
@@ -262,6 +263,84 @@ class Detector:
     ) -> RecoEvents:
         """Smear ``objects``; see :func:`smear` for arguments and the returned shapes."""
         return smear(objects, self.card, seed=seed, generator=generator)
+
+    @property
+    def name(self) -> str:
+        """The card's name (``"cms"`` for the default card)."""
+        return self.card.name
+
+    def reconstruct(
+        self,
+        events: HardEvents,
+        final_state,
+        *,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> RecoEvents:
+        """The detector protocol: each final-state particle of the hard events is one object.
+
+        Args:
+            events: hard events, momenta (n, k, 4) in GeV.
+            final_state: PDG ids, shape (k,) or (n, k) (e.g. a process's ``final_state``
+                or ``sample_final_state(n)``).
+            seed, generator: randomness (one of them, or neither for a fresh seed).
+
+        Returns:
+            :class:`RecoEvents` (see :func:`smear`).
+        """
+        objects = ParticleObjects.from_hard(events, final_state)
+        return smear(objects, self.card, seed=seed, generator=generator)
+
+    def closed_form(self, n_leptons: int = 2, flavours=None, *, pt_min: float = 0.0,
+                    eta_max: float = math.inf):
+        """The card's exact lepton acceptance and transfer (:mod:`forward.detector.closed_form`).
+
+        Args:
+            n_leptons: charged leptons per event (the observables' order).
+            flavours: sequence of (ids, share): the lepton PDG ids of an event in the
+                observables' order (length ``n_leptons``) and the share of events with
+                them; default muons.
+            pt_min, eta_max: the analysis's own lepton cuts, on top of the card's.
+
+        Returns:
+            A :class:`~forward.detector.closed_form.GaussianClosedForm`.
+
+        Raises:
+            ValueError: an id that is not an electron or muon, or a card without angular
+                smearing for it (the transfer would be a delta function).
+        """
+        from forward.detector.closed_form import GaussianClosedForm
+
+        if flavours is None:
+            flavours = [((13,) * n_leptons, 1.0)]
+        rows, shares = [], []
+        for ids, share in flavours:
+            ids = tuple(int(i) for i in ids)
+            if len(ids) != n_leptons:
+                raise ValueError(f"flavours: expected {n_leptons} ids per entry, got {ids}")
+            rows.append(tuple(self._lepton_response(i, pt_min, eta_max) for i in ids))
+            shares.append(share)
+        return GaussianClosedForm(rows, shares)
+
+    def _lepton_response(self, pid: int, pt_min: float, eta_max: float):
+        from forward.detector.closed_form import LeptonResponse
+
+        names = {11: "electron", 13: "muon"}
+        if abs(pid) not in names:
+            raise ValueError(f"flavours: the card's closed form covers electrons and muons, "
+                             f"got id {pid}")
+        oc = getattr(self.card, names[abs(pid)])
+        res, eff = oc.resolution, oc.efficiency
+
+        def relative_sigma(pt, eta):
+            x = pt * torch.cosh(eta) if res.variable == "energy" else pt
+            return relative_resolution(res, x, eta.abs())
+
+        return LeptonResponse(
+            relative_sigma=relative_sigma,
+            efficiency=lambda pt, eta: efficiency(eff, pt, eta.abs()),
+            sigma_eta=oc.sigma_eta, sigma_phi=oc.sigma_phi,
+            pt_min=max(oc.pt_min, pt_min), eta_max=min(oc.eta_max, eta_max))
 
     def __repr__(self) -> str:
         return f"Detector(card={self.card.name!r})"

@@ -13,9 +13,13 @@ A :class:`MEMModel` bundles
   (``logits(x_hard)``, e.g. :class:`invsim.transfer.AcceptanceClassifier`), both taking
   the hard observables named by ``hard_observables`` (:data:`HARD_OBSERVABLES`).
 
-:meth:`MEMModel.save` writes a directory: ``mem.json`` (process, settings, channel,
-names of the component classes) and one file per component (each component's own
-``save``/``load``).
+:meth:`MEMModel.save` writes a directory: ``mem.json`` (format version, process by
+registry name with its settings, reference point, parameter ranges, analysis
+observables, detector, training numbers, provenance, and each component by its
+registry key in :data:`COMPONENTS`) and one file per component (each component's own
+``save``/``load``). The directory is written beside its target and swapped in at the
+end, so an interrupted save leaves the old model whole. Directories of format 1 (which
+named components by ``module:Class``) still load.
 """
 
 from __future__ import annotations
@@ -24,36 +28,83 @@ import importlib
 import inspect
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
 
-from forward import kinematics as kin
 from forward.events import HardEvents
 from forward.integrand import HadronicIntegrand
 from invsim.hardspace import HardCoordinates
+from invsim.observables import RecoObservables, hard_pt_eta_phi
 
-__all__ = ["HARD_OBSERVABLES", "MEMModel", "lepton_pt_eta_phi"]
+__all__ = ["COMPONENTS", "HARD_OBSERVABLES", "MEMModel", "lepton_pt_eta_phi",
+           "register_component"]
 
-_FORMAT = "invsim-mem-model-1"
-_COMPONENTS = ("proposal", "transfer", "acceptance")
-# component classes are only re-imported from these packages when loading
+_FORMAT = "invsim-mem-model"
+_FORMAT_VERSION = 2
+_FORMAT_V1 = "invsim-mem-model-1"
+_ROLES = ("proposal", "transfer", "acceptance")
+# format-1 files name classes by module path: only these packages are re-imported
 _TRUSTED_PACKAGES = ("invsim.", "forward.")
 
+#: registry key -> "module:Class" of the saveable components (imported when loading)
+COMPONENTS: dict[str, str] = {
+    "unfolder": "invsim.unfold:Unfolder",
+    "transfer-flow": "invsim.transfer:TransferFunction",
+    "selected-transfer": "invsim.transfer:SelectedTransfer",
+    "acceptance-classifier": "invsim.transfer:AcceptanceClassifier",
+    "exact-transfer": "invsim.exact:ExactTransfer",
+    "exact-acceptance": "invsim.exact:ExactAcceptance",
+    "reco-gaussian-proposal": "invsim.mem.reco_proposal:RecoGaussianProposal",
+}
+#: format-1 class paths of components that moved -> their registry key
+_MOVED_CLASSES = {
+    "invsim.bruteforce:ExactTransfer": "exact-transfer",
+    "invsim.bruteforce:ExactAcceptance": "exact-acceptance",
+    "invsim.bruteforce:RecoGaussianProposal": "reco-gaussian-proposal",
+}
 
-def lepton_pt_eta_phi(events: HardEvents) -> torch.Tensor:
-    """(pT, η, φ) of each final-state particle, flattened.
+lepton_pt_eta_phi = hard_pt_eta_phi  # the name of invsim 0.1
+
+
+def register_component(key: str, cls: type) -> None:
+    """Make a component class saveable in model directories under ``key``.
 
     Args:
-        events: hard events, momenta (n, k, 4) in GeV.
+        key: registry key (letters, digits and '-').
+        cls: a class with ``save(path, overwrite=)`` and classmethod ``load(path,
+            map_location=)``, importable by its module path.
 
-    Returns:
-        Tensor of shape (n, 3k): (pT [GeV], η, φ [rad, in (-π, π]]) per particle in the
-        order of ``final_state`` (for Drell–Yan: ℓ⁻ then ℓ⁺).
+    Raises:
+        ValueError: a malformed key or one taken by another class.
     """
-    p = events.momenta
-    return torch.stack([kin.pt(p), kin.pseudorapidity(p), kin.phi(p)], dim=-1).flatten(1)
+    if not (isinstance(key, str) and key and all(c.isalnum() or c == "-" for c in key)):
+        raise ValueError(f"key: expected letters, digits and '-', got {key!r}")
+    _require_methods("cls", cls, ("save", "load"))
+    path = f"{cls.__module__}:{cls.__qualname__}"
+    if COMPONENTS.get(key, path) != path:
+        raise ValueError(f"key: {key!r} is taken by {COMPONENTS[key]}")
+    COMPONENTS[key] = path
+
+
+def _component_key(role: str, obj) -> str:
+    path = f"{type(obj).__module__}:{type(obj).__qualname__}"
+    for key, p in COMPONENTS.items():
+        if p == path:
+            return key
+    raise TypeError(f"{role}: {type(obj).__name__} is not a registered component "
+                    f"(known: {sorted(COMPONENTS)}; see register_component)")
+
+
+def _import(path: str):
+    module, _, qual = path.partition(":")
+    obj = importlib.import_module(module)
+    for part in qual.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 def _momenta(events: HardEvents) -> torch.Tensor:
@@ -61,10 +112,12 @@ def _momenta(events: HardEvents) -> torch.Tensor:
 
 
 #: name -> function HardEvents -> hard observables fed to the transfer and acceptance:
-#: ``"momenta"`` the (n, k, 4) momenta, ``"lepton_pt_eta_phi"`` (n, 3k) (pT, η, φ)
+#: ``"momenta"`` the (n, k, 4) momenta, ``"pt_eta_phi"`` (n, 3k) (pT, η, φ) of every
+#: final-state particle (``"lepton_pt_eta_phi"``: its name in invsim 0.1)
 HARD_OBSERVABLES: dict[str, Callable[[HardEvents], torch.Tensor]] = {
     "momenta": _momenta,
-    "lepton_pt_eta_phi": lepton_pt_eta_phi,
+    "pt_eta_phi": hard_pt_eta_phi,
+    "lepton_pt_eta_phi": hard_pt_eta_phi,
 }
 
 
@@ -94,6 +147,13 @@ class MEMModel:
         pdf: PDF set name or object; default the process's.
         device: device of the integrand (PDF tables, parameters); default that of the
             transfer's parameters when it is a torch module, else CPU.
+        observables: the analysis's :class:`~invsim.observables.RecoObservables` (how
+            reco events become x_reco); None for models trained on observables directly.
+        ranges: name -> (lo, hi): the parameter ranges the model was trained over
+            (likelihoods refuse θ outside them).
+        detector: JSON-ready description of the detector it was trained with
+            (:func:`forward.detector.describe_detector`), for provenance.
+        info: JSON-ready training numbers and provenance.
 
     Attributes:
         coordinates: the channel as a :class:`~invsim.hardspace.HardCoordinates`.
@@ -112,8 +172,20 @@ class MEMModel:
         channel: int = 0,
         pdf=None,
         device=None,
+        observables: RecoObservables | None = None,
+        ranges: Mapping[str, tuple[float, float]] | None = None,
+        detector: Mapping | None = None,
+        info: Mapping | None = None,
     ) -> None:
         _require_methods("proposal", proposal, ("sample_and_log_prob",))
+        if observables is not None and not isinstance(observables, RecoObservables):
+            raise TypeError(f"observables: expected RecoObservables or None, got "
+                            f"{type(observables).__name__}")
+        ranges = {k: (float(lo), float(hi)) for k, (lo, hi) in dict(ranges or {}).items()}
+        for k, (lo, hi) in ranges.items():
+            if k not in process.parameters or not lo < hi:
+                raise ValueError(f"ranges: expected LO < HI for parameters of the process, got "
+                                 f"{k}=({lo}, {hi})")
         _require_methods("transfer", transfer, ("log_prob",))
         if acceptance is not None:
             _require_methods("acceptance", acceptance, ("logits",))
@@ -129,6 +201,10 @@ class MEMModel:
         self.hard_observables = hard_observables
         self.params = {k: float(v) for k, v in dict(params or {}).items()}
         self.channel = channel
+        self.observables = observables
+        self.ranges = ranges
+        self.detector = dict(detector) if detector is not None else None
+        self.info = json.loads(json.dumps(dict(info or {}), default=str))
         self.coordinates = HardCoordinates.from_process(process, self.params or None, channel)
         if device is None and isinstance(transfer, torch.nn.Module):
             device = next(iter(transfer.parameters()), torch.empty(0)).device
@@ -152,57 +228,47 @@ class MEMModel:
 
     # -- files ---------------------------------------------------------------------------
     def _description(self) -> dict:
-        from forward.processes import BUILTIN_PROCESSES
+        from forward.processes import process_name, process_settings
 
-        name = getattr(self.process, "name", None)
-        if name not in BUILTIN_PROCESSES:
-            raise TypeError(
-                f"process: only built-in processes ({sorted(BUILTIN_PROCESSES)}) can be "
-                f"saved, got {type(self.process).__name__}"
-            )
-        settings = {}
-        for key in self.process.setting_names():
-            value = getattr(self.process, key, None)
-            if not (value is None or isinstance(value, (str, int, float, bool))):
-                raise TypeError(
-                    f"process: setting {key!r} is a {type(value).__name__}, not a plain "
-                    "value; only processes with plain settings can be saved"
-                )
-            settings[key] = value
+        name = process_name(self.process)
+        settings = process_settings(self.process, strict=True)
         pdf = self.integrand.pdf
         comps = {}
-        for c in _COMPONENTS:
+        for c in _ROLES:
             obj = getattr(self, c)
             if obj is None:
                 comps[c] = None
                 continue
-            cls = type(obj)
-            if not cls.__module__.startswith(_TRUSTED_PACKAGES):
-                raise TypeError(
-                    f"{c}: only invsim/forward classes can be saved, got {cls.__module__}."
-                    f"{cls.__qualname__}"
-                )
             _require_methods(c, obj, ("save",))
-            comps[c] = {"class": f"{cls.__module__}:{cls.__qualname__}", "file": f"{c}.pt"}
+            comps[c] = {"kind": _component_key(c, obj), "file": f"{c}.pt"}
         return {
             "format": _FORMAT,
+            "format_version": _FORMAT_VERSION,
             "process": {"name": name, "settings": settings},
             "pdf": getattr(pdf, "set_name", None) or getattr(self.process, "pdf", None),
             "params": self.params,
+            "ranges": {k: list(v) for k, v in self.ranges.items()},
             "channel": self.channel,
             "hard_observables": self.hard_observables,
+            "observables": None if self.observables is None else self.observables.to_dict(),
+            "detector": self.detector,
             "components": comps,
+            "info": self.info,
+            "provenance": _provenance(),
         }
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
-        """Write the model into directory ``path``.
+        """Write the model into directory ``path``, atomically.
+
+        Everything is written into a new directory beside ``path`` first and swapped in
+        at the end, so an interrupted save leaves no half-written model.
 
         Raises:
             FileExistsError: ``path`` exists and is not empty, unless ``overwrite`` (and
                 then only if it holds a saved MEM model).
             TypeError: a process or component that cannot be saved.
         """
-        path = os.fspath(path)
+        path = os.path.abspath(os.fspath(path))
         desc = self._description()
         if os.path.exists(path):
             if not os.path.isdir(path):
@@ -216,18 +282,36 @@ class MEMModel:
                     raise FileExistsError(
                         f"path: {path} is not a saved MEM model; refusing to overwrite it"
                     )
-        os.makedirs(path, exist_ok=True)
-        for c, info in desc["components"].items():
-            if info is not None:
-                getattr(self, c).save(os.path.join(path, info["file"]), overwrite=overwrite)
-        tmp = os.path.join(path, "mem.json.tmp")
-        with open(tmp, "w") as f:
-            json.dump(desc, f, indent=1)
-        os.replace(tmp, os.path.join(path, "mem.json"))
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            raise FileNotFoundError(f"path: the folder {parent} does not exist")
+        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)
+        old = None
+        try:
+            for c, entry in desc["components"].items():
+                if entry is not None:
+                    getattr(self, c).save(os.path.join(tmp, entry["file"]))
+            with open(os.path.join(tmp, "mem.json"), "w") as f:
+                json.dump(desc, f, indent=1)
+            if os.path.exists(path):
+                old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".old",
+                                       dir=parent)
+                os.rmdir(old)
+                os.replace(path, old)
+            os.replace(tmp, path)
+        except BaseException:
+            if old is not None and not os.path.exists(path):
+                os.replace(old, path)
+                old = None
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        finally:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, map_location=None) -> MEMModel:
-        """Load a model written by :meth:`save`.
+        """Load a model written by :meth:`save` (formats 1 and 2).
 
         Args:
             path: the directory.
@@ -235,40 +319,81 @@ class MEMModel:
 
         Raises:
             FileNotFoundError: no ``mem.json`` in ``path``.
-            ValueError: not a MEM model directory, or an untrusted component class.
+            ValueError: not a MEM model directory, a newer format, an unknown component
+                kind or an untrusted component class.
         """
         from forward.processes import get_process
 
         path = os.fspath(path)
         meta = os.path.join(path, "mem.json")
         if not os.path.exists(meta):
-            raise FileNotFoundError(f"path: no mem.json in {path}")
-        with open(meta) as f:
-            desc = json.load(f)
-        if not isinstance(desc, dict) or desc.get("format") != _FORMAT:
+            raise FileNotFoundError(f"path: no mem.json in {path}; not an invsim model directory")
+        try:
+            with open(meta) as f:
+                desc = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"path: {meta} is not valid JSON ({err})") from None
+        fmt = desc.get("format") if isinstance(desc, dict) else None
+        if fmt == _FORMAT:
+            version = desc.get("format_version")
+            if not isinstance(version, int) or version > _FORMAT_VERSION:
+                raise ValueError(f"path: {meta} has format version {version!r}; this invsim "
+                                 f"reads versions up to {_FORMAT_VERSION}")
+        elif fmt != _FORMAT_V1:
             raise ValueError(f"path: {meta} is not an invsim MEM model description")
         process = get_process(desc["process"]["name"], **desc["process"]["settings"])
         coords = HardCoordinates.from_process(process, desc["params"] or None, desc["channel"])
         comps = {}
-        for c in _COMPONENTS:
-            info = desc["components"].get(c)
-            if info is None:
+        for c in _ROLES:
+            entry = desc["components"].get(c)
+            if entry is None:
                 comps[c] = None
                 continue
-            module, _, qual = info["class"].partition(":")
-            if not module.startswith(_TRUSTED_PACKAGES):
-                raise ValueError(f"path: component {c} has untrusted class {info['class']}")
-            klass = getattr(importlib.import_module(module), qual)
+            klass = _import(_class_path(c, entry))
             kwargs = {"map_location": map_location}
             if "coordinates" in inspect.signature(klass.load).parameters:
                 kwargs["coordinates"] = coords
-            comps[c] = klass.load(os.path.join(path, info["file"]), **kwargs)
+            file = os.path.join(path, entry["file"])
+            if not os.path.exists(file):
+                raise FileNotFoundError(f"path: {path} lacks the {c} file {entry['file']}")
+            comps[c] = klass.load(file, **kwargs)
+        obs = desc.get("observables")
         return cls(process, comps["proposal"], comps["transfer"], comps["acceptance"],
                    hard_observables=desc["hard_observables"], params=desc["params"],
-                   channel=desc["channel"], pdf=desc["pdf"])
+                   channel=desc["channel"], pdf=desc["pdf"],
+                   observables=None if obs is None else RecoObservables.from_dict(obs),
+                   ranges={k: tuple(v) for k, v in (desc.get("ranges") or {}).items()},
+                   detector=desc.get("detector"), info=desc.get("info"))
 
     def __repr__(self) -> str:
         return (f"MEMModel(process={self.process!r}, proposal={type(self.proposal).__name__}, "
                 f"transfer={type(self.transfer).__name__}, "
                 f"acceptance={type(self.acceptance).__name__}, "
                 f"hard_observables={self.hard_observables!r})")
+
+
+def _class_path(role: str, entry: Mapping) -> str:
+    """The class of a component entry: a registry key (format 2) or a module path (1)."""
+    if "kind" in entry:
+        if entry["kind"] not in COMPONENTS:
+            raise ValueError(f"path: component {role} has unknown kind {entry['kind']!r}; "
+                             f"known: {sorted(COMPONENTS)} (register_component)")
+        return COMPONENTS[entry["kind"]]
+    path = entry["class"]
+    if path in _MOVED_CLASSES:
+        return COMPONENTS[_MOVED_CLASSES[path]]
+    if not path.partition(":")[0].startswith(_TRUSTED_PACKAGES):
+        raise ValueError(f"path: component {role} has untrusted class {path}")
+    return path
+
+
+def _provenance() -> dict:
+    import datetime
+    import sys
+
+    from invsim import __version__
+
+    return {"invsim": __version__, "torch": torch.__version__,
+            "python": sys.version.split()[0],
+            "written": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "command": " ".join(sys.argv)}

@@ -1,11 +1,14 @@
-"""A ready training recipe: the ML-MEM pieces for a dilepton final state.
+"""Training recipes: the ML-MEM pieces for any process, detector and observables.
 
-:func:`build_dilepton_model` simulates (hard, reco) pairs of a two-lepton process with a
-detector that smears the leptons' (pT, η, φ), and trains the three networks of a
-:class:`~invsim.mem.MEMModel` on them: a residual transfer flow r(x_reco | x_hard)
-(φ periodic), an acceptance classifier ε(x_hard) and a cINN unfolder q(x_hard | x_reco)
-used as the importance-sampling proposal (its φ rotated by the reco φ, so it is
-periodic too). The demo, the tutorials and ``benchmarks/mem.py`` use it.
+:func:`build_model` simulates (hard, reco) pairs of any process through any detector
+(:mod:`invsim.pairs`) and trains the three networks of a :class:`~invsim.mem.MEMModel`;
+``invsim train`` runs it. :func:`build_dilepton_model` is its form with the settings
+the demo and the tutorials were tuned with. It simulates (hard, reco) pairs of a
+two-lepton process with a detector that smears the leptons' (pT, η, φ), and trains
+the three networks of a :class:`~invsim.mem.MEMModel` on them: a residual transfer
+flow r(x_reco | x_hard) (φ periodic), an acceptance classifier ε(x_hard) and a cINN
+unfolder q(x_hard | x_reco) used as the importance-sampling proposal (its φ rotated
+by the reco φ, so it is periodic too). The demo, the tutorials and ``benchmarks/mem.py`` use it.
 
 The detector is cheap next to the hard simulation, so with ``smearings`` = k every
 hard event is passed through it k times: the transfer learns from k times more pairs
@@ -21,11 +24,16 @@ selection that is a cut on the reco observables (``passed`` a function of x_reco
 
 from __future__ import annotations
 
+import itertools
+import math
 import time
+import warnings
+from collections.abc import Mapping
 
 import torch
 
-__all__ = ["DILEPTON_AZIMUTH", "KINDS_HARD", "KINDS_RESIDUAL", "build_dilepton_model"]
+__all__ = ["DILEPTON_AZIMUTH", "KINDS_HARD", "KINDS_RESIDUAL", "RecipeWarning",
+           "build_dilepton_model", "build_model", "training_points"]
 
 #: observable kinds of (pT, η, φ) × 2 leptons for :func:`invsim.flows.observable_preprocessing`
 KINDS_HARD = ["log", "real", "phi"] * 2
@@ -36,11 +44,220 @@ KINDS_RESIDUAL = ["log", "real", "real"] * 2
 DILEPTON_AZIMUTH = (3, 2)
 
 
-def _smear_many(detector, x_hard: torch.Tensor, k: int, generator: torch.Generator):
-    """k detector simulations of each hard event: (x_reco, passed), shapes (k, n, ...)."""
-    x_reco, passed = detector.smear(x_hard.repeat(k, 1), generator=generator)
-    n = x_hard.shape[0]
-    return x_reco.view(k, n, -1), passed.view(k, n)
+def _smear_many(detector, sim, k: int, generator: torch.Generator, observables, legacy: bool):
+    """k more detector simulations of each hard event: (x_reco, passed), shapes (k, n, ...)."""
+    n = sim.x_hard.shape[0]
+    if legacy:
+        x_reco, passed = detector.smear(sim.x_hard.repeat(k, 1), generator=generator)
+        return x_reco.view(k, n, -1), passed.view(k, n)
+    rows, oks = [], []
+    for _ in range(k):
+        ex = observables.extract(detector.reconstruct(sim.hard, sim.pids, generator=generator))
+        x = torch.full((n, observables.dim), float("nan"), dtype=torch.float64,
+                       device=ex.x.device)
+        x[ex.selected] = ex.x
+        rows.append(x)
+        oks.append(ex.selected)
+    return torch.stack(rows), torch.stack(oks)
+
+
+def _few_accepted(sim, min_accepted: int) -> None:
+    """Warn when a training point yields few accepted events."""
+    rows = sim.theta
+    if not rows:
+        keys = [()]
+        groups = [sim.passed]
+    else:
+        stacked = torch.stack([rows[k] for k in sorted(rows)], -1)
+        keys, inverse = torch.unique(stacked, dim=0, return_inverse=True)
+        groups = [sim.passed[inverse == i] for i in range(len(keys))]
+    for key, g in zip(keys, groups, strict=True):
+        n_acc = int(g.sum())
+        if n_acc < min_accepted:
+            where = dict(zip(sorted(rows), [float(v) for v in key], strict=True)) if rows else {}
+            warnings.warn(f"training point {where or 'at the defaults'}: only {n_acc} of "
+                          f"{len(g)} simulated events accepted (fewer than {min_accepted}); "
+                          "the networks will be poorly trained there (raise n_trials)",
+                          RecipeWarning, stacklevel=3)
+
+
+class RecipeWarning(UserWarning):
+    """A training set that is too small or too poorly accepted to trust."""
+
+
+def training_points(ranges: Mapping[str, tuple[float, float]], per_axis: int = 3) -> list[dict]:
+    """A grid of ``per_axis`` points per parameter across its range (ends included).
+
+    Args:
+        ranges: name -> (lo, hi) with lo < hi.
+        per_axis: points per parameter (>= 1; 1 gives the centre).
+
+    Returns:
+        A list of dicts name -> value, per_axis ** len(ranges) of them.
+    """
+    if isinstance(per_axis, bool) or not isinstance(per_axis, int) or per_axis < 1:
+        raise ValueError(f"per_axis: expected an integer >= 1, got {per_axis!r}")
+    axes = []
+    for name, (lo, hi) in ranges.items():
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"ranges: {name} expects finite LO < HI, got ({lo}, {hi})")
+        axes.append([0.5 * (lo + hi)] if per_axis == 1 else
+                    [lo + (hi - lo) * i / (per_axis - 1) for i in range(per_axis)])
+    return [dict(zip(ranges, combo, strict=True)) for combo in itertools.product(*axes)]
+
+
+def build_model(process, detector, *, n_trials: int, epochs: int, seed: int = 0,
+                observables=None, theta=None, ranges=None, points_per_axis: int = 3,
+                hidden: tuple[int, ...] = (64, 64), progress: bool = False,
+                smearings: int = 1, conditional_affine: bool = True,
+                periodic_unfolder: bool = True, selected_response: bool = False,
+                batch_size: int = 1024, lr: float = 2e-3,
+                acceptance_hidden: tuple[int, ...] | None = (128, 128, 128),
+                acceptance_epochs: int | None = None, min_accepted: int = 1000,
+                device=None):
+    """Simulate pairs of any process through any detector and train the ML-MEM networks.
+
+    Trains a transfer flow r(x_reco | x_hard), an acceptance classifier ε(x_hard) and a
+    cINN unfolder q(x_hard | x_reco) used as the importance-sampling proposal, and
+    returns them as a :class:`~invsim.mem.MEMModel`. The hard features are (pT, η, φ)
+    of every final-state particle (:func:`invsim.observables.hard_pt_eta_phi`); the
+    transfer models reco-minus-hard residuals when the observables are the final
+    state's leptons one for one (Drell–Yan), else the reco observables conditioned
+    on the hard features.
+
+    **Reference point.** With ``ranges`` (name -> (lo, hi)) the pairs are simulated on
+    a grid of ``points_per_axis`` points per parameter (:func:`training_points`, the
+    trials shared equally), so the proposal covers the whole range; the model's
+    reference point (the phase-space channel of the unfolder's coordinates and of the
+    fiducial cross section) is the centre of the ranges, or ``theta`` when given.
+
+    Args:
+        process: any :class:`~forward.processes.Process`.
+        detector: a detector of the protocol of :mod:`forward.detector`, or one with
+            ``smear(x_hard, generator=)`` on lepton observables (then ``observables``
+            must be None).
+        n_trials: weighted trial points of the simulation, over all training points.
+        epochs: training epochs of each network.
+        seed: seeds the simulation, the initial weights and the training.
+        observables: the analysis's :class:`~invsim.observables.RecoObservables`;
+            default that of the process's final state (protocol detectors).
+        theta: parameter values (numbers) of the reference point (and of the
+            simulation when ``ranges`` is None); process defaults if None.
+        ranges: name -> (lo, hi): simulate across these ranges (see above).
+        points_per_axis: grid points per parameter of ``ranges``.
+        hidden: hidden-layer widths of the transfer and the unfolder.
+        progress: show training progress bars.
+        smearings: detector simulations per hard event (>= 1) for the transfer and the
+            acceptance; the unfolder uses the first one.
+        conditional_affine: a context-conditional affine layer in front of the spline
+            layers (``FlowConfig.conditional_affine``).
+        periodic_unfolder: rotate the unfolder's φ(ℓ⁻) by the reco φ(ℓ⁻) (Drell–Yan
+            dilepton channel only).
+        selected_response: learn the response before the selection (observable-level
+            detectors with cuts on x_reco only; see the module docstring).
+        batch_size: events per optimiser step of every network (>= 1).
+        lr: initial learning rate (cosine-annealed to 0 over ``epochs``).
+        acceptance_hidden, acceptance_epochs: the acceptance classifier's widths and
+            epochs (default (128, 128, 128) and 2 × ``epochs``): wide enough to learn the
+            sharp edges of η and pT cuts (a (64, 64) network blurred an |η| < 2.5 cut
+            into a shift of about 1σ on a Z′ coupling).
+        min_accepted: warn (:class:`RecipeWarning`) when a training point yields fewer
+            accepted events.
+        device: torch device of the simulation, the training and the networks.
+
+    Returns:
+        (model, info): the :class:`~invsim.mem.MEMModel` (with ``observables``,
+        ``ranges`` and ``detector`` set) and a dict of training numbers.
+    """
+    from invsim.flows import FlowConfig, TrainConfig, observable_preprocessing
+    from invsim.mem.model import MEMModel
+    from invsim.pairs import simulate
+    from invsim.transfer import AcceptanceClassifier, SelectedTransfer, TransferFunction
+    from invsim.unfold import Unfolder
+
+    if isinstance(smearings, bool) or not isinstance(smearings, int) or smearings < 1:
+        raise ValueError(f"smearings: expected an integer >= 1, got {smearings!r}")
+    ranges = {k: (float(lo), float(hi)) for k, (lo, hi) in dict(ranges or {}).items()}
+    unknown = sorted(set(ranges) | set(theta or {}))
+    unknown = [k for k in unknown if k not in process.parameters]
+    if unknown:
+        raise ValueError(f"ranges/theta: unknown parameter(s) {unknown} of process "
+                         f"{getattr(process, 'name', type(process).__name__)!r}; known: "
+                         f"{sorted(process.parameters)}")
+    reference = {k: 0.5 * (lo + hi) for k, (lo, hi) in ranges.items()}
+    reference.update({k: float(v) for k, v in dict(theta or {}).items()})
+    points = training_points(ranges, points_per_axis) if ranges else [reference]
+    points = [{**reference, **p} for p in points]
+    t0 = time.perf_counter()
+    legacy = observables is None and callable(getattr(detector, "smear", None))
+    sim = simulate(process, detector, n_trials, points if len(points) > 1 else points[0],
+                   observables=None if legacy else observables, seed=seed, device=device)
+    if not legacy and observables is None:
+        from invsim.observables import RecoObservables
+
+        observables = RecoObservables.for_process(process)
+    _few_accepted(sim, min_accepted)
+    dev = sim.x_hard.device
+    acc = sim.passed
+    k = sim.x_hard.shape[1] // 3
+    kinds_hard = ["log", "real", "phi"] * k
+    kinds_reco = kinds_hard if legacy else observables.kinds
+    info: dict = {"train_events": len(sim.hard), "train_accepted": int(acc.sum()),
+                  "train_points": points, "selection_failed": sim.failed}
+    if int(acc.sum()) < 2:
+        raise ValueError(f"n_trials: {int(acc.sum())} of {len(sim.hard)} simulated events "
+                         f"pass the selection ({sim.failed}); nothing to train on")
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=None)
+    x_reco_all, passed_all = sim.x_reco.unsqueeze(0), sim.passed.unsqueeze(0)  # (k, n, ...)
+    if smearings > 1:
+        gen = torch.Generator(device=dev).manual_seed(int(seed) + 7919)
+        more_reco, more_passed = _smear_many(detector, sim, smearings - 1, gen, observables,
+                                             legacy)
+        x_reco_all = torch.cat([x_reco_all, more_reco])
+        passed_all = torch.cat([passed_all, more_passed])
+    pass_target = passed_all.to(torch.float64).mean(0) if smearings > 1 else sim.passed
+    if selected_response and not legacy:
+        raise ValueError("selected_response: needs a detector whose selection is a cut on "
+                         "lepton observables (smear(x_hard)); protocol detectors lose objects")
+    use = torch.ones_like(passed_all) if selected_response else passed_all
+    x_hard_tr = sim.x_hard.expand(smearings, -1, -1)[use]
+    x_reco_tr = x_reco_all[use]
+    info["transfer_pairs"] = int(x_hard_tr.shape[0])
+    residual = legacy or (observables.leptons_only and observables.dim == sim.x_hard.shape[1])
+    periodic = tuple(i for i, kd in enumerate(kinds_reco) if kd == "phi")
+    pre_reco = (observable_preprocessing(["log", "real", "real"] * k) if residual
+                else observable_preprocessing(kinds_reco))
+    transfer = TransferFunction(
+        pre_reco, observable_preprocessing(kinds_hard),
+        FlowConfig(transforms=3, hidden_features=hidden, conditional_affine=conditional_affine),
+        seed=seed, residual=residual, periodic=periodic if residual else ()).to(dev)
+    res = transfer.fit(x_hard_tr, x_reco_tr, config=cfg, seed=seed, progress=progress)
+    info["transfer_val_loss"] = res.best_val_loss
+    acceptance = AcceptanceClassifier(observable_preprocessing(kinds_hard),
+                                      tuple(acceptance_hidden or hidden), seed=seed).to(dev)
+    cfg_acc = TrainConfig(epochs=acceptance_epochs or 2 * epochs, batch_size=batch_size,
+                          lr=lr, patience=None)
+    res = acceptance.fit(sim.x_hard, pass_target, config=cfg_acc, seed=seed,
+                         progress=progress)
+    info["acceptance_val_loss"] = res.best_val_loss
+    if selected_response:
+        transfer = SelectedTransfer(transfer, acceptance)
+    dilepton = (getattr(process, "name", None) == "drell-yan"
+                and (legacy or (observables.leptons_only and observables.leptons == 2)))
+    unfolder = Unfolder.from_process(
+        process, observable_preprocessing(kinds_reco),
+        FlowConfig(transforms=4, hidden_features=hidden, bins=12,
+                   conditional_affine=conditional_affine),
+        params=reference or None, seed=seed,
+        azimuth=DILEPTON_AZIMUTH if periodic_unfolder and dilepton else None).to(dev)
+    res = unfolder.fit(sim.hard[acc], sim.x_reco[acc], config=cfg, seed=seed,
+                       progress=progress)
+    info["unfolder_val_loss"] = res.best_val_loss
+    info["train_seconds"] = time.perf_counter() - t0
+    model = MEMModel(process, unfolder, transfer, acceptance,
+                     hard_observables="pt_eta_phi", params=reference or None,
+                     observables=None if legacy else observables, ranges=ranges or None)
+    return model, info
 
 
 def build_dilepton_model(process, detector, *, n_trials: int, epochs: int, seed: int = 0,
@@ -56,7 +273,7 @@ def build_dilepton_model(process, detector, *, n_trials: int, epochs: int, seed:
         process: a two-lepton process (``drell-yan``).
         detector: an object with ``smear(x_hard, generator=) -> (x_reco, passed)`` on
             lepton observables of shape (n, 6) as (pT [GeV], η, φ) × 2, e.g.
-            :class:`invsim.bruteforce.GaussianLeptonDetector`.
+            :class:`forward.detector.GaussianLeptonDetector`.
         n_trials: weighted trial points of the simulation (about a third become events).
         epochs: training epochs of each network.
         seed: seeds the simulation, the initial weights and the training.
@@ -85,57 +302,11 @@ def build_dilepton_model(process, detector, *, n_trials: int, epochs: int, seed:
         (model, info): the :class:`~invsim.mem.MEMModel` and a dict of training numbers
         (events, accepted events, transfer pairs, best validation losses, seconds).
     """
-    from invsim.bruteforce import simulate
-    from invsim.flows import FlowConfig, TrainConfig, observable_preprocessing
-    from invsim.mem.model import MEMModel
-    from invsim.transfer import AcceptanceClassifier, SelectedTransfer, TransferFunction
-    from invsim.unfold import Unfolder
-
-    if isinstance(smearings, bool) or not isinstance(smearings, int) or smearings < 1:
-        raise ValueError(f"smearings: expected an integer >= 1, got {smearings!r}")
-    t0 = time.perf_counter()
-    sim = simulate(process, detector, n_trials, theta, seed=seed, device=device)
-    dev = sim.x_hard.device
-    acc = sim.passed
-    info: dict = {"train_events": len(sim.hard), "train_accepted": int(acc.sum())}
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=None)
-    x_reco_all, passed_all = sim.x_reco.unsqueeze(0), sim.passed.unsqueeze(0)  # (k, n, ...)
-    if smearings > 1:
-        gen = torch.Generator(device=sim.x_hard.device).manual_seed(int(seed) + 7919)
-        more_reco, more_passed = _smear_many(detector, sim.x_hard, smearings - 1, gen)
-        x_reco_all = torch.cat([x_reco_all, more_reco])
-        passed_all = torch.cat([passed_all, more_passed])
-    pass_target = passed_all.to(torch.float64).mean(0) if smearings > 1 else sim.passed
-    # the response before the selection learns from every pair, r of selected events
-    # from the selected ones
-    use = torch.ones_like(passed_all) if selected_response else passed_all
-    x_hard_tr = sim.x_hard.expand(smearings, -1, -1)[use]
-    x_reco_tr = x_reco_all[use]
-    info["transfer_pairs"] = int(x_hard_tr.shape[0])
-    transfer = TransferFunction(
-        observable_preprocessing(KINDS_RESIDUAL), observable_preprocessing(KINDS_HARD),
-        FlowConfig(transforms=3, hidden_features=hidden, conditional_affine=conditional_affine),
-        seed=seed, residual=True, periodic=(2, 5)).to(dev)
-    res = transfer.fit(x_hard_tr, x_reco_tr, config=cfg, seed=seed, progress=progress)
-    info["transfer_val_loss"] = res.best_val_loss
-    acceptance = AcceptanceClassifier(observable_preprocessing(KINDS_HARD),
-                                      tuple(acceptance_hidden or hidden), seed=seed).to(dev)
-    cfg_acc = cfg if acceptance_epochs is None else TrainConfig(
-        epochs=acceptance_epochs, batch_size=batch_size, lr=lr, patience=None)
-    res = acceptance.fit(sim.x_hard, pass_target, config=cfg_acc, seed=seed,
-                         progress=progress)
-    info["acceptance_val_loss"] = res.best_val_loss
-    if selected_response:
-        transfer = SelectedTransfer(transfer, acceptance)
-    unfolder = Unfolder.from_process(
-        process, observable_preprocessing(KINDS_HARD),
-        FlowConfig(transforms=4, hidden_features=hidden, bins=12,
-                   conditional_affine=conditional_affine),
-        seed=seed, azimuth=DILEPTON_AZIMUTH if periodic_unfolder else None).to(dev)
-    res = unfolder.fit(sim.hard[acc], sim.x_reco[acc], config=cfg, seed=seed,
-                       progress=progress)
-    info["unfolder_val_loss"] = res.best_val_loss
-    info["train_seconds"] = time.perf_counter() - t0
-    model = MEMModel(process, unfolder, transfer, acceptance,
-                     hard_observables="lepton_pt_eta_phi")
+    model, info = build_model(
+        process, detector, n_trials=n_trials, epochs=epochs, seed=seed, theta=theta,
+        hidden=hidden, progress=progress, smearings=smearings,
+        conditional_affine=conditional_affine, periodic_unfolder=periodic_unfolder,
+        selected_response=selected_response, batch_size=batch_size, lr=lr,
+        acceptance_hidden=acceptance_hidden or hidden,
+        acceptance_epochs=acceptance_epochs or epochs, min_accepted=0, device=device)
     return model, info
