@@ -22,10 +22,10 @@ pT and masses in GeV, φ in radians; float32 or float64 (cast to ``dtype``).
 counter branch ``nElectron`` and jagged branches ``Electron_pt``, ... (one entry per
 event), as NanoAOD has and as ``uproot`` writes with ``mktree(...,
 field_name=lambda c, f: f"{c}_{f}", counter_name=lambda c: f"n{c}")`` from a dict
-``{"Electron": ak.zip({"pt": ..., ...}), "MET_pt": ...}``. The split-record layout
-that ``uproot.recreate(path)["Events"] = {"Electron": ak.zip(...)}`` writes
-(a branch ``Electron`` with sub-branches ``Electron.pt``, ..., no counter) is read
-too; the counts then come from the jagged branches.
+``{"Electron": ak.zip({"pt": ..., ...}), "MET_pt": ...}``. An RNTuple of that name is
+read too, as ``uproot.recreate(path)["Events"] = {"Electron": ak.zip(...), ...}``
+writes it with uproot 5.7 (a record field ``Electron`` with sub-fields
+``Electron.pt``, ..., no counter): the counts then come from the jagged fields.
 
 **HDF5 layout** (read through h5py): a group named ``tree`` (default ``Events``; the
 file's root group when there is no such group) holding, per collection, a counts
@@ -106,8 +106,10 @@ class _RootSource(_Source):
     def __init__(self, path: Path, f, tree: str) -> None:
         super().__init__(path)
         if tree not in f or not hasattr(f[tree], "num_entries"):
-            trees = [k.split(";")[0] for k, c in f.classnames().items() if c == "TTree"]
-            raise ValueError(f"{str(path)!r}: no TTree {tree!r}; the file has trees {trees}")
+            trees = [k.split(";")[0] for k, c in f.classnames().items()
+                     if c == "TTree" or "RNTuple" in c]
+            raise ValueError(f"{str(path)!r}: no TTree or RNTuple {tree!r}; the file has "
+                             f"{trees}")
         self.tree = f[tree]
         self.keys = set(self.tree.keys())
         self.n = int(self.tree.num_entries)
@@ -223,7 +225,7 @@ def _collection(src: _Source, c: str, n: int, btag_threshold: float):
     counter = f"n{c}"
     if counter in src.keys:
         counts = _counts(src, counter, n)
-    else:  # split-record ROOT layout: counts from the jagged branch itself
+    else:  # RNTuple record layout: counts from the jagged field itself
         counts = src.jagged(names["pt"])[1]
     vals = {f: _values(src, nm, counts) for f, nm in names.items()}
     pt = vals["pt"]
@@ -365,7 +367,7 @@ def read_nanoaod(
 
     Args:
         path: the ``.root`` or ``.h5``/``.hdf5`` file.
-        tree: TTree name (ROOT) or group name (HDF5; the root group when absent).
+        tree: TTree/RNTuple name (ROOT) or group name (HDF5; the root group when absent).
         collections: which of ``("Electron", "Muon", "Photon", "Jet", "MET")`` to read;
             default every collection whose counter (``nElectron``, ...) or ``MET_pt``
             the file has. Without MET, ``met`` is minus the vector sum of the objects'
