@@ -111,7 +111,9 @@ def read_events(
             ``"Events"``); not used by the other formats (giving it is an error).
         final_state: k PDG ids: hard events (LHE and invsim files) come back in this
             order (:func:`forward.events.order_final_state`), e.g. a process's
-            ``final_state``. Not for NanoAOD-style (reco-only) files.
+            ``final_state``; an invsim file's ``reco.particle_index`` follows the new
+            slots (unless its reco objects came from a shower, ``metadata["shower"]``).
+            Not for NanoAOD-style (reco-only) files.
         device: device of the returned tensors (default CPU).
         **kw: passed on: ``dtype`` to :func:`~forward.io.lhe.read_lhe`; ``collections``,
             ``btag_threshold``, ``dtype`` to :func:`~forward.io.nanoaod.read_nanoaod`.
