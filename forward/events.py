@@ -24,13 +24,14 @@ massless two-body volume is :math:`1/(8\pi)`), in GeV\ :sup:`2n-4`. A map
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from forward._validation import check_event_momenta
 
-__all__ = ["HardEvents", "incoming_momenta"]
+__all__ = ["HardEvents", "final_state_permutation", "incoming_momenta", "order_final_state"]
 
 
 def incoming_momenta(x1: torch.Tensor, x2: torch.Tensor, sqrt_s: float) -> torch.Tensor:
@@ -105,3 +106,130 @@ class HardEvents:
     def __getitem__(self, index) -> HardEvents:
         """Select events by index, slice or boolean mask."""
         return HardEvents(self.momenta[index], self.x1[index], self.x2[index], self.sqrt_s)
+
+
+def _lepton_class(pids: torch.Tensor) -> torch.Tensor:
+    """Flavour-blind lepton class of PDG ids: ±1 charged lepton (pid sign), ±2 neutrino,
+    0 anything else; shape and dtype of ``pids``."""
+    a = pids.abs()
+    sign = torch.sign(pids)
+    charged = (a == 11) | (a == 13) | (a == 15)
+    neutral = (a == 12) | (a == 14) | (a == 16)
+    return torch.where(charged, sign, torch.where(neutral, 2 * sign, torch.zeros_like(pids)))
+
+
+def _as_ids(name: str, x, device) -> torch.Tensor:
+    """PDG ids as an int64 tensor on ``device``; TypeError for non-integer input."""
+    if not isinstance(x, torch.Tensor):
+        if x is None or isinstance(x, (str, bytes)):
+            raise TypeError(f"{name}: expected integer PDG ids, got {type(x).__name__}")
+        try:
+            x = torch.as_tensor(x)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"{name}: expected integer PDG ids, got {type(x).__name__}") from err
+    if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+        raise TypeError(f"{name}: expected integer PDG ids, got {x.dtype}")
+    return x.to(device=device, dtype=torch.int64)
+
+
+def final_state_permutation(
+    momenta: torch.Tensor,
+    pids: torch.Tensor | Sequence[int],
+    final_state: torch.Tensor | Sequence[int],
+) -> torch.Tensor:
+    """Per event, which particle goes to each slot of ``final_state``.
+
+    Slots are filled in order of ``final_state``, first by exact PDG id, then (for
+    events whose multiset of ids differs from ``final_state``) charged leptons and
+    neutrinos of another flavour fill a slot of the same kind and id sign (e⁻ ↔ μ⁻ ↔ τ⁻,
+    ν_e ↔ ν_μ ↔ ν_τ, likewise for antiparticles); when several particles fit, the one
+    with the largest pT takes the earliest slot (so identical ids end up pT-ordered,
+    descending). Vectorised over events (a loop over the k slots only).
+
+    Args:
+        momenta: shape (n, k, 4) as (E, px, py, pz) in GeV (for the pT order).
+        pids: PDG ids of ``momenta``'s particles, shape (k,) or (n, k), integer.
+        final_state: the target order, k PDG ids (e.g. a process's ``final_state``).
+
+    Returns:
+        int64 tensor ``perm`` of shape (n, k): slot j of event i takes particle
+        ``perm[i, j]``.
+
+    Raises:
+        ValueError: shapes that do not match, or an event whose particles cannot fill
+            ``final_state`` (the message names the first such event and its ids).
+        TypeError: non-integer ids.
+    """
+    check_event_momenta("momenta", momenta)
+    n, k = momenta.shape[:2]
+    dev = momenta.device
+    pids, target = _as_ids("pids", pids, dev), _as_ids("final_state", final_state, dev)
+    if target.shape != (k,):
+        raise ValueError(f"final_state: expected {k} PDG ids to match momenta "
+                         f"{tuple(momenta.shape)}, got shape {tuple(target.shape)}")
+    if pids.shape == (k,):
+        pids = pids.expand(n, k)
+    if pids.shape != (n, k):
+        raise ValueError(f"pids: expected shape ({k},) or ({n}, {k}), got {tuple(pids.shape)}")
+    pt2 = momenta[..., 1] ** 2 + momenta[..., 2] ** 2
+    neg = torch.full_like(pt2, -1.0)
+    free = torch.ones(n, k, dtype=torch.bool, device=dev)
+    perm = torch.full((n, k), -1, dtype=torch.int64, device=dev)
+    rows = torch.arange(n, device=dev)
+    cls, target_cls = _lepton_class(pids), _lepton_class(target)
+    passes = ((pids, target), (cls, target_cls))
+    for pass_no, (have, want) in enumerate(passes):
+        for j in range(k):
+            if pass_no == 1 and int(target_cls[j]) == 0:
+                continue  # only leptons change flavour
+            cand = free & (have == want[j]) & (perm[:, j] < 0)[:, None]
+            pick = torch.where(cand, pt2, neg).argmax(-1)
+            ok = cand.any(-1)
+            perm[:, j] = torch.where(ok, pick, perm[:, j])
+            free[rows[ok], pick[ok]] = False
+    bad = (perm < 0).any(-1)
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0])
+        raise ValueError(
+            f"pids: event {i} has ids {pids[i].tolist()}, which cannot be put in the order of "
+            f"final_state {target.tolist()} ({int(bad.sum())} of {n} events fail; only charged "
+            "leptons and neutrinos may differ in flavour)"
+        )
+    return perm
+
+
+def order_final_state(
+    momenta: torch.Tensor,
+    pids: torch.Tensor | Sequence[int],
+    final_state: torch.Tensor | Sequence[int],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Put each event's particles into the order of ``final_state``.
+
+    Generators list the final state in their own order (MadGraph's LHE files put ℓ⁺
+    before ℓ⁻); invsim's processes and flows expect their ``final_state`` order, e.g.
+    ``(11, -11)`` for Drell–Yan or ``(5, -11, 12, -5, 11, -12)`` for dileptonic t t̄.
+    The matching rules are those of :func:`final_state_permutation`: exact ids first,
+    then lepton flavours may differ (Drell–Yan with ``leptons="both"`` names
+    ``(11, -11)`` but has μ⁺μ⁻ events too), identical ids by pT descending.
+
+    Args:
+        momenta: shape (n, k, 4) as (E, px, py, pz) in GeV.
+        pids: PDG ids, shape (k,) or (n, k), integer.
+        final_state: the target order, k PDG ids.
+
+    Returns:
+        ``(momenta, pids)`` permuted per event: shapes (n, k, 4) (dtype of ``momenta``)
+        and (n, k) int64; ``pids[i]`` are event i's own ids (e.g. (13, -13) for a μ⁺μ⁻
+        event ordered as (11, -11)).
+
+    Raises:
+        ValueError: shapes that do not match or an event that cannot be matched (the
+            message names its index and ids).
+
+    Example:
+        >>> p, ids = order_final_state(momenta, torch.tensor([-11, 11]), (11, -11))
+    """
+    perm = final_state_permutation(momenta, pids, final_state)
+    n, k = perm.shape
+    ids = _as_ids("pids", pids, momenta.device).expand(n, k).gather(1, perm)
+    return momenta.gather(1, perm[..., None].expand(n, k, 4)), ids

@@ -5,18 +5,24 @@
 * :func:`write_lhe` / :func:`read_lhe`: Les Houches Event files v3 (hard events, for
   Pythia and other tools).
 * :func:`write_root` / :func:`read_root`: flat TTrees through uproot (optional extra).
+* :func:`read_nanoaod`: reconstructed events from NanoAOD-style ROOT/HDF5 files.
+* :func:`read_events`: one entry point for any of these files (format detected).
 
 Writers never replace an existing file unless ``overwrite=True``.
 """
 
 from forward.io.hdf5 import load_hdf5, save_hdf5
 from forward.io.lhe import colour_flow, read_lhe, write_lhe
+from forward.io.nanoaod import read_nanoaod
+from forward.io.read import read_events
 from forward.io.root import read_root, write_root
 
 __all__ = [
     "colour_flow",
     "load_hdf5",
+    "read_events",
     "read_lhe",
+    "read_nanoaod",
     "read_root",
     "save_hdf5",
     "write_lhe",

@@ -22,6 +22,7 @@ from xml.sax.saxutils import escape, unescape
 
 import torch
 
+from forward.events import order_final_state
 from forward.eventset import FORMAT_VERSION, EventSet
 from forward.files import atomic_target
 
@@ -229,21 +230,30 @@ def read_lhe(
     *,
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
+    final_state: Sequence[int] | torch.Tensor | None = None,
 ) -> EventSet:
     """Read an LHE file (ours or another generator's) into an :class:`EventSet`.
 
     Final-state particles are those with status 1 (intermediate resonances are dropped);
-    every event must have the same number of them. x1, x2 come from the ``#pdf`` line when
-    present, else from the incoming energies. Provenance comes from our ``<invsim>``
-    header block when present; otherwise σ is taken from the ``<init>`` block.
+    every event must have the same number of them. They keep the file's order unless
+    ``final_state`` is given: then each event is put into that order
+    (:func:`forward.events.order_final_state`), so a MadGraph file listing ℓ⁺ before ℓ⁻
+    reads as the process expects, e.g. ``final_state=process.final_state``.
+    x1, x2 come from the ``#pdf`` line when present, else from the incoming energies.
+    Provenance comes from our ``<invsim>`` header block when present; otherwise σ is
+    taken from the ``<init>`` block.
 
     Args:
         path: ``.lhe`` or ``.lhe.gz`` file.
         dtype, device: of the returned tensors.
+        final_state: k PDG ids giving the order of the returned particles, or None
+            (file order). Lepton flavours may differ per event (see
+            :func:`~forward.events.final_state_permutation`).
 
     Raises:
         ValueError: malformed file, unequal beam energies, varying final-state
-            multiplicity, or an ``<invsim>`` block of a newer format version.
+            multiplicity, an ``<invsim>`` block of a newer format version, or events
+            that do not fit ``final_state`` (the message names the event).
     """
     path = Path(path)
     header: dict = {}
@@ -291,13 +301,19 @@ def read_lhe(
     k = k_set.pop() if k_set else 0
     kw = {"dtype": dtype, "device": device}
     pids = torch.tensor(pid_rows, dtype=torch.int64, device=device).reshape(len(pid_rows), k)
+    momenta = torch.tensor(moms, **kw).reshape(len(moms), k, 4)
+    if final_state is not None:
+        try:
+            momenta, pids = order_final_state(momenta, pids, final_state)
+        except ValueError as err:
+            raise ValueError(f"{str(path)!r}: {err}") from None
     if len(pids) and bool((pids == pids[0]).all()):
         pids = pids[0].clone()
     xs = header.get("cross_section", float(init[1][0]) if len(init) > 1 else None)
     xe = header.get("cross_section_error", float(init[1][1]) if len(init) > 1 else None)
     return EventSet(
         process=header.get("process", "unknown"),
-        momenta=torch.tensor(moms, **kw).reshape(len(moms), k, 4),
+        momenta=momenta,
         x1=torch.tensor(x1s, **kw),
         x2=torch.tensor(x2s, **kw),
         pids=pids,
