@@ -1,6 +1,6 @@
 r"""A closed-form Gaussian lepton detector and the brute-force MEM it makes possible.
 
-The reference for validating the ML matrix-element method (DESIGN.md §5, rung 6) on
+The reference for validating the ML matrix-element method (docs/design.md §5.6) on
 Drell–Yan ℓ⁻ℓ⁺ (no shower, perfect charge identification). Observables per lepton,
 in ``final_state`` order, are (pT [GeV], η, φ [rad]); an event has shape (6,).
 
