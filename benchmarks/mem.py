@@ -1,4 +1,4 @@
-"""ML-MEM against the brute-force MEM on Drell–Yan leptons at a 2 TeV Z′ (DESIGN.md §5.6).
+"""ML-MEM against the brute-force MEM on Drell–Yan leptons at a 2 TeV Z′ (docs/design.md §5.6).
 
 Set-up: ``drell-yan``, ℓ⁻ℓ⁺ (e + μ), 1500 < m_ℓℓ < 2500 GeV, γ*/Z/Z′ with interference;
 θ = ``mzp`` (Z′ mass, its width following from the couplings). Detector: the closed-form

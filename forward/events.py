@@ -8,7 +8,7 @@ momentum fractions :math:`x_1, x_2` of the incoming partons. Beam 1 moves along
 .. math::  p_a = x_1 \tfrac{\sqrt s}{2} (1, 0, 0, 1), \qquad
            p_b = x_2 \tfrac{\sqrt s}{2} (1, 0, 0, -1).
 
-**The measure** (DESIGN.md §2). Every density over hard events, from
+**The measure** (docs/design.md §2.1). Every density over hard events, from
 :math:`d\sigma/d\mu` in ``forward.integrand`` to a flow's ``log_prob``, and every
 phase-space map's log-Jacobian, is taken with respect to
 

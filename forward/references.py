@@ -1,7 +1,7 @@
 """Published reference numbers the package is validated against.
 
 Pythia 8.317 hard-process cross sections at √s = 13 TeV with the NNPDF3.1 LO grid
-(``PDF:pSet = 18``), as listed in the project's design card (DESIGN.md §4), each with
+(``PDF:pSet = 18``), as listed in docs/design.md §4, each with
 the settings that define it. Tests and ``invsim demo`` compare against these.
 """
 

@@ -62,7 +62,7 @@ class ShowerSettings:
             multi-parton interactions and hadronisation (``PartonLevel:ISR/FSR/MPI``,
             ``HadronLevel:all``).
         pdf_set: Pythia's ``PDF:pSet`` string (default ``"18"``, the NNPDF3.1 LO grid of
-            the project's conventions, DESIGN.md §3).
+            the project's conventions, docs/design.md §3).
         jet_r: anti-kT radius parameter.
         jet_pt_min: minimum jet pT in GeV.
         lepton_pt_min, photon_pt_min: minimum pT of isolated leptons and photons in GeV.

@@ -2,7 +2,7 @@ r"""Unconstrained coordinates for hard events, with densities w.r.t. the one mea
 
 Networks on the inverse side (the unfolding cINN, proposals of the MEM) model hard
 events in d unconstrained real coordinates z, while every density over hard events
-must be taken w.r.t. dμ = dx1 dx2 dΦ_n of :mod:`forward.events` (DESIGN.md §2). A
+must be taken w.r.t. dμ = dx1 dx2 dΦ_n of :mod:`forward.events` (docs/design.md §2.1). A
 :class:`HardCoordinates` does the conversion through an invertible phase-space map
 (``forward(r) -> (events, log_jac)``, ``inverse(events) -> (r, -log_jac)`` with the
 log-Jacobian to dμ, e.g. a process's :class:`~forward.phasespace.HadronicMap`) and an

@@ -27,7 +27,7 @@ def test_generate_hard_events_matches_pythia_and_the_window(dy_integrand):
     assert len(res.events) == 3000 and res.incoming_pids.shape == (3000, 2)
     assert bool((res.event_weights >= 1).all()) and res.n_train == 40_000
     assert 0.2 < res.efficiency <= 1 and res.overweight_fraction <= 1e-3 + 1e-12
-    # σ against Pythia 8.317 (DESIGN.md §4: 3060.19 ± 1.81 pb, ee + μμ); 5σ of the
+    # σ against Pythia 8.317 (docs/design.md §4: 3060.19 ± 1.81 pb, ee + μμ); 5σ of the
     # combined error: false-failure rate < 6e-7
     assert abs(res.cross_section - 3060.19) < 5 * math.hypot(res.error, 1.81), res
     mll = kin.mass(res.events.momenta.sum(1))

@@ -17,7 +17,7 @@ def _run(*args):
 
 
 def test_zprime_reference_from_the_command_line():
-    # the command; Pythia 8.317 gives 0.039138 ± 0.000012 pb (DESIGN.md §4).
+    # the command; Pythia 8.317 gives 0.039138 ± 0.000012 pb (docs/design.md §4).
     # |ours - Pythia| < 4 combined σ fails with probability 6e-5 when both are right
     res = _run("drell-yan", "--set", "mzp=2000", "--set", "mll_min=1500", "--set",
                "mll_max=2500", "--json")

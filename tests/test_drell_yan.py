@@ -37,7 +37,7 @@ def _pythia(settings: list[str]):
 
 # -- widths and couplings ----------------------------------------------------------------
 def test_widths_match_pythia_published_values():
-    # Pythia 8.317 recomputes these at initialisation (DESIGN.md §3)
+    # Pythia 8.317 recomputes these at initialisation (docs/design.md §3)
     assert z_width().item() == pytest.approx(2.50419, rel=1e-4)
     mzp = torch.tensor(2000.0, dtype=F64)
     assert zprime_width(mzp, {}).item() == pytest.approx(63.094, rel=1e-4)

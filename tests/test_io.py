@@ -252,7 +252,7 @@ def test_cli_generate_writes_paired_events_and_refuses_overwrite(tmp_path):
     assert len(es) == 300 and es.reco is not None and es.seed == 5
     assert torch.equal(es.reco.hard_index, torch.arange(300))
     assert es.incoming_pids.shape == (300, 2)
-    # the hit-or-miss events' σ against Pythia 8.317 (DESIGN.md §4: 3060.19 ± 1.81 pb for
+    # the hit-or-miss events' σ against Pythia 8.317 (docs/design.md §4: 3060.19 ± 1.81 pb for
     # ee + μμ): 5σ of the combined error, false-failure rate < 6e-7
     ref, ref_err = 3060.19, 1.81
     assert abs(es.cross_section - ref) < 5 * math.hypot(es.cross_section_error, ref_err)

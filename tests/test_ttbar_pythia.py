@@ -1,6 +1,6 @@
 """The t t̄ process against Pythia 8.317 (hard process only, on-shell tops).
 
-Reference set-up (DESIGN.md §4): 13 TeV, NNPDF3.1 LO (``PDF:pSet = 18``), α_s(M_Z) =
+Reference set-up (docs/design.md §4): 13 TeV, NNPDF3.1 LO (``PDF:pSet = 18``), α_s(M_Z) =
 0.118 at one loop, μ_R = μ_F = m_t fixed, no Breit–Wigner. Pythia's published numbers
 are compared in the fast test; the slow tests run ``pythia8mc`` at other top masses
 and compare distributions. Cross sections come from the one entry point,
@@ -21,7 +21,7 @@ from forward.processes.ttbar import TTbar
 
 DT = torch.float64
 
-#: Pythia 8.317, DESIGN.md §4: σ(t t̄) and its g g part in pb, with their errors
+#: Pythia 8.317, docs/design.md §4: σ(t t̄) and its g g part in pb, with their errors
 PYTHIA_TOTAL = (489.44, 0.28)
 PYTHIA_GG = (416.88, 0.24)
 

@@ -1,6 +1,6 @@
 """Cross sections and distributions against Pythia 8.317 (hard process only, 13 TeV).
 
-Reference numbers are DESIGN.md §4 (NNPDF3.1 LO, ``PDF:pSet = 18``). Every comparison
+Reference numbers are docs/design.md §4 (NNPDF3.1 LO, ``PDF:pSet = 18``). Every comparison
 is in units of the combined standard error of our estimate and Pythia's; a threshold
 of 4σ fails with probability 6e-5 per comparison when both are right (Gaussian errors).
 """
@@ -20,7 +20,7 @@ from forward.xsec import CrossSectionResult
 
 F64 = torch.float64
 
-# (settings, n points, Pythia σ, Pythia error), from DESIGN.md §4
+# (settings, n points, Pythia σ, Pythia error), from docs/design.md §4
 REFERENCES = {
     "gamma_z_60_120": (dict(mode="gamma_z", mll_min=60.0, mll_max=120.0), 400_000,
                        3060.19, 1.81),

@@ -98,7 +98,7 @@ def ttbar_decay_tree(
 
     For the dilepton channel the order is (b, ℓ⁺, ν, b̄, ℓ⁻, ν̄); for lepton+jets use
     quarks in place of one lepton pair. Defaults are Pythia 8's W and top widths and
-    DESIGN.md's m_t.
+    the reference m_t of docs/design.md §4.
 
     Returns:
         A tuple of two :class:`Resonance` (t and t̄) for ``DecayChain(tree, masses)``.
