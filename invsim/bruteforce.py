@@ -1,6 +1,6 @@
 r"""The brute-force MEM: the reference for validating the ML matrix-element method.
 
-docs/design.md §5, rung 6: on Drell–Yan ℓ⁻ℓ⁺ (no shower), with a detector whose
+docs/design.md §5.6: on Drell–Yan ℓ⁻ℓ⁺ (no shower), with a detector whose
 lepton response has a closed form (:mod:`forward.detector.closed_form`: the Gaussian
 detector or the card detector), log p(x_reco | θ) is computed by direct importance
 sampling of the hard integral with the exact ε·r, the exact Jacobian of the dilepton

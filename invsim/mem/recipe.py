@@ -250,13 +250,31 @@ def build_model(process, detector, *, n_trials: int, epochs: int, seed: int = 0,
                    conditional_affine=conditional_affine),
         params=reference or None, seed=seed,
         azimuth=DILEPTON_AZIMUTH if periodic_unfolder and dilepton else None).to(dev)
-    res = unfolder.fit(sim.hard[acc], sim.x_reco[acc], config=cfg, seed=seed,
-                       progress=progress)
+    hard_acc, reco_acc = sim.hard[acc], sim.x_reco[acc]
+    _, log_det = unfolder.coordinates.features(hard_acc.to(torch.float64))
+    inside = torch.isfinite(log_det)
+    info["unfolder_outside_map"] = int((~inside).sum())
+    if not bool(inside.all()):
+        warnings.warn(f"{int((~inside).sum())} of {len(inside)} accepted training events lie "
+                      "outside the support of the reference point's phase-space map (e.g. a "
+                      "top mass far from the reference); the proposal cannot cover them and "
+                      "they are left out of its training. Narrow the ranges or widen the "
+                      "process's windows (e.g. --set bw_cut=...)", RecipeWarning, stacklevel=2)
+        hard_acc, reco_acc = hard_acc[inside], reco_acc[inside]
+    res = unfolder.fit(hard_acc, reco_acc, config=cfg, seed=seed, progress=progress)
     info["unfolder_val_loss"] = res.best_val_loss
     info["train_seconds"] = time.perf_counter() - t0
+    try:
+        from forward.detector import describe_detector
+
+        described = describe_detector(detector)
+    except TypeError:  # a user's detector class: recorded by name only
+        described = {"kind": "user", "class": type(detector).__qualname__}
+    info["seed"] = seed
     model = MEMModel(process, unfolder, transfer, acceptance,
                      hard_observables="pt_eta_phi", params=reference or None,
-                     observables=None if legacy else observables, ranges=ranges or None)
+                     observables=None if legacy else observables, ranges=ranges or None,
+                     detector=described, info=info)
     return model, info
 
 
