@@ -9,11 +9,11 @@ import torch
 from click.testing import CliRunner
 
 from forward import kinematics as kin
+from forward.generate import generate_hard_events
 from forward.integrand import HadronicIntegrand
 from forward.io import load_hdf5
 from forward.processes import get_process
 from invsim.cli import cli
-from invsim.cli_generate import generate_hard_events
 
 
 @pytest.fixture(scope="module")

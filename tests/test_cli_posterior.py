@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from forward.eventset import EventSet
 from forward.io import save_hdf5
-from invsim.cli_posterior import load_factory, posterior
+from invsim.cli import load_factory
+from invsim.cli.posterior import posterior
 
 FACTORY = "invsim.infer.toys:gaussian_mean_factory"  # x = pz of particle 0 ~ N(mu, 10 GeV)
 
@@ -75,7 +76,7 @@ def test_posterior_cli_svi_with_prior(event_file, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--likelihood", "nomodule_xyz:f"], "cannot import"),
-    (["--likelihood", "invsim.infer.toys"], "module:function"),
+    (["--likelihood", "invsim.infer.toys"], "MODULE:FUNCTION"),
     (["--likelihood", "invsim.infer.toys:nothing"], "no callable"),
     (["--likelihood", FACTORY, "--prior", "nu=uniform:0,1"], "not inferred"),
     (["--likelihood", FACTORY, "--prior", "mu=uniform:-2000,0"], "outside the declared range"),

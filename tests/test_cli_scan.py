@@ -15,7 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from invsim.cli_scan import scan_command
+from invsim.cli.scan import scan_command
 
 pytest.importorskip("h5py")
 

@@ -8,8 +8,7 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from invsim.cli import cli
-from invsim.cli_xsec import parse_assignments
+from invsim.cli import cli, parse_assignments
 
 
 def _run(*args):

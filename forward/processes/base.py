@@ -59,9 +59,12 @@ class Process(abc.ABC):
     Subclasses set ``name``, ``parameters``, ``final_state``, ``flavour_channels`` and
     ``sqrt_s`` and implement :meth:`matrix_element`, :meth:`phase_space` and
     :meth:`scales`; :meth:`cuts` and :meth:`observables` have generic defaults.
+    A subclass is found by name (``get_process``, the CLI, saved files) once it is
+    registered with :func:`forward.processes.register_process`.
     """
 
-    #: registry name, e.g. ``"drell-yan"``
+    #: registry name, e.g. ``"drell-yan"``; set by :func:`forward.processes.register_process`
+    #: when a registered class does not declare it
     name: ClassVar[str] = ""
     #: hadronic centre-of-mass energy in GeV
     sqrt_s: float

@@ -1,0 +1,226 @@
+"""Event generation: unweighted hard events, optional shower, detector, an ``EventSet``.
+
+:func:`generate_hard_events` trains a multi-channel NIS sampler
+(:mod:`forward.nis.multichannel`, one channel per phase-space map of the process,
+learned channel weights, per-channel VEGAS grids) on ``train_calls`` integrand calls,
+then draws weighted events and unweights them with :func:`forward.nis.unweight` at the
+``overweight`` fraction. :func:`generate_events` builds a registered process by name,
+generates its hard events, optionally showers them with Pythia 8 and fastjet
+(:mod:`forward.shower`), applies the detector and returns the paired
+:class:`~forward.eventset.EventSet` that ``invsim generate`` writes to HDF5
+(``reco.hard_index`` links every reconstructed event to its hard event).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+__all__ = ["GeneratedEvents", "generate_events", "generate_hard_events"]
+
+
+@dataclass(frozen=True)
+class GeneratedEvents:
+    """Unweighted hard events and the Monte Carlo information gathered on the way.
+
+    Attributes:
+        events: the accepted hard events (``n_events`` of them), in random order.
+        event_weights: their weights in units of the maximum weight, shape (n,): 1, or
+            > 1 for the few overweight events (see :func:`forward.nis.unweight`).
+        incoming_pids: incoming parton flavours drawn per event from the flavour-channel
+            weights, shape (n, 2).
+        cross_section, error: σ and its standard error in pb from the weighted events
+            drawn after training (batches combined with inverse-variance weights).
+        efficiency: unweighting efficiency <|w|>/w_max of the last batch.
+        overweight_fraction: share of the total weight above w_max (last batch).
+        n_overweight: weighted events above w_max, summed over batches.
+        n_train: integrand calls of the training.
+        n_eval: integrand calls after training.
+    """
+
+    events: object
+    event_weights: torch.Tensor
+    incoming_pids: torch.Tensor
+    cross_section: float
+    error: float
+    efficiency: float
+    overweight_fraction: float
+    n_overweight: int
+    n_train: int
+    n_eval: int
+
+
+def generate_hard_events(
+    integrand,
+    n_events: int,
+    *,
+    generator: torch.Generator,
+    train_calls: int = 200_000,
+    overweight: float = 1e-3,
+    progress: bool = False,
+) -> GeneratedEvents:
+    """Unweighted hard events by multi-channel NIS training and unweighting.
+
+    The sampler of :func:`forward.nis.multichannel.fit_multichannel` is trained on
+    ``train_calls`` calls; then batches of weighted events, sized by the measured
+    efficiency, are unweighted (each batch with its own maximum weight) until
+    ``n_events`` are kept. Incoming parton flavours are drawn per event in proportion
+    to its flavour-channel weights.
+
+    Args:
+        integrand: a :class:`forward.integrand.HadronicIntegrand`.
+        n_events: number of events to keep (>= 1).
+        generator: source of all random numbers (on the integrand's device).
+        train_calls: integrand calls for training (>= 1000).
+        overweight: allowed fraction of the total weight above the maximum weight.
+        progress: show progress bars (training rounds, accepted events).
+
+    Returns:
+        A :class:`GeneratedEvents`.
+
+    Raises:
+        ValueError: bad counts, or an integrand that is zero everywhere.
+    """
+    from tqdm.auto import tqdm
+
+    from forward.eventset import sample_flavours
+    from forward.nis import combine_estimates
+    from forward.nis.multichannel import (
+        MultiChannelConfig,
+        concat_points,
+        fit_multichannel,
+        hadronic_channels,
+    )
+
+    for name, v, low in (("n_events", n_events, 1), ("train_calls", train_calls, 1000)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ValueError(f"{name}: expected an integer >= {low}, got {v!r}")
+    f, maps = hadronic_channels(integrand)
+    cfg = MultiChannelConfig(calls=train_calls, rounds=min(10, max(2, train_calls // 20_000)))
+    mc = fit_multichannel(f, maps, cfg, generator=generator, device=generator.device,
+                          progress=progress)
+    kept, weights, values, errors = [], [], [], []
+    n_kept = n_over = n_eval = 0
+    eff, ow = 0.5, 0.0
+    bar = tqdm(total=n_events, disable=not progress, desc="unweighting", unit="ev")
+    while n_kept < n_events:
+        # weighted events per batch: enough for the rest at the last efficiency, bounded
+        # below (a stable w_max) and above (memory)
+        n_draw = min(1_000_000, max(20_000, math.ceil(1.2 * (n_events - n_kept) / eff)))
+        u = mc.unweight(n_draw, overweight, generator=generator)
+        n_eval += n_draw
+        values.append(u.result.value)
+        errors.append(u.result.error)
+        if not u.result.value > 0:
+            raise ValueError("integrand: the cross section is zero; check the process's cuts")
+        eff, ow = u.unweighting.efficiency, u.unweighting.overweight_fraction
+        n_over += u.unweighting.n_overweight
+        take = min(n_events - n_kept, len(u.event_weights))
+        kept.append(u.points[:take])
+        weights.append(u.event_weights[:take])
+        n_kept += take
+        bar.update(take)
+    bar.close()
+    events = concat_points(kept)
+    flavours = sample_flavours(integrand.channel_contributions(events),
+                               integrand.process.flavour_channels, generator=generator)
+    value, error, _ = combine_estimates(values, errors)
+    return GeneratedEvents(events, torch.cat(weights), flavours, value, error, eff, ow, n_over,
+                           mc.n_eval, n_eval)
+
+
+def generate_events(
+    process: str,
+    n_events: int,
+    *,
+    settings: Mapping[str, Any] | None = None,
+    params: Mapping[str, float] | None = None,
+    detector="cms",
+    shower: bool = False,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    train_calls: int = 200_000,
+    overweight: float = 1e-3,
+    progress: bool = False,
+):
+    """Unweighted events of a registered process with their detector response.
+
+    Args:
+        process: registry name (:func:`forward.processes.available_processes`).
+        n_events: number of unweighted hard events (>= 1).
+        settings: constructor settings of the process (cuts, flavours, ...); recorded
+            in the event set as given.
+        params: parameter values (numbers) for the generation; defaults otherwise.
+        detector: a detector card name (``"cms"``), a JSON/YAML card file or a
+            :class:`forward.detector.DetectorCard`; anything :class:`Detector` takes.
+        shower: shower and hadronise with Pythia 8 + fastjet (seeded with ``seed + 1``)
+            before the detector; ``False`` hands the hard final state to the detector.
+        seed: seed of every random number (torch generator on ``device``).
+        device: torch device of the integrand and the events.
+        train_calls: integrand calls for training the NIS sampler (>= 1000).
+        overweight: allowed fraction of the total weight above the maximum weight,
+            in [0, 1).
+        progress: show progress bars.
+
+    Returns:
+        A :class:`forward.eventset.EventSet` with ``reco`` filled; its weights sum to
+        the cross section in pb, its ``metadata`` records the generator's statistics
+        (efficiency, overweight events, calls), the detector card and the shower flag.
+
+    Raises:
+        ValueError: unknown process or setting, parameter values out of range, a bad
+            detector card, bad counts, or an integrand that is zero everywhere.
+        FileNotFoundError: a detector card file that does not exist.
+    """
+    from forward.detector import Detector
+    from forward.eventset import EventSet
+    from forward.integrand import HadronicIntegrand
+    from forward.processes import get_process
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
+    if not 0.0 <= overweight < 1.0:
+        raise ValueError(f"overweight: expected a fraction in [0, 1), got {overweight!r}")
+    settings = dict(settings or {})
+    proc = get_process(process, **settings)
+    det = Detector(detector)
+    integrand = HadronicIntegrand(proc, params=dict(params or {}), device=device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    res = generate_hard_events(integrand, n_events, generator=gen, train_calls=train_calls,
+                               overweight=overweight, progress=progress)
+    w = res.event_weights.to(torch.float64)
+    events = EventSet(
+        process=process, momenta=res.events.momenta, x1=res.events.x1, x2=res.events.x2,
+        pids=proc.sample_final_state(n_events, generator=gen,
+                                     device=res.events.momenta.device),
+        sqrt_s=res.events.sqrt_s,
+        weights=res.cross_section * w / w.sum(),
+        incoming_pids=res.incoming_pids,
+        parameters={k: float(v) for k, v in integrand.params.items()},
+        settings={k: _plain(v) for k, v in settings.items()},
+        cross_section=res.cross_section, cross_section_error=res.error, seed=seed,
+        metadata={"generator": "invsim generate (multi-channel NIS unweighting)",
+                  "train_calls": res.n_train, "n_eval": res.n_eval,
+                  "overweight": overweight, "overweight_fraction": res.overweight_fraction,
+                  "n_overweight": res.n_overweight, "efficiency": res.efficiency,
+                  "detector_card": det.card.to_dict(), "shower": bool(shower)},
+    )
+    if shower:
+        from forward.shower import ShowerSettings
+        from forward.shower import shower as run_shower
+
+        showered = run_shower(events, ShowerSettings(), seed=seed + 1, progress=progress)
+        objects = showered.objects.to(device)
+        events.metadata["shower_failed"] = showered.failed.tolist()
+    else:
+        objects = events.objects()
+    events.reco = det(objects, generator=gen)
+    return events
+
+
+def _plain(value):
+    return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)

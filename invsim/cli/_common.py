@@ -1,0 +1,285 @@
+"""Parsing shared by the ``invsim`` commands: option values, processes, factories.
+
+Everything here turns command-line text into Python objects and reports bad text as a
+click usage error (exit status 2) naming the option; the work itself is done by
+library functions.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import math
+from pathlib import Path
+
+import click
+import torch
+
+__all__ = [
+    "call_factory",
+    "declared_parameters",
+    "jsonable",
+    "load_factory",
+    "parameter_names",
+    "parse_assignments",
+    "parse_fixed",
+    "parse_float",
+    "parse_grid",
+    "parse_range",
+    "parse_value",
+    "process_class_argument",
+]
+
+
+# -- values -------------------------------------------------------------------------------
+def parse_value(text: str):
+    """A number if ``text`` parses as one, None for 'none'/'null', else the text itself."""
+    low = text.strip().lower()
+    if low in ("none", "null"):
+        return None
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_float(text: str, what: str) -> float:
+    """``float(text)``; ``what`` names the option in the error.
+
+    Raises:
+        click.BadParameter: not a number, or NaN.
+    """
+    try:
+        v = float(text)
+    except ValueError:
+        raise click.BadParameter(f"{what}: expected a number, got {text!r}") from None
+    if math.isnan(v):
+        raise click.BadParameter(f"{what}: expected a number, got NaN")
+    return v
+
+
+def jsonable(value):
+    """A JSON-safe form of a setting value: plain values kept, inf/NaN and objects as text."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def parse_assignments(
+    items: tuple[str, ...], parameter_names, setting_names
+) -> tuple[dict, dict]:
+    """Split ``NAME=VALUE`` strings (``--set``) into parameter values and settings.
+
+    Args:
+        items: the ``--set`` arguments.
+        parameter_names: names of the process's parameters (values must be numbers).
+        setting_names: names of its constructor settings.
+
+    Returns:
+        (parameters, settings) as dicts; parameter values as float, settings as
+        :func:`parse_value` reads them.
+
+    Raises:
+        click.UsageError: malformed item, unknown name (listing the known ones) or a
+            non-numeric parameter value.
+    """
+    params, settings = {}, {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise click.UsageError(f"--set: expected NAME=VALUE, got {item!r}")
+        value = parse_value(raw)
+        if name in parameter_names:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise click.UsageError(
+                    f"--set {name}: parameter values must be numbers, got {raw!r}"
+                )
+            params[name] = float(value)
+        elif name in setting_names:
+            settings[name] = value
+        else:
+            raise click.UsageError(
+                f"--set: unknown name {name!r}; parameters: {sorted(parameter_names)}; "
+                f"settings: {sorted(setting_names)}"
+            )
+    return params, settings
+
+
+def parse_grid(item: str) -> tuple[str, torch.Tensor]:
+    """Parse ``NAME=LO:HI:N`` (``--param``) into the name and N equally spaced values.
+
+    Returns:
+        (name, values), values of shape (N,) float64.
+
+    Raises:
+        click.BadParameter: malformed item, non-finite bounds, LO >= HI or N < 3.
+    """
+    name, sep, spec = item.partition("=")
+    parts = spec.split(":")
+    if not sep or not name.strip() or len(parts) != 3:
+        raise click.BadParameter(f"expected NAME=LO:HI:N, got {item!r}", param_hint="--param")
+    lo, hi = (parse_float(p, f"--param {name}") for p in parts[:2])
+    try:
+        n = int(parts[2])
+    except ValueError:
+        raise click.BadParameter(f"expected an integer number of points N, got {parts[2]!r}",
+                                 param_hint="--param") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi) or n < 3:
+        raise click.BadParameter(f"{name}: expected finite LO < HI and N >= 3, got {spec!r}",
+                                 param_hint="--param")
+    return name.strip(), torch.linspace(lo, hi, n, dtype=torch.float64)
+
+
+def parse_range(item: str) -> tuple[str, tuple[float, float] | None]:
+    """Parse ``NAME`` or ``NAME=LO:HI`` (``--profile``; ±inf allowed as bounds).
+
+    Raises:
+        click.BadParameter: empty name, not two bounds, or LO >= HI.
+    """
+    name, sep, spec = item.partition("=")
+    if not name.strip():
+        raise click.BadParameter(f"expected NAME or NAME=LO:HI, got {item!r}",
+                                 param_hint="--profile")
+    if not sep:
+        return name.strip(), None
+    parts = spec.split(":")
+    if len(parts) != 2:
+        raise click.BadParameter(f"expected NAME=LO:HI, got {item!r}", param_hint="--profile")
+    lo, hi = (parse_float(p, f"--profile {name}") for p in parts)
+    if not lo < hi:
+        raise click.BadParameter(f"{name}: expected LO < HI, got {spec!r}",
+                                 param_hint="--profile")
+    return name.strip(), (lo, hi)
+
+
+def parse_fixed(items) -> dict[str, float]:
+    """Parse ``NAME=VALUE`` items (``--fix``) into a dict of floats.
+
+    Raises:
+        click.BadParameter: malformed item or a value that is not a number.
+    """
+    out = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--fix")
+        out[name.strip()] = parse_float(raw, f"--fix {name}")
+    return out
+
+
+# -- processes ----------------------------------------------------------------------------
+def process_class_argument(name: str):
+    """The registered process class named by the PROCESS argument.
+
+    Raises:
+        click.BadParameter: unknown name (listing the registered ones) or an entry point
+            that cannot be imported.
+    """
+    from forward.processes import process_class
+
+    try:
+        return process_class(name)
+    except (ValueError, TypeError) as err:
+        raise click.BadParameter(str(err), param_hint="PROCESS") from err
+
+
+def parameter_names(cls) -> list[str]:
+    """Parameter names of a process class (from an instance with default settings).
+
+    Raises:
+        click.ClickException: the class cannot be built with its default settings.
+    """
+    try:
+        return list(cls().parameters)
+    except (TypeError, ValueError) as err:
+        raise click.ClickException(
+            f"cannot build {cls.__name__} with default settings: {err}") from err
+
+
+# -- likelihood factories -----------------------------------------------------------------
+def load_factory(spec: str, option: str = "--likelihood"):
+    """Import the callable named by ``module:function`` or ``path/to/file.py:function``.
+
+    The module must be importable (e.g. on ``PYTHONPATH``); a ``.py`` file is executed
+    as a fresh module. The last colon separates the function, so Windows paths work.
+
+    Args:
+        spec: the option's text.
+        option: the option's name, for messages.
+
+    Returns:
+        The callable.
+
+    Raises:
+        click.BadParameter: malformed spec, module or file that cannot be imported, no
+            such callable.
+    """
+    target, sep, attr = spec.rpartition(":")
+    if not sep or not target or not attr.isidentifier():
+        raise click.BadParameter(f"expected MODULE:FUNCTION or FILE.py:FUNCTION, got {spec!r}",
+                                 param_hint=option)
+    try:
+        if target.endswith(".py"):
+            path = Path(target)
+            if not path.is_file():
+                raise FileNotFoundError(f"no such file {target!r}")
+            mod_spec = importlib.util.spec_from_file_location(
+                f"_invsim_factory_{path.stem}", path)
+            module = importlib.util.module_from_spec(mod_spec)
+            mod_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(target)
+    except (ImportError, OSError, SyntaxError) as err:
+        raise click.BadParameter(f"cannot import {target!r}: {err}",
+                                 param_hint=option) from err
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise click.BadParameter(f"{target!r} has no callable {attr!r}", param_hint=option)
+    return factory
+
+
+def call_factory(factory, events, spec: str, option: str = "--likelihood"):
+    """Call a factory from :func:`load_factory` with the events.
+
+    Args:
+        factory: the callable.
+        events: the :class:`~forward.eventset.EventSet` passed to it.
+        spec: the option's text, for messages.
+        option: the option's name, for messages.
+
+    Returns:
+        What the factory returns (an :class:`~invsim.infer.EventLikelihood`).
+
+    Raises:
+        click.UsageError: the factory raised ValueError or TypeError.
+    """
+    try:
+        return factory(events)
+    except (ValueError, TypeError) as err:
+        raise click.UsageError(f"{option}: {spec} failed: {err}") from err
+
+
+def declared_parameters(likelihood, events):
+    """Declared parameters (name -> Parameter) of a likelihood or the events' process.
+
+    The likelihood's ``parameters`` attribute if it has one, else the parameters of the
+    process the event file records (built by registry name with its settings).
+
+    Raises:
+        ValueError: neither gives parameters.
+    """
+    params = getattr(likelihood, "parameters", None)
+    if params is not None:
+        return params
+    from forward.processes import get_process
+
+    try:
+        return get_process(events.process, **events.settings).parameters
+    except (KeyError, ValueError, TypeError) as err:
+        raise ValueError(f"the likelihood has no 'parameters' and the event file's process "
+                         f"{events.process!r} gives none: {err}") from None
