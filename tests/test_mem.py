@@ -412,7 +412,7 @@ def test_nan_from_networks_is_reported():
 
 
 def test_mixture_proposal_is_unbiased_and_tames_a_bad_component():
-    from invsim.mem import MixtureProposal
+    from invsim.mem import StratifiedMixtureProposal as MixtureProposal
 
     x = toy_reco(10, seed=9)
     mix = MixtureProposal([ToyProposal(width=0.004, offset=0.02), ToyProposal()], [0.5, 0.5])
