@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import warnings
 from pathlib import Path
 
 import click
@@ -85,8 +86,12 @@ def _declared(likelihood, events):
               help="NetCDF file to write (arviz.InferenceData).")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.option("--on-flagged", type=click.Choice(["error", "warn", "ignore"]), default="warn",
+              show_default=True,
+              help="When the likelihood flags events at the draws: stop with an error, warn "
+                   "in the summary, or say nothing (recorded in the file in any case).")
 def posterior(events_path, factory, priors, method, chains, samples, warmup, steps, luminosity,
-              seed, device, output, overwrite, as_json) -> None:
+              seed, device, output, overwrite, as_json, on_flagged) -> None:
     """Posterior of the likelihood's parameters given the events in EVENTS (HDF5)."""
     import arviz as az
     import torch
@@ -100,6 +105,7 @@ def posterior(events_path, factory, priors, method, chains, samples, warmup, ste
         sample_nuts,
         save_inference,
     )
+    from invsim.infer.flags import FlaggedEventsError, FlaggedEventsWarning
 
     if output.exists() and not overwrite:
         raise click.UsageError(f"{output} exists; pass --overwrite to replace it")
@@ -111,23 +117,37 @@ def posterior(events_path, factory, priors, method, chains, samples, warmup, ste
                            getattr(likelihood, "parameter_names", None), overrides,
                            dtype=torch.float64, device=device)
         problem = InferenceProblem(likelihood, pri, luminosity=luminosity,
-                                   process=events.process)
+                                   process=events.process, on_flagged=on_flagged)
     except (ValueError, TypeError, OSError) as err:
         raise click.UsageError(str(err)) from err
     source = {"events_file": str(events_path), "likelihood_factory": factory}
-    if method == "nuts":
-        idata = sample_nuts(problem, num_samples=samples, warmup=warmup, chains=chains,
-                            seed=seed)
-    else:
-        idata, _ = fit_svi(problem, steps=steps, num_samples=samples, seed=seed)
+    try:
+        with warnings.catch_warnings():  # reported in the summary lines instead
+            warnings.simplefilter("ignore", FlaggedEventsWarning)
+            if method == "nuts":
+                idata = sample_nuts(problem, num_samples=samples, warmup=warmup,
+                                    chains=chains, seed=seed)
+            else:
+                idata, _ = fit_svi(problem, steps=steps, num_samples=samples, seed=seed)
+    except FlaggedEventsError as err:
+        raise click.ClickException(str(err)) from err
     idata.attrs.update(source)
     save_inference(idata, output, overwrite=overwrite)
     summary = az.summary(idata, round_to="none", kind="all" if method == "nuts" else "stats")
     out = {"output": str(output), "method": method, "n_events": problem.n_events,
            "parameters": {n: {k: float(summary.loc[n, k]) for k in summary.columns}
                           for n in problem.names}}
+    flag_message = str(idata.attrs.get("flag_message", ""))
+    out |= {"n_flagged": idata.attrs.get("n_flagged"),
+            "flag_reasons": json.loads(idata.attrs.get("flag_reasons", "{}")),
+            "reliable": (None if "reliable" not in idata.attrs
+                         else bool(idata.attrs["reliable"])),
+            "flag_message": flag_message,
+            "warnings": [flag_message] if flag_message and on_flagged == "warn" else []}
     if as_json:
         click.echo(json.dumps(out))
         return
     click.echo(f"{events.process or 'events'}: {problem.n_events} events, {method} -> {output}")
     click.echo(summary.to_string())
+    if flag_message and on_flagged == "warn":
+        click.echo(f"warning: {flag_message}")

@@ -18,7 +18,11 @@ The output folder receives ``scan.nc`` (xarray Dataset), ``scan.csv`` (one row p
 grid point), ``scan.json`` (best fit, intervals or contours) and ``scan.png``. With
 ``--json`` the summary is printed as one JSON object with the keys ``parameters,
 profiled, fixed, best_fit, min_m2logl, min_m2logl_error, at_edge, n_events,
-luminosity_pb, all_converged, intervals, contours, events, likelihood, files``.
+luminosity_pb, all_converged, intervals, contours, n_flagged, flag_reasons, reliable,
+flag_message, events, likelihood, files, warnings``. When the likelihood flags events (e.g. the
+ML-MEM's importance-sampling diagnostics), ``reliable`` is false, ``flag_message`` says
+how many and why, and the plain output prints it as a ``warning:`` line;
+``--on-flagged error`` stops with a one-line error instead.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import importlib
 import importlib.util
 import json
 import math
+import warnings
 from pathlib import Path
 
 import click
@@ -149,11 +154,16 @@ def _parse_fixed(items) -> dict[str, float]:
               type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--overwrite", is_flag=True, help="Replace the files of a non-empty folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--on-flagged", type=click.Choice(["error", "warn", "ignore"]), default="warn",
+              show_default=True,
+              help="When the likelihood flags events: stop with an error, warn in the "
+                   "summary, or say nothing (the counts are recorded in any case).")
 def scan_command(events_path, factory_spec, params, profiles, fixes, luminosity, batch_size,
-                 device, out, overwrite, as_json) -> None:
+                 device, out, overwrite, as_json, on_flagged) -> None:
     """Scan -2 Delta log L of the events over one or two parameters."""
     from forward.files import atomic_target
     from forward.io import load_hdf5
+    from invsim.infer.flags import FlaggedEventsError, FlaggedEventsWarning
     from invsim.scan import scan
 
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -182,9 +192,13 @@ def scan_command(events_path, factory_spec, params, profiles, fixes, luminosity,
     except (ValueError, TypeError) as err:
         raise click.UsageError(f"--likelihood: {factory_spec} failed: {err}") from err
     try:
-        result = scan(likelihood, grid, profile=profile, fixed=fixed, bounds=bounds,
-                      luminosity=luminosity, batch_size=batch_size, device=device,
-                      progress=not as_json)
+        with warnings.catch_warnings():  # reported in the summary lines instead
+            warnings.simplefilter("ignore", FlaggedEventsWarning)
+            result = scan(likelihood, grid, profile=profile, fixed=fixed, bounds=bounds,
+                          luminosity=luminosity, batch_size=batch_size, device=device,
+                          progress=not as_json, on_flagged=on_flagged)
+    except FlaggedEventsError as err:
+        raise click.ClickException(str(err)) from err
     except (ValueError, TypeError) as err:
         raise click.UsageError(str(err)) from err
     out.mkdir(parents=True, exist_ok=True)
@@ -195,11 +209,15 @@ def scan_command(events_path, factory_spec, params, profiles, fixes, luminosity,
     result.plot(files["png"], overwrite=overwrite)
     summary = result.summary() | {"events": str(events_path), "likelihood": factory_spec,
                                   "files": {k: str(v) for k, v in files.items()}}
+    summary["warnings"] = [summary["flag_message"]] \
+        if summary["flag_message"] and on_flagged == "warn" else []
     with atomic_target(files["json"], overwrite, ".json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
     if as_json:
         click.echo(json.dumps(summary))
         return
+    if summary["flag_message"] and on_flagged == "warn":
+        click.echo(f"warning: {summary['flag_message']}")
     click.echo(f"{len(result.parameters)}D scan of {', '.join(result.parameters)} over "
                f"{result.n_events} events" + (f", profiling {', '.join(result.profiled)}"
                                                if result.profiled else ""))

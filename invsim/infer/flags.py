@@ -70,12 +70,15 @@ class FlagReport:
         reasons: criterion -> number of events it flagged (an event flagged by two
             criteria counts under both, so the counts may sum to more than n_flagged).
         where: what was evaluated, for the message (e.g. ``"at 41 grid points"``).
+        affects: what may be unreliable, for the message (``"the interval"``,
+            ``"the posterior"``).
     """
 
     n_events: int
     n_flagged: int
     reasons: dict[str, int] = field(default_factory=dict)
     where: str = ""
+    affects: str = "the interval"
 
     @property
     def reliable(self) -> bool:
@@ -93,7 +96,7 @@ class FlagReport:
         why = ", ".join(f"{k}: {v}" for k, v in self.reasons.items())
         where = f" {self.where}" if self.where else ""
         return (f"{self.n_flagged} of {self.n_events} events flagged{where}"
-                f"{f' ({why})' if why else ''}: the interval may be unreliable")
+                f"{f' ({why})' if why else ''}: {self.affects} may be unreliable")
 
     def to_dict(self) -> dict:
         """JSON-ready: ``n_flagged``, ``flag_reasons``, ``reliable``, ``flag_message``."""
@@ -164,13 +167,13 @@ class FlagCounter:
             self._reasons[UNSPECIFIED] = mask if prev is None else prev | mask
         return f.to(torch.int64).sum(-1)
 
-    def report(self, where: str = "") -> FlagReport | None:
+    def report(self, where: str = "", affects: str = "the interval") -> FlagReport | None:
         """The :class:`FlagReport` so far, or None if the likelihood reported no flags."""
         if not self.seen:
             return None
         n = 0 if self._any is None else int(self._any.sum())
         reasons = {k: int(v.sum()) for k, v in self._reasons.items() if bool(v.any())}
-        return FlagReport(self.n_events, n, reasons, where)
+        return FlagReport(self.n_events, n, reasons, where, affects)
 
 
 def handle_flags(report: FlagReport | None, on_flagged: str, *, stacklevel: int = 2) -> None:

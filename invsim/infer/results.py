@@ -115,7 +115,7 @@ def to_inference_data(
     flat = {n: draws[n].detach().reshape(-1) for n in names}
     ev_ll, poisson, counter, n_flag = _batched_event_ll(problem, flat, batch_size)
     flags = None if counter is None else counter.report(
-        f"at one or more of {shape[0] * shape[1]} posterior draws")
+        f"at one or more of {shape[0] * shape[1]} posterior draws", "the posterior")
     handle_flags(flags, problem.on_flagged, stacklevel=2)
     with torch.no_grad():
         lp = torch.cat([problem.log_prior({k: v[s:s + batch_size] for k, v in flat.items()})
