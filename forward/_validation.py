@@ -7,6 +7,7 @@ what was expected and what was given.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -19,6 +20,7 @@ __all__ = [
     "check_event_momenta",
     "check_last_dim",
     "check_range",
+    "make_generator",
 ]
 
 
@@ -127,3 +129,60 @@ def check_choice(name: str, value, choices: Sequence) -> None:
     """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise ValueError(f"{name}: expected one of {list(choices)}, got {value!r}")
+
+
+def make_generator(
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Generator:
+    """The one seed -> ``torch.Generator`` rule of the package.
+
+    * ``generator`` given: it is returned as is (checked: a ``torch.Generator`` on
+      ``device``'s type when ``device`` is given);
+    * ``seed`` an int >= 0: a new generator on ``device`` seeded with it (reproducible);
+    * ``seed=None`` (and no generator): a new generator on ``device`` with a fresh
+      **non-deterministic** seed (``Generator.seed()``: OS entropy), so two calls draw
+      different numbers. Call sites that want another meaning of None (torch's global
+      RNG, or a fixed default seed) must say so themselves, e.g.
+      ``make_generator(0 if seed is None else seed)``.
+
+    Args:
+        seed: int >= 0 (Python or numpy integer), or None.
+        generator: an existing generator; exclusive with ``seed``.
+        device: device of the new generator (default CPU), and the device type an
+            existing ``generator`` must have when given.
+
+    Returns:
+        A ``torch.Generator``.
+
+    Raises:
+        ValueError: both ``seed`` and ``generator`` given; a negative seed; a generator
+            on another device type than ``device``.
+        TypeError: a seed that is not an integer (bools refused), a generator that is not
+            a ``torch.Generator``.
+    """
+    if seed is not None and generator is not None:
+        raise ValueError("seed, generator: give at most one of them, not both")
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(
+                f"generator: expected a torch.Generator, got {type(generator).__name__}"
+            )
+        if device is not None and \
+                torch.device(generator.device).type != torch.device(device).type:
+            raise ValueError(
+                f"generator: expected a generator on {device} (the inputs' device), "
+                f"got one on {generator.device}"
+            )
+        return generator
+    gen = torch.Generator(device=torch.device("cpu") if device is None else device)
+    if seed is None:
+        gen.seed()
+        return gen
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed: expected an int >= 0 or None, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed: expected an int >= 0 or None, got {seed!r}")
+    gen.manual_seed(int(seed))
+    return gen

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from forward._validation import check_choice
+from forward._validation import check_choice, make_generator
 from forward.integrand import HadronicIntegrand
 from forward.nis import VegasMap
 
@@ -82,25 +82,6 @@ class CrossSectionResult:
         return f"σ = {self.value:.6g} ± {self.error:.2g} pb"
 
 
-def _make_generator(seed: int | None, generator: torch.Generator | None, device) -> torch.Generator:
-    if seed is not None and generator is not None:
-        raise ValueError("seed, generator: give at most one of them")
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(
-                f"generator: expected a torch.Generator, got {type(generator).__name__}"
-            )
-        return generator
-    gen = torch.Generator(device=device)
-    if seed is None:
-        gen.seed()
-    else:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed: expected a non-negative int, got {seed!r}")
-        gen.manual_seed(seed)
-    return gen
-
-
 def cross_section(
     process,
     n: int = 1_000_000,
@@ -126,7 +107,8 @@ def cross_section(
             of 64 bins per dimension adapted on 15% of the points in 6 rounds, then
             frozen; the estimate and its error use only the frozen-grid points, so both
             are unbiased).
-        seed: seed of a fresh generator; exclusive with ``generator``.
+        seed: seed of a fresh generator; exclusive with ``generator``; None draws a
+            non-deterministic seed (:func:`forward._validation.make_generator`).
         generator: torch generator on ``device`` for the points.
         batch_size: points per batch; memory grows linearly with it.
         pdf: PDF object or set name; default the process's.
@@ -144,7 +126,7 @@ def cross_section(
         if isinstance(v, bool) or not isinstance(v, int) or v < 2:
             raise ValueError(f"{name}: expected an int >= 2, got {v!r}")
     device = torch.device("cpu") if device is None else torch.device(device)
-    gen = _make_generator(seed, generator, device)
+    gen = make_generator(seed, generator, device)  # seed=None: fresh random seed
     integrand = HadronicIntegrand(process, pdf=pdf, params=params, channel=channel,
                                   dtype=torch.float64, device=device)
     if method == "vegas":

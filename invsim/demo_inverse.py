@@ -35,6 +35,8 @@ from pathlib import Path
 
 import torch
 
+from forward._validation import make_generator
+
 __all__ = ["InversePreset", "run_inverse"]
 
 TRUTH = {"mzp": 2030.0, "gzp": 1.1}
@@ -154,7 +156,8 @@ def run_inverse(out: Path, preset: InversePreset, *, seed: int = 0, echo=print,
     from forward.processes import get_process
     from invsim.calibration import coverage, plot_calibration
     from invsim.infer import InferenceProblem, build_priors, sample_nuts, save_inference
-    from invsim.mem import MEMLikelihood, MixtureProposal
+    from invsim.infer.likelihood import extended_poisson_term
+    from invsim.mem import MEMLikelihood, StratifiedMixtureProposal
     from invsim.mem.recipe import build_dilepton_model
     from invsim.mem.reco_proposal import RecoGaussianProposal
     from invsim.pairs import simulate
@@ -177,7 +180,7 @@ def run_inverse(out: Path, preset: InversePreset, *, seed: int = 0, echo=print,
                                        batch_size=preset.batch_size, device=device)
     model.save(out / "mem_model", overwrite=True)
     results["training"] = info
-    model.proposal = MixtureProposal(
+    model.proposal = StratifiedMixtureProposal(
         [model.proposal, RecoGaussianProposal(detector, process.sqrt_s)], [0.5, 0.5])
 
     echo("  pseudo-data at the hidden truth")
@@ -191,7 +194,7 @@ def run_inverse(out: Path, preset: InversePreset, *, seed: int = 0, echo=print,
                         n_fiducial=preset.n_fiducial, seed=seed + 4, on_flagged="ignore",
                         chunk_size=chunk)
     mu = float(torch.exp(fid.log_sigma_fid(truth_t))) * preset.luminosity
-    gen = torch.Generator().manual_seed(seed + 2)
+    gen = make_generator(seed + 2)
     counts = torch.poisson(torch.full((preset.experiments,), mu, dtype=torch.float64),
                            generator=gen).long()
     need = int(counts.sum())
@@ -271,10 +274,9 @@ def run_inverse(out: Path, preset: InversePreset, *, seed: int = 0, echo=print,
 
     # log posterior of every pseudo-experiment on the grid (uniform prior x extended
     # likelihood), computed once for the coverage draws and the grid-edge check
-    sig_l = torch.exp(log_sig) * preset.luminosity
     log_post = torch.stack([
         torch.where(inside, lp[:, bounds[k]:bounds[k + 1]].sum(-1)
-                    + int(counts[k]) * torch.log(sig_l) - sig_l,
+                    + extended_poisson_term(log_sig, int(counts[k]), preset.luminosity),
                     torch.tensor(-math.inf, dtype=lp.dtype))
         for k in range(preset.experiments)]).view(-1, preset.grid, preset.grid)
 
@@ -283,7 +285,7 @@ def run_inverse(out: Path, preset: InversePreset, *, seed: int = 0, echo=print,
     fine_post, fine_axes = _refine_grid(log_post, axes)
 
     def infer(k: int, s: int) -> dict[str, torch.Tensor]:
-        g = torch.Generator().manual_seed(s)
+        g = make_generator(s)
         draws = _grid_posterior_draws(fine_post[k], fine_axes, 4000, g)
         return {name: draws[:, i] for i, name in enumerate(names)}
 

@@ -31,7 +31,13 @@ import torch
 
 from forward._validation import as_tensor, check_choice, check_finite, check_floating
 from forward.files import atomic_target
-from invsim.infer.likelihood import check_event_log_prob, check_likelihood, has_sigma_fid
+from invsim.infer.flags import FlagCounter, FlagReport, check_on_flagged, handle_flags
+from invsim.infer.likelihood import (
+    check_event_log_prob,
+    check_likelihood,
+    extended_poisson_term,
+    has_sigma_fid,
+)
 
 __all__ = [
     "DEFAULT_CLS",
@@ -172,7 +178,9 @@ class ScanResult:
             ``profile_<name>`` (fitted value of each profiled parameter) and
             ``converged`` (1 where the profile fit converged; all 1 without profiling);
             ``log_sigma_fid`` with a luminosity; ``n_flagged`` when the likelihood's
-            ``evaluate`` reports flagged events.
+            ``evaluate`` reports flagged events (per grid point); the attributes
+            ``n_flagged``, ``flag_reasons`` (JSON), ``reliable`` (0/1) and
+            ``flag_message`` summarise them over the grid.
         parameters: the scanned parameter names, in grid order.
         profiled: the profiled parameter names.
         fixed: values of the parameters held fixed.
@@ -186,6 +194,9 @@ class ScanResult:
         luminosity: integrated luminosity in pb⁻¹ of the extended term, or None.
         intervals: 1D scans: one :class:`Interval` per confidence level.
         contours: 2D scans: one :class:`Contour` per confidence level.
+        flags: the events the likelihood flagged at one or more grid points, with the
+            count per criterion (:class:`~invsim.infer.flags.FlagReport`); None when
+            the likelihood reports no flags (no ``evaluate`` or no ``flagged``).
     """
 
     dataset: object
@@ -200,6 +211,12 @@ class ScanResult:
     luminosity: float | None
     intervals: tuple[Interval, ...] = ()
     contours: tuple[Contour, ...] = field(default=())
+    flags: FlagReport | None = None
+
+    @property
+    def reliable(self) -> bool | None:
+        """False when events are flagged, True when none is, None without diagnostics."""
+        return None if self.flags is None else self.flags.reliable
 
     def to_dataframe(self):
         """The grid as a tidy ``pandas.DataFrame``: one row per grid point."""
@@ -235,7 +252,15 @@ class ScanResult:
         return path
 
     def summary(self) -> dict:
-        """JSON-ready summary: best fit, minimum, intervals or contour areas, settings."""
+        """JSON-ready summary: best fit, minimum, intervals or contour areas, settings.
+
+        Also ``n_flagged`` (events flagged at one or more grid points; None without
+        diagnostics), ``flag_reasons`` (criterion -> events), ``reliable`` (False when
+        events are flagged, None without diagnostics) and ``flag_message`` (a sentence,
+        empty when nothing is flagged).
+        """
+        flags = self.flags.to_dict() if self.flags is not None else {
+            "n_flagged": None, "flag_reasons": {}, "reliable": None, "flag_message": ""}
         return {
             "parameters": list(self.parameters),
             "profiled": list(self.profiled),
@@ -249,6 +274,7 @@ class ScanResult:
             "all_converged": bool(np.all(self.dataset["converged"].values == 1)),
             "intervals": [i.to_dict() for i in self.intervals],
             "contours": [c.to_dict() for c in self.contours],
+            **flags,
         }
 
     def plot(self, path: str | os.PathLike | None = None, *, overwrite: bool = False):
@@ -389,18 +415,22 @@ class _Setup:
     dtype: torch.dtype
     device: torch.device
     n_events: int | None = None
+    n_observed: int | None = None  # n of the extended term; default n_events
+    flags: FlagCounter | None = None
 
 
 def _total_log_l(s: _Setup, theta: dict[str, torch.Tensor], b: int, with_error: bool):
-    """Summed log L (+ extended term), its MC error and flagged counts, each shape (b,)."""
+    """Summed log L (+ extended term), its MC error and flagged counts, each shape (b,).
+
+    With ``with_error`` the flags of ``evaluate`` are also added to ``s.flags``.
+    """
     lik = s.likelihood
-    err = flagged = log_nu = None
+    err = res = log_nu = None
     both = getattr(lik, "log_prob_and_log_sigma_fid", None)
     if with_error:
         res = lik.evaluate(theta)
         lp = getattr(res, "log_p", None)
         err = getattr(res, "error", None)
-        flagged = getattr(res, "flagged", None)
         log_nu = getattr(res, "log_sigma_fid", None)  # computed with log_p when available
         name = "likelihood.evaluate(theta).log_p"
     elif s.luminosity is not None and callable(both):
@@ -430,10 +460,10 @@ def _total_log_l(s: _Setup, theta: dict[str, torch.Tensor], b: int, with_error: 
         check_finite("likelihood.evaluate(theta).error", err)
         error = err.square().sum(-1).sqrt()
     n_flag = None
-    if flagged is not None:
-        flagged = torch.as_tensor(flagged).detach()
-        if flagged.shape == lp.shape[-flagged.ndim:] and flagged.numel() == lp.numel():
-            n_flag = flagged.reshape(lp.shape).to(torch.int64).sum(-1)
+    if with_error:
+        if s.flags is None:
+            s.flags = FlagCounter(s.n_events)
+        n_flag = s.flags.add(res, lp.shape)
     if s.luminosity is not None:
         if not isinstance(log_nu, torch.Tensor):
             log_nu = lik.log_sigma_fid(theta)
@@ -442,10 +472,10 @@ def _total_log_l(s: _Setup, theta: dict[str, torch.Tensor], b: int, with_error: 
             got = tuple(log_nu.shape) if isinstance(log_nu, torch.Tensor) else type(log_nu)
             raise ValueError(f"likelihood.log_sigma_fid(theta): expected shape ({b},), got {got}")
         check_finite("likelihood.log_sigma_fid(theta)", log_nu.detach())
-        log_nu = log_nu.to(total.dtype).reshape(-1) + math.log(s.luminosity)
-        n = s.n_events
-        total = total + n * log_nu - log_nu.exp() - math.lgamma(n + 1)
-        return total, error, n_flag, log_nu - math.log(s.luminosity)
+        log_nu = log_nu.to(total.dtype).reshape(-1)
+        n = s.n_events if s.n_observed is None else s.n_observed
+        total = total + extended_poisson_term(log_nu, n, s.luminosity)
+        return total, error, n_flag, log_nu
     return total, error, n_flag, None
 
 
@@ -521,6 +551,8 @@ def scan(
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
     progress: bool = False,
+    on_flagged: str = "warn",
+    n_events: int | None = None,
 ) -> ScanResult:
     """Scan −2Δlog L over a grid of one or two parameters.
 
@@ -550,6 +582,18 @@ def scan(
     spread of the intervals themselves. The MC error of σ_fid is not included. Without
     ``evaluate`` the errors are NaN.
 
+    **Flagged events.** When ``evaluate``'s result has ``flagged`` (per-event bool, e.g.
+    :class:`~invsim.mem.MEMResult`: non-finite value, MC error, ESS or Pareto k̂ beyond
+    the likelihood's limits) and optionally ``flag_reasons`` (criterion -> per-event
+    bool), the events flagged at one or more grid points are counted per criterion
+    (:class:`~invsim.infer.flags.FlagReport`): ``on_flagged="warn"`` emits a
+    :class:`~invsim.infer.flags.FlaggedEventsWarning` with the count and the reasons,
+    ``"error"`` (or ``"raise"``) raises :class:`~invsim.infer.flags.FlaggedEventsError`
+    at the first batch with a flagged event, ``"ignore"`` stays silent. The count is
+    recorded in any case: :attr:`ScanResult.flags`, :meth:`ScanResult.summary`
+    (``n_flagged``, ``flag_reasons``, ``reliable``, ``flag_message``) and the dataset's
+    attributes.
+
     Args:
         likelihood: an :class:`~invsim.infer.likelihood.EventLikelihood`
             (``parameter_names``, ``log_prob(theta)`` of shape (b, n_events); optional
@@ -571,6 +615,10 @@ def scan(
         profile_config: settings of the inner optimisation.
         dtype, device: of the θ tensors handed to the likelihood.
         progress: show a tqdm bar over batches.
+        on_flagged: ``"warn"``, ``"error"`` (synonym ``"raise"``) or ``"ignore"``: what
+            to do when the likelihood flags events (see above).
+        n_events: observed number of events n of the extended term (default: the
+            number of events the likelihood scores); only with a ``luminosity``.
 
     Returns:
         A :class:`ScanResult`.
@@ -580,8 +628,10 @@ def scan(
         ValueError: unknown/duplicated names, bad grids (fewer than 3 points, not
             increasing, NaN, outside the bounds), missing fixed values, a luminosity
             without ``log_sigma_fid``, non-finite or wrongly shaped likelihood output.
+        FlaggedEventsError: flagged events with ``on_flagged="error"`` (a ValueError).
     """
     names = check_likelihood(likelihood)
+    on_flagged = check_on_flagged(on_flagged)
     grid = _check_grid(grid, names)
     scanned = tuple(grid)
     prof = _names_list("profile", profile)
@@ -641,11 +691,16 @@ def scan(
                              f"likelihood.log_sigma_fid(theta); {type(likelihood).__name__} "
                              "has none")
         luminosity = lum
+    if n_events is not None:
+        if luminosity is None:
+            raise ValueError("n_events: only used by the extended term; give a luminosity")
+        if isinstance(n_events, bool) or not isinstance(n_events, int) or n_events < 0:
+            raise ValueError(f"n_events: expected an int >= 0, got {n_events!r}")
     cls = tuple(float(c) for c in cls)
     levels = [chi2_threshold(c, len(scanned)) for c in cls]
 
     dev = torch.device("cpu") if device is None else torch.device(device)
-    setup = _Setup(likelihood, luminosity, dtype, dev)
+    setup = _Setup(likelihood, luminosity, dtype, dev, n_observed=n_events)
     with_error = callable(getattr(likelihood, "evaluate", None))
     shape = tuple(v.numel() for v in grid.values())
     mesh = torch.meshgrid(*grid.values(), indexing="ij")
@@ -696,7 +751,10 @@ def scan(
         log_l_err[sl] = err.to(torch.float64).cpu()
         if n_flag is not None:
             has_flagged = True
-            flagged[sl] = n_flag.to(torch.int32).cpu()
+            flagged[sl] = n_flag.to(torch.int32).reshape(-1).cpu()
+            if on_flagged == "error":
+                handle_flags(setup.flags.report(f"at {sl.stop} of {n_pts} grid points"),
+                             on_flagged)
         if lsf is not None:
             log_sfid[sl] = lsf.to(torch.float64).cpu()
 
@@ -739,6 +797,9 @@ def scan(
     if has_flagged:
         data["n_flagged"] = (dims, flagged.reshape(shape).numpy(),
                              {"long_name": "events flagged by the likelihood's diagnostics"})
+    flags = setup.flags.report(f"at one or more of {n_pts} grid points") \
+        if setup.flags is not None else None
+    handle_flags(flags, on_flagged, stacklevel=2)
     attrs = {
         "likelihood": type(likelihood).__name__,
         "n_events": int(setup.n_events),
@@ -748,6 +809,8 @@ def scan(
         "min_m2logl": m2_min,
         "best_fit": json.dumps(best),
     }
+    if flags is not None:
+        attrs.update(flags.to_attrs())
     ds = xr.Dataset(data, coords=coords, attrs=attrs)
     intervals, contours = (), ()
     if len(scanned) == 1:
@@ -759,7 +822,7 @@ def scan(
         contours = tuple(_contour(axes[0], axes[1], m2d, c, lev)
                          for c, lev in zip(cls, levels, strict=True))
     return ScanResult(ds, scanned, prof, fixed, best, m2_min, err_min, at_edge,
-                      int(setup.n_events), luminosity, intervals, contours)
+                      int(setup.n_events), luminosity, intervals, contours, flags)
 
 
 def _param_attrs(declared, name) -> dict:

@@ -17,6 +17,7 @@ from forward.events import HardEvents
 from forward.integrand import GEV2_TO_PB, HadronicIntegrand
 from forward.processes import Parameter, Process, get_process
 from invsim.exact import ExactAcceptance, ExactTransfer
+from invsim.infer.flags import FlaggedEventsError, FlaggedEventsWarning
 from invsim.mem import (
     DifferentialCache,
     MEMLikelihood,
@@ -28,6 +29,7 @@ from invsim.mem import (
 )
 from invsim.mem.reco_proposal import RecoGaussianProposal
 from invsim.pairs import simulate
+from invsim.scan import scan
 
 # -- an all-Gaussian toy ------------------------------------------------------------------
 # hard event h = (x1, x2) with measure dx1 dx2 (one "particle" carrying p_a + p_b, a map
@@ -241,9 +243,23 @@ def test_bad_proposal_is_flagged_and_warned():
                            n_fiducial=10_000, seed=5, on_flagged="raise")
     with pytest.raises(ValueError, match="poor importance-sampling"):
         strict.log_prob({"mu": 0.5})
+    with pytest.raises(FlaggedEventsError, match="poor importance-sampling"):
+        strict.log_prob({"mu": 0.5})  # the ValueError subclass shared with scans
+    # the reasons: one mask per criterion, their union is `flagged`
+    assert set(res.flag_reasons) == {"non-finite log p", "MC error > 0.1", "ESS < 20",
+                                     "Pareto k > 0.7"}
+    union = torch.stack(list(res.flag_reasons.values())).any(0)
+    assert torch.equal(union, res.flagged)
+    assert torch.equal(res.flag_reasons["ESS < 20"], res.ess < 20)
+    assert torch.equal(res.flag_reasons["Pareto k > 0.7"], res.pareto_k > 0.7)
+    # a scan over it says how many events and why
+    with pytest.warns(FlaggedEventsWarning, match="6 of 6 events flagged .*ESS < 20: "):
+        sc = scan(bad, {"mu": torch.tensor([0.45, 0.5, 0.55], dtype=torch.float64)})
+    assert sc.summary()["n_flagged"] == 6 and sc.summary()["reliable"] is False
     good = MEMLikelihood(toy_model(), x, n_samples=500, n_fiducial=10_000, seed=5)
     r = good.evaluate({"mu": 0.5})
     assert not bool(r.flagged.any()) and float(r.pareto_k.max()) < 0.5
+    assert not any(bool(m.any()) for m in r.flag_reasons.values())
 
 
 def test_defensive_mixture_is_unbiased():
@@ -409,7 +425,7 @@ def test_nan_from_networks_is_reported():
 
 
 def test_mixture_proposal_is_unbiased_and_tames_a_bad_component():
-    from invsim.mem import MixtureProposal
+    from invsim.mem import StratifiedMixtureProposal as MixtureProposal
 
     x = toy_reco(10, seed=9)
     mix = MixtureProposal([ToyProposal(width=0.004, offset=0.02), ToyProposal()], [0.5, 0.5])

@@ -25,6 +25,7 @@ import math
 import torch
 
 from forward import kinematics as kin
+from forward._validation import make_generator
 from forward.detector.card import (
     DetectorCard,
     Efficiency,
@@ -41,37 +42,6 @@ __all__ = ["Detector", "efficiency", "make_generator", "relative_resolution", "s
 #: (electron, muon, photon, jet, bjet); -1 for invisible
 _CONFIG_OF_CLASS = (0, 1, 2, 3, 3, 4, -1)
 _CONFIG_NAMES = ("electron", "muon", "photon", "jet", "bjet")
-
-
-def make_generator(
-    seed: int | None, generator: torch.Generator | None, device: torch.device
-) -> torch.Generator:
-    """The generator to draw from: ``generator``, a new one seeded with ``seed``, or a fresh one.
-
-    Raises:
-        ValueError: both ``seed`` and ``generator`` given, or a generator on another device.
-        TypeError: a ``seed`` that is not an int, a ``generator`` that is not a torch.Generator.
-    """
-    if seed is not None and generator is not None:
-        raise ValueError("seed, generator: give one of them, not both")
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            got = type(generator).__name__
-            raise TypeError(f"generator: expected a torch.Generator, got {got}")
-        if torch.device(generator.device).type != torch.device(device).type:
-            raise ValueError(
-                f"generator: expected a generator on {device} (the inputs' device), "
-                f"got one on {generator.device}"
-            )
-        return generator
-    g = torch.Generator(device=device)
-    if seed is None:
-        g.seed()
-    elif isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed: expected an int, got {seed!r}")
-    else:
-        g.manual_seed(seed)
-    return g
 
 
 def relative_resolution(

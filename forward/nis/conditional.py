@@ -42,7 +42,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from forward._validation import as_tensor, check_finite, check_range
+from forward._validation import as_tensor, check_finite, check_range, make_generator
 from forward.files import atomic_target
 from forward.nis._evaluate import check_count, check_points, evaluate
 from forward.nis.flows import CubeFlow
@@ -495,7 +495,8 @@ class ConditionalNIS:
                 f"theta_per_batch: expected a divisor of config.batch_size={cfg.batch_size} "
                 f"leaving >= 2 points per θ, got {theta_per_batch}"
             )
-        gen = generator or torch.Generator(device=device or "cpu").manual_seed(0)
+        # no generator: a fixed seed 0 (reproducible fits by default), stated here
+        gen = make_generator(0 if generator is None else None, generator, device)
         return _Fitter(integrand, box, dims, cfg, theta_per_batch, gen, device, progress).run()
 
     # ------------------------------------------------------------ evaluation
@@ -565,7 +566,8 @@ class ConditionalNIS:
         Args:
             theta: one parameter point.
             n: integrand calls per iteration.
-            seed: seed of a fresh generator (used when ``generator`` is None).
+            seed: seed of a fresh generator; exclusive with ``generator``; with both
+                None, torch's global RNG is used.
             generator: random generator on the model's device.
             n_iter: iterations combined by :func:`forward.nis.combine_estimates`.
             check: run the weight and lost-region diagnostics (may warn
@@ -699,17 +701,15 @@ class ConditionalNIS:
 
 
 def _generator(generator, seed, device) -> torch.Generator | None:
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(
-                f"generator: expected a torch.Generator or None, got {type(generator).__name__}"
-            )
-        return generator
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed: expected an integer or None, got {type(seed).__name__}")
-    return torch.Generator(device=device).manual_seed(seed)
+    """``generator``, else one seeded with ``seed``; None when both are None.
+
+    Here ``seed=None`` without a generator keeps torch's global RNG (the historical
+    meaning for these methods), stated explicitly; every other case is
+    :func:`forward._validation.make_generator`.
+    """
+    if generator is None and seed is None:
+        return None  # draw from torch's global RNG
+    return make_generator(seed, generator, device)
 
 
 def _check_against_process(integrand, box: ParameterBox) -> None:

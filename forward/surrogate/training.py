@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from forward._validation import check_choice
+from forward._validation import check_choice, make_generator
 from forward.surrogate.data import TrainingData
 from forward.surrogate.features import REFERENCES, identical_permutations, log_reference
 from forward.surrogate.losses import gaussian_nll, squared_error
@@ -133,12 +133,15 @@ def _targets(data: TrainingData, references: list[int], reference: str):
 
 
 def _device_generator(generator: torch.Generator | None, device) -> torch.Generator | None:
-    """A generator on ``device`` seeded from ``generator`` (None stays None)."""
+    """A generator on ``device`` seeded by a draw from ``generator``.
+
+    None stays None (torch's global RNG, stated here); otherwise the new generator is
+    :func:`forward._validation.make_generator` with a seed drawn from ``generator``.
+    """
     if generator is None:
-        return None
+        return None  # draw from torch's global RNG
     seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-    return torch.Generator(torch.device(device) if device is not None else "cpu").manual_seed(
-        seed)
+    return make_generator(seed, device=device)
 
 
 def _loss(reg, k, feats, y, mask, weight, kind, generator, n_train, kl_weight):
@@ -206,7 +209,7 @@ def _set_scales(reg, config, val, vy, vm):
             rms = (res2.sum(0) / vm.sum(0).clamp(min=1)).sqrt()
             reg.nets[0].mse_log_sigma.copy_(torch.log(rms.clamp(min=1e-12)))
     if config.calibrate:
-        gen = torch.Generator(reg.device).manual_seed(0)
+        gen = make_generator(0, device=reg.device)
         with torch.no_grad():
             mean, var = reg.predict(val.events, samples=config.samples, generator=gen)
         pull2 = torch.where(vm, (mean - vy) ** 2 / var, 0.0)
@@ -346,7 +349,7 @@ def boost_surrogate(
     vy, vm = _targets(fit.val, surrogate.references, config.reference)
     y, mask, vy, vm = (t.to(device) for t in (y, mask, vy, vm))
     with torch.no_grad():
-        gen = torch.Generator(device).manual_seed(0)
+        gen = make_generator(0, device=device)
         mean, var = reg.predict(fit.train.events, samples=config.samples, generator=gen)
     sigma = var.sqrt()
     pull = torch.where(mask, (mean - y) / sigma, 0.0)

@@ -7,7 +7,10 @@
 * :func:`sample_nuts` (Pyro NUTS, several chains) and :func:`fit_svi` (full-rank
   Gaussian variational fit) return ``arviz.InferenceData``.
 * :func:`save_inference` / :func:`load_inference`: NetCDF, never overwriting by accident.
-* :func:`profile_likelihood`: a 1D profile-likelihood interval for comparison.
+* :func:`profile_likelihood`: a 1D profile-likelihood interval for comparison (a thin
+  wrapper of :func:`invsim.scan.scan`).
+* :mod:`invsim.infer.flags`: events the likelihood flags (``on_flagged``,
+  :class:`FlaggedEventsWarning`, :class:`FlaggedEventsError`).
 
 Example::
 
@@ -19,6 +22,7 @@ Example::
     save_inference(idata, "posterior.nc")
 """
 
+from invsim.infer.flags import FlaggedEventsError, FlaggedEventsWarning
 from invsim.infer.likelihood import EventLikelihood, check_likelihood
 from invsim.infer.model import InferenceProblem
 from invsim.infer.nuts import sample_nuts
@@ -29,6 +33,8 @@ from invsim.infer.variational import GaussianGuide, fit_svi
 
 __all__ = [
     "EventLikelihood",
+    "FlaggedEventsError",
+    "FlaggedEventsWarning",
     "GaussianGuide",
     "InferenceProblem",
     "ProfileResult",

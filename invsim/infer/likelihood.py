@@ -7,6 +7,7 @@ tests and user likelihoods all satisfy :class:`EventLikelihood`; nothing in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
@@ -14,7 +15,13 @@ import torch
 
 from forward._validation import check_finite, check_floating
 
-__all__ = ["EventLikelihood", "check_event_log_prob", "check_likelihood", "has_sigma_fid"]
+__all__ = [
+    "EventLikelihood",
+    "check_event_log_prob",
+    "check_likelihood",
+    "extended_poisson_term",
+    "has_sigma_fid",
+]
 
 
 @runtime_checkable
@@ -47,6 +54,40 @@ class EventLikelihood(Protocol):
             log p(x_i | θ), shape (n_events,) or (b, n_events); differentiable in θ.
         """
         ...
+
+
+def extended_poisson_term(log_sigma_fid: torch.Tensor, n_events: int,
+                          luminosity: float) -> torch.Tensor:
+    """log Pois(n | ν) with ν = σ_fid L: the extended term in the number of events.
+
+    log Pois(n | ν) = n log ν − ν − log n!. The one implementation used by
+    :func:`invsim.scan.scan`, :class:`~invsim.infer.model.InferenceProblem` and
+    :mod:`invsim.demo_inverse`.
+
+    Args:
+        log_sigma_fid: log(σ_fid / pb), any shape (e.g. () or (b,)), floating;
+            differentiable (the graph is kept).
+        n_events: observed number of events n, an int >= 0.
+        luminosity: integrated luminosity L in pb⁻¹, finite and > 0.
+
+    Returns:
+        log Pois(n | σ_fid L), same shape, dtype and device as ``log_sigma_fid``.
+
+    Raises:
+        TypeError: ``log_sigma_fid`` not a floating tensor, ``n_events`` not an int.
+        ValueError: negative ``n_events`` or a non-positive / non-finite ``luminosity``.
+    """
+    check_floating("log_sigma_fid", log_sigma_fid)
+    if isinstance(n_events, bool) or not isinstance(n_events, int):
+        raise TypeError(f"n_events: expected an int, got {type(n_events).__name__}")
+    if n_events < 0:
+        raise ValueError(f"n_events: expected an int >= 0, got {n_events}")
+    lum = float(luminosity)
+    if not (math.isfinite(lum) and lum > 0):
+        raise ValueError(f"luminosity: expected a finite positive value in pb^-1, got "
+                         f"{luminosity!r}")
+    log_nu = log_sigma_fid + math.log(lum)
+    return n_events * log_nu - log_nu.exp() - math.lgamma(n_events + 1)
 
 
 def has_sigma_fid(likelihood) -> bool:

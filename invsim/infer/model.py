@@ -18,7 +18,13 @@ import torch
 from torch.distributions import biject_to
 
 from forward._validation import check_finite
-from invsim.infer.likelihood import check_event_log_prob, check_likelihood, has_sigma_fid
+from invsim.infer.flags import check_on_flagged
+from invsim.infer.likelihood import (
+    check_event_log_prob,
+    check_likelihood,
+    extended_poisson_term,
+    has_sigma_fid,
+)
 
 __all__ = ["InferenceProblem"]
 
@@ -52,6 +58,14 @@ class InferenceProblem:
         n_events: number of observed events n; default: the length of ``log_prob``'s
             output at the reference point.
         process: process name, recorded in results.
+        on_flagged: what :func:`~invsim.infer.results.to_inference_data` (hence
+            ``sample_nuts`` and ``fit_svi``) and ``profile_likelihood`` do when the
+            likelihood's ``evaluate(theta)`` flags events at the draws: ``"warn"``
+            (a :class:`~invsim.infer.flags.FlaggedEventsWarning` with the count and the
+            reasons), ``"error"`` (synonym ``"raise"``: a
+            :class:`~invsim.infer.flags.FlaggedEventsError` after sampling) or
+            ``"ignore"``. The flags are recorded in the InferenceData attributes in every
+            case.
     """
 
     likelihood: object
@@ -59,10 +73,12 @@ class InferenceProblem:
     luminosity: float | None = None
     n_events: int | None = None
     process: str = ""
+    on_flagged: str = "warn"
     names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         self.names = check_likelihood(self.likelihood)
+        self.on_flagged = check_on_flagged(self.on_flagged)
         if not isinstance(self.priors, Mapping):
             raise TypeError(f"priors: expected a mapping name -> distribution, got "
                             f"{type(self.priors).__name__}")
@@ -154,10 +170,8 @@ class InferenceProblem:
         return self._poisson(self.likelihood.log_sigma_fid(theta))
 
     def _poisson(self, log_sigma_fid: torch.Tensor) -> torch.Tensor:
-        """log Pois(n | σ_fid L) from log(σ_fid/pb)."""
-        log_nu = log_sigma_fid + math.log(self.luminosity)
-        n = self.n_events
-        return n * log_nu - log_nu.exp() - math.lgamma(n + 1)
+        """log Pois(n | σ_fid L) from log(σ_fid/pb) (:func:`extended_poisson_term`)."""
+        return extended_poisson_term(log_sigma_fid, self.n_events, self.luminosity)
 
     def _terms(self, theta: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(per-event log p (n_events,) or (b, n_events), Poisson term () or (b,)).

@@ -1,10 +1,11 @@
-"""Profile-likelihood intervals from a 1D scan, to set beside the Bayesian interval.
+"""Profile-likelihood intervals of an :class:`InferenceProblem`, beside the Bayesian one.
 
-For the scanned parameter ψ the other parameters are either held fixed or profiled
-(maximised by L-BFGS in the unconstrained space of their priors' supports, so they stay
-in range). The interval is where -2 Δ log L(ψ) = ``level`` (1 for 68.3 %, 3.84 for
-95 % in the asymptotic χ²₁ limit), found by linear interpolation between grid points;
-the minimum is refined by a parabola through the three lowest points.
+A thin wrapper of :func:`invsim.scan.scan` (the one profile-likelihood implementation):
+for the scanned parameter ψ the other parameters are either held fixed or profiled
+(maximised by L-BFGS inside their priors' supports, so they stay in range). The interval
+is where -2 Δ log L(ψ) = ``level`` (1 for 68.3 %, 3.84 for 95 % in the asymptotic χ²₁
+limit), found by linear interpolation between grid points; the minimum is refined by a
+parabola through the lowest grid point and its neighbours.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class ProfileResult:
         low, high: interval bounds; NaN where the curve does not reach ``level`` inside
             the grid (the interval is open on that side).
         level: the -2 Δ log L threshold.
+        scan: the underlying :class:`~invsim.scan.ScanResult` (MC errors, convergence,
+            flagged events), or None.
     """
 
     name: str
@@ -45,6 +48,7 @@ class ProfileResult:
     low: float
     high: float
     level: float
+    scan: object = None
 
     @property
     def closed(self) -> bool:
@@ -57,40 +61,19 @@ class ProfileResult:
         return self.high - self.low
 
 
-def _crossing(g: torch.Tensor, c: torch.Tensor, i0: int, step: int, level: float) -> float:
-    j = i0
-    while 0 <= j + step < len(g):
-        if c[j + step] >= level:
-            a, b = j, j + step
-            t = (level - float(c[a])) / (float(c[b]) - float(c[a]))
-            return float(g[a]) + t * (float(g[b]) - float(g[a]))
-        j += step
-    return math.nan
+def _support_bounds(name: str, support) -> tuple[float, float]:
+    """(low, high) of a prior's support: an interval, a half line or the real line."""
+    from torch.distributions import constraints
 
-
-def _profiled_nll(problem, name, value, fixed, start, transforms, max_iter):
-    """min over the free nuisance parameters of -log L, warm-started at ``start``."""
-    free = [n for n in problem.names if n != name and n not in fixed]
-    base = {name: value, **fixed}
-    if not free:
-        with torch.no_grad():
-            return -problem.log_likelihood(base), {}
-    z = torch.stack([transforms[n].inv(start[n]) for n in free]).detach().clone()
-    z.requires_grad_(True)
-    opt = torch.optim.LBFGS([z], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-10, tolerance_change=1e-14)
-
-    def closure():
-        opt.zero_grad()
-        theta = {**base, **{n: transforms[n](z[k]) for k, n in enumerate(free)}}
-        loss = -problem.log_likelihood(theta)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    with torch.no_grad():
-        theta = {**base, **{n: transforms[n](z[k]) for k, n in enumerate(free)}}
-        return -problem.log_likelihood(theta), {n: theta[n] for n in free}
+    if support is constraints.real:
+        return -math.inf, math.inf
+    lo = getattr(support, "lower_bound", None)
+    hi = getattr(support, "upper_bound", None)
+    if lo is None and hi is None:
+        raise ValueError(f"priors[{name!r}]: support {support} is not an interval; a "
+                         "profile needs a continuous univariate prior")
+    to_float = (lambda v, d: d if v is None else float(v))  # noqa: E731
+    return to_float(lo, -math.inf), to_float(hi, math.inf)
 
 
 def profile_likelihood(
@@ -105,7 +88,10 @@ def profile_likelihood(
     """Scan -2 Δ log L over ``grid`` for parameter ``name``, profiling the others.
 
     The likelihood is the problem's (events, plus the Poisson term when extended);
-    priors only set the ranges and starting points of the profiled parameters.
+    priors only set the ranges and starting points of the profiled parameters. This is
+    :func:`invsim.scan.scan` with the bounds of the priors' supports, the problem's
+    ``luminosity``, ``n_events`` and ``on_flagged`` (flagged events warn or raise as
+    there).
 
     Args:
         problem: the inference problem.
@@ -114,7 +100,8 @@ def profile_likelihood(
             support.
         fixed: other parameters held at given values instead of profiled.
         level: threshold of -2 Δ log L defining the interval (1: 68.3 %, 3.84: 95 %).
-        max_iter: L-BFGS iterations per grid point for the profiled parameters.
+        max_iter: L-BFGS iterations per batch of grid points for the profiled
+            parameters (:class:`~invsim.scan.ProfileConfig`).
 
     Returns:
         :class:`ProfileResult`.
@@ -123,6 +110,9 @@ def profile_likelihood(
         ValueError: unknown names, a grid that is not increasing, too short, non-finite
             or outside the prior's support, or a non-positive level.
     """
+    # invsim.scan imports invsim.infer (the likelihood protocol): import it here
+    from invsim.scan import ProfileConfig, _crossings, scan
+
     if not isinstance(problem, InferenceProblem):
         raise TypeError(f"problem: expected an InferenceProblem, got {type(problem).__name__}")
     if name not in problem.names:
@@ -145,32 +135,27 @@ def profile_likelihood(
     support = problem.priors[name].support
     if not bool(support.check(g).all()):
         raise ValueError(f"grid: values outside the support of the prior of {name!r}")
-    fixed_t = {k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in fixed.items()}
-    transforms = problem.transforms()
-    start = dict(ref)
-    nll, nuis = [], {}
-    for value in g:
-        v, prof = _profiled_nll(problem, name, value, fixed_t, start, transforms, max_iter)
-        nll.append(v.detach())
-        start.update(prof)
-        for k, t in prof.items():
-            nuis.setdefault(k, []).append(t.detach())
-    q = 2 * torch.stack(nll)
-    i = int(torch.argmin(q))
-    q_min, mle = float(q[i]), float(g[i])
-    if 0 < i < len(g) - 1:
-        x0, x1, x2 = (float(t) for t in g[i - 1:i + 2])
-        y0, y1, y2 = (float(t) for t in q[i - 1:i + 2])
-        denom = (x0 - x1) * (x0 - x2) * (x1 - x2)
-        a = (x2 * (y1 - y0) + x1 * (y0 - y2) + x0 * (y2 - y1)) / denom
-        b = (x2**2 * (y0 - y1) + x1**2 * (y2 - y0) + x0**2 * (y1 - y2)) / denom
-        if a > 0:
-            mle = -b / (2 * a)
-            q_min = min(q_min, y1 - a * (x1 - mle) ** 2)
-    curve = q - q_min
+    free = [n for n in problem.names if n != name and n not in fixed]
+    bounds = {n: _support_bounds(n, problem.priors[n].support) for n in problem.names}
+    start = {n: float(ref[n]) for n in free}
+    result = scan(
+        problem.likelihood, {name: g.detach().to(torch.float64).cpu()},
+        profile=free, fixed=fixed, bounds=bounds, start=start,
+        luminosity=problem.luminosity,
+        n_events=problem.n_events if problem.extended else None,
+        profile_config=ProfileConfig(max_iter=max_iter), dtype=dtype,
+        device=device, on_flagged=problem.on_flagged,
+    )
+    ds = result.dataset
+    m2d = ds["m2dlogl"].values
+    low, high = _crossings(ds[name].values, m2d, result.best_fit[name], float(level))
+
+    def as_t(values) -> torch.Tensor:
+        return torch.as_tensor(values, dtype=dtype).to(device)
+
     return ProfileResult(
-        name=name, grid=g, minus2_delta_loglik=curve,
-        nuisance={k: torch.stack(v) for k, v in nuis.items()}, mle=mle,
-        low=_crossing(g, curve, i, -1, level), high=_crossing(g, curve, i, +1, level),
-        level=float(level),
+        name=name, grid=g, minus2_delta_loglik=as_t(m2d),
+        nuisance={n: as_t(ds[f"profile_{n}"].values) for n in free},
+        mle=float(result.best_fit[name]), low=low, high=high,
+        level=float(level), scan=result,
     )

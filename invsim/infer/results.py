@@ -9,7 +9,10 @@ Groups written by :func:`to_inference_data`:
   so ``az.loo`` and ``az.waic`` work;
 * ``observed_data``: ``n_events`` and anything the caller passes;
 * attributes: process, luminosity (pb⁻¹, -1 for none), n_events, method, seeds,
-  parameter names, priors, package versions.
+  parameter names, priors, package versions; when the likelihood reports flagged
+  events (``evaluate(theta).flagged``, e.g. the ML-MEM): ``n_flagged`` (events flagged
+  at one or more draws), ``flag_reasons`` (JSON: criterion -> events), ``reliable``
+  (0/1) and ``flag_message``; ``sample_stats`` then also holds ``n_flagged`` per draw.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from pathlib import Path
 import torch
 
 from forward.files import atomic_target
+from invsim.infer.flags import FlagCounter, handle_flags
+from invsim.infer.likelihood import check_event_log_prob
 from invsim.infer.model import InferenceProblem
 
 __all__ = ["load_inference", "save_inference", "to_inference_data", "versions"]
@@ -38,15 +43,32 @@ def versions() -> dict[str, str]:
 
 
 def _batched_event_ll(problem: InferenceProblem, flat: Mapping[str, torch.Tensor],
-                      batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+                      batch_size: int):
+    """Per-event log p (draws, n_events), Poisson term (draws,), and the flags.
+
+    The flags come from ``likelihood.evaluate(theta)`` at every draw when the likelihood
+    has it (the values stay those of ``log_prob``, which the sampler used): returns
+    (FlagCounter, per-draw counts) or (None, None).
+    """
     n_draws = next(iter(flat.values())).shape[0]
-    ev, poisson = [], []
+    evaluate = getattr(problem.likelihood, "evaluate", None)
+    counter = FlagCounter(problem.n_events) if callable(evaluate) else None
+    ev, poisson, counts = [], [], []
     with torch.no_grad():
         for start in range(0, n_draws, batch_size):
             theta = {k: v[start:start + batch_size] for k, v in flat.items()}
-            ev.append(problem.event_log_likelihood(theta))
+            lp = problem.event_log_likelihood(theta)
+            ev.append(lp)
             poisson.append(problem.extended_log_term(theta))
-    return torch.cat(ev), torch.cat(poisson)
+            if counter is not None:
+                res = evaluate(theta)
+                check_event_log_prob(getattr(res, "log_p", None), lp.shape[0], lp.shape[-1])
+                c = counter.add(res, lp.shape)
+                if c is not None:
+                    counts.append(c.reshape(-1))
+    if counter is None or not counter.seen:
+        return torch.cat(ev), torch.cat(poisson), None, None
+    return torch.cat(ev), torch.cat(poisson), counter, torch.cat(counts)
 
 
 def to_inference_data(
@@ -75,6 +97,11 @@ def to_inference_data(
 
     Returns:
         ``arviz.InferenceData`` with the groups listed in the module docstring.
+
+    Raises:
+        FlaggedEventsError: the likelihood flags events at the draws and
+            ``problem.on_flagged`` is ``"error"`` (with ``"warn"``: a
+            :class:`~invsim.infer.flags.FlaggedEventsWarning`).
     """
     import arviz as az
 
@@ -86,7 +113,10 @@ def to_inference_data(
         raise ValueError("draws: expected every parameter of the same shape (chains, draws), "
                          f"got { {n: tuple(draws[n].shape) for n in names} }")
     flat = {n: draws[n].detach().reshape(-1) for n in names}
-    ev_ll, poisson = _batched_event_ll(problem, flat, batch_size)
+    ev_ll, poisson, counter, n_flag = _batched_event_ll(problem, flat, batch_size)
+    flags = None if counter is None else counter.report(
+        f"at one or more of {shape[0] * shape[1]} posterior draws", "the posterior")
+    handle_flags(flags, problem.on_flagged, stacklevel=2)
     with torch.no_grad():
         lp = torch.cat([problem.log_prior({k: v[s:s + batch_size] for k, v in flat.items()})
                         for s in range(0, shape[0] * shape[1], batch_size)])
@@ -98,6 +128,8 @@ def to_inference_data(
     stats = {"lp": np_(lp.reshape(shape))}
     if problem.extended:
         stats["log_poisson"] = np_(poisson.reshape(shape))
+    if n_flag is not None:
+        stats["n_flagged"] = np_(n_flag.reshape(shape))
     for k, v in (sample_stats or {}).items():
         v = torch.as_tensor(v)
         if tuple(v.shape) != shape:
@@ -111,7 +143,8 @@ def to_inference_data(
         "luminosity_pb": -1.0 if problem.luminosity is None else float(problem.luminosity),
         "extended_likelihood": int(problem.extended), "parameter_names": ",".join(names),
         "priors": "; ".join(f"{n}: {p!r}" for n, p in problem.priors.items()),
-        "seeds": [int(s) for s in (seeds or [])], **versions(), **dict(attrs or {}),
+        "seeds": [int(s) for s in (seeds or [])], **versions(),
+        **({} if flags is None else flags.to_attrs()), **dict(attrs or {}),
     }
     return az.from_dict(
         posterior={n: np_(draws[n]) for n in names},

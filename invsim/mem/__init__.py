@@ -5,14 +5,21 @@
   common random numbers over θ (an ``EventLikelihood`` for scans and NUTS);
 * :mod:`invsim.mem.estimator`: the weight summaries, flags and :class:`MEMResult`;
 * :mod:`invsim.mem.pareto`: generalized-Pareto fits and the Pareto k̂ diagnostic;
-* :mod:`invsim.mem.proposals`: :class:`MixtureProposal` of several proposals.
+* :mod:`invsim.mem.proposals`: :class:`StratifiedMixtureProposal` of several proposals
+  (``MixtureProposal``, its old name, works for one release with a FutureWarning).
 """
 
-from invsim.mem.estimator import MEMResult, WeightSummary, flag_events, summarize_weights
+from invsim.mem.estimator import (
+    MEMResult,
+    WeightSummary,
+    flag_events,
+    flag_reasons,
+    summarize_weights,
+)
 from invsim.mem.likelihood import DifferentialCache, MEMLikelihood, MEMWarning
 from invsim.mem.model import HARD_OBSERVABLES, MEMModel, lepton_pt_eta_phi
 from invsim.mem.pareto import gpd_fit, pareto_khat, tail_length
-from invsim.mem.proposals import MixtureProposal
+from invsim.mem.proposals import StratifiedMixtureProposal
 
 __all__ = [
     "HARD_OBSERVABLES",
@@ -21,12 +28,24 @@ __all__ = [
     "MEMModel",
     "MEMResult",
     "MEMWarning",
-    "MixtureProposal",
+    "StratifiedMixtureProposal",
     "WeightSummary",
     "flag_events",
+    "flag_reasons",
     "gpd_fit",
     "lepton_pt_eta_phi",
     "pareto_khat",
     "summarize_weights",
     "tail_length",
 ]
+
+
+def __getattr__(name: str):
+    if name == "MixtureProposal":
+        import warnings
+
+        warnings.warn("invsim.mem.MixtureProposal is renamed "
+                      "invsim.mem.StratifiedMixtureProposal; the old name goes in the next "
+                      "release", FutureWarning, stacklevel=2)
+        return StratifiedMixtureProposal
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

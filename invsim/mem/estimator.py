@@ -14,11 +14,11 @@ measures how heavy the upper tail of the weights is.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["MEMResult", "WeightSummary", "flag_events", "summarize_weights"]
+__all__ = ["MEMResult", "WeightSummary", "flag_events", "flag_reasons", "summarize_weights"]
 
 
 @dataclass
@@ -70,6 +70,40 @@ def summarize_weights(log_w: torch.Tensor) -> WeightSummary:
     return WeightSummary(log_mean, error, ess)
 
 
+def flag_reasons(
+    log_p: torch.Tensor,
+    error: torch.Tensor,
+    ess: torch.Tensor,
+    pareto_k: torch.Tensor | None,
+    *,
+    max_error: float,
+    min_ess: float,
+    max_pareto_k: float,
+) -> dict[str, torch.Tensor]:
+    """The events each diagnostic criterion flags, keyed by a readable criterion.
+
+    Args:
+        log_p, error, ess: per-event value, error and ESS, same shape.
+        pareto_k: per-event k̂ (same shape) or None to skip that criterion.
+        max_error: largest acceptable error of log p.
+        min_ess: smallest acceptable effective sample size.
+        max_pareto_k: largest acceptable k̂ (0.7 is the usual limit).
+
+    Returns:
+        ``{"non-finite log p": ..., "MC error > {max_error:g}": ...,
+        "ESS < {min_ess:g}": ..., ["Pareto k > {max_pareto_k:g}": ...]}``, each a bool
+        tensor of the same shape (NaN diagnostics count as failing).
+    """
+    out = {
+        "non-finite log p": ~torch.isfinite(log_p.detach()),
+        f"MC error > {max_error:g}": ~(error <= max_error),
+        f"ESS < {min_ess:g}": ~(ess >= min_ess),
+    }
+    if pareto_k is not None:
+        out[f"Pareto k > {max_pareto_k:g}"] = ~(pareto_k <= max_pareto_k)
+    return out
+
+
 def flag_events(
     log_p: torch.Tensor,
     error: torch.Tensor,
@@ -82,19 +116,16 @@ def flag_events(
 ) -> torch.Tensor:
     """Events whose estimate should not be trusted: non-finite, too noisy or heavy-tailed.
 
-    Args:
-        log_p, error, ess: per-event value, error and ESS, same shape.
-        pareto_k: per-event k̂ (same shape) or None to skip that criterion.
-        max_error: largest acceptable error of log p.
-        min_ess: smallest acceptable effective sample size.
-        max_pareto_k: largest acceptable k̂ (0.7 is the usual limit).
+    The union of the criteria of :func:`flag_reasons` (same arguments).
 
     Returns:
         Boolean tensor of the same shape, True for flagged events.
     """
-    bad = ~torch.isfinite(log_p.detach()) | ~(error <= max_error) | ~(ess >= min_ess)
-    if pareto_k is not None:
-        bad = bad | ~(pareto_k <= max_pareto_k)
+    reasons = flag_reasons(log_p, error, ess, pareto_k, max_error=max_error,
+                           min_ess=min_ess, max_pareto_k=max_pareto_k)
+    bad = torch.zeros_like(log_p.detach(), dtype=torch.bool)
+    for mask in reasons.values():
+        bad = bad | mask
     return bad
 
 
@@ -115,6 +146,9 @@ class MEMResult:
         log_sigma_fid: log(σ_fid(θ)/pb), shape () or (b,).
         sigma_fid_error: relative MC error of σ_fid (= error of its log), same shape.
         n_samples: proposal draws per event.
+        flag_reasons: criterion (e.g. ``"ESS < 20"``) -> bool tensor shaped like
+            ``flagged``, the events each criterion flags (:func:`flag_reasons`); their
+            union is ``flagged``. Empty when not computed.
     """
 
     log_p: torch.Tensor
@@ -125,6 +159,7 @@ class MEMResult:
     log_sigma_fid: torch.Tensor
     sigma_fid_error: torch.Tensor
     n_samples: int
+    flag_reasons: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def n_flagged(self) -> int:

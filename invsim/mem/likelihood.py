@@ -31,9 +31,10 @@ from collections.abc import Mapping, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from forward._validation import as_tensor, check_choice, check_finite, check_floating
+from forward._validation import as_tensor, check_finite, check_floating, make_generator
 from forward.events import HardEvents
-from invsim.mem.estimator import MEMResult, flag_events, summarize_weights
+from invsim.infer.flags import FlaggedEventsError, check_on_flagged
+from invsim.mem.estimator import MEMResult, flag_events, flag_reasons, summarize_weights
 from invsim.mem.model import MEMModel
 from invsim.mem.pareto import pareto_khat
 
@@ -157,8 +158,11 @@ class MEMLikelihood:
         chunk_size: hard events per network/matrix-element evaluation.
         max_error, min_ess, max_pareto_k: limits beyond which an event is flagged.
         on_flagged: ``"warn"`` (a :class:`MEMWarning` from :meth:`log_prob`, once per
-            distinct count), ``"raise"`` or ``"ignore"``; :meth:`evaluate` always
-            returns the flags.
+            distinct count), ``"error"`` (a
+            :class:`~invsim.infer.flags.FlaggedEventsError`, a ValueError; ``"raise"``
+            is a synonym) or ``"ignore"``; :meth:`evaluate` always returns the flags
+            and their reasons. Scans and posteriors report the flags again with their
+            own ``on_flagged``.
         progress: show tqdm bars while drawing.
         device: device of the cached samples; default that of ``x_reco``.
 
@@ -203,7 +207,7 @@ class MEMLikelihood:
                 raise ValueError(f"{name}: expected an integer >= {lo}, got {v!r}")
         if not (0 <= defensive < 1):
             raise ValueError(f"defensive: expected a share in [0, 1), got {defensive!r}")
-        check_choice("on_flagged", on_flagged, ("warn", "raise", "ignore"))
+        on_flagged = check_on_flagged(on_flagged)
         self.model = model
         self.process = model.process
         self.device = torch.device(device) if device is not None else x_reco.device
@@ -230,7 +234,7 @@ class MEMLikelihood:
         self.on_flagged = on_flagged
         self._warned: set[int] = set()
         self.chunk_size = chunk_size
-        gen = torch.Generator(device=self.device).manual_seed(int(seed))
+        gen = make_generator(seed, device=self.device)
         self._draw(proposal_theta, defensive, gen, progress)
         self._fiducial(n_fiducial, gen)
 
@@ -434,8 +438,8 @@ class MEMLikelihood:
         text = (f"{n_bad} of {self.n_events} events have poor importance-sampling diagnostics "
                 f"(error > {self.limits['max_error']}, ESS < {self.limits['min_ess']} or "
                 "non-finite); MEMLikelihood.evaluate(theta) returns the flags per event")
-        if self.on_flagged == "raise":
-            raise ValueError(text)
+        if self.on_flagged == "error":
+            raise FlaggedEventsError(text)
         if n_bad not in self._warned:
             self._warned.add(n_bad)
             warnings.warn(text, MEMWarning, stacklevel=3)
@@ -454,13 +458,16 @@ class MEMLikelihood:
         rows = []
         for params in points:
             lp, s, lsf, sf_err, k = self._point(params, full=True)
-            flagged = flag_events(lp, s.error, s.ess, k, **self.limits)
-            rows.append((lp, s.error, s.ess, k, flagged, lsf, sf_err))
+            why = flag_reasons(lp, s.error, s.ess, k, **self.limits)
+            flagged = torch.stack(list(why.values())).any(0)
+            rows.append((lp, s.error, s.ess, k, flagged, lsf, sf_err, *why.values()))
+        keys = list(why)
         cols = [torch.stack(c) for c in zip(*rows, strict=True)]
         if not batched:
             cols = [c[0] for c in cols]
-        lp, err, ess, k, flagged, lsf, sf_err = cols
-        return MEMResult(lp, err, ess, k, flagged, lsf, sf_err, self.n_samples)
+        lp, err, ess, k, flagged, lsf, sf_err = cols[:7]
+        return MEMResult(lp, err, ess, k, flagged, lsf, sf_err, self.n_samples,
+                         dict(zip(keys, cols[7:], strict=True)))
 
     def __repr__(self) -> str:
         return (f"MEMLikelihood({self.n_events} events x {self.n_samples} samples, "

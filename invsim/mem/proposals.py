@@ -1,6 +1,9 @@
 r"""Combining MEM proposals: a fixed-weight mixture sampled in strata.
 
-:class:`MixtureProposal` draws round(n·w_k) samples per reco event from component k
+:class:`StratifiedMixtureProposal` (formerly ``invsim.mem.MixtureProposal``, a name
+kept for one release with a FutureWarning; not to be confused with
+:class:`forward.nis.MixtureProposal`, the flow + defensive-component proposal of NIS)
+draws round(n·w_k) samples per reco event from component k
 (the rest from the first) and scores every draw with the mixture density
 :math:`q = \sum_k w_k q_k`. With the counts fixed at the weights, the importance
 weights f/q are unbiased (multiple importance sampling with the balance heuristic),
@@ -17,11 +20,14 @@ import torch
 
 from forward.events import HardEvents
 
-__all__ = ["MixtureProposal"]
+__all__ = ["StratifiedMixtureProposal"]
 
 
-class MixtureProposal:
-    """q(x_hard | x_reco) = Σ_k w_k q_k(x_hard | x_reco), a MEM proposal.
+class StratifiedMixtureProposal:
+    """q(x_hard | x_reco) = Σ_k w_k q_k(x_hard | x_reco), a MEM proposal sampled in strata.
+
+    Fixed weights, a fixed number of draws per component (stratified sampling), every
+    draw scored with the whole mixture (balance heuristic).
 
     Args:
         components: proposals with ``sample_and_log_prob(x_reco, n, theta=None, *,
@@ -103,3 +109,14 @@ def _device_of(component, default: torch.Tensor):
         return next(component.parameters()).device
     except (AttributeError, StopIteration):
         return default.device
+
+
+def __getattr__(name: str):
+    if name == "MixtureProposal":
+        import warnings
+
+        warnings.warn("invsim.mem.proposals.MixtureProposal is renamed "
+                      "invsim.mem.StratifiedMixtureProposal; the old name goes in the next "
+                      "release", FutureWarning, stacklevel=2)
+        return StratifiedMixtureProposal
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
