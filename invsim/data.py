@@ -21,7 +21,7 @@ from forward.detector.objects import RecoEvents
 from forward.eventset import EventSet
 from invsim.observables import RecoObservables
 
-__all__ = ["ObservedEvents", "file_sha256", "load_observed"]
+__all__ = ["ObservedEvents", "file_sha256", "load_observed", "model_likelihood"]
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -123,3 +123,59 @@ def load_observed(path: str | os.PathLike, observables: RecoObservables, *,
         raise ValueError(f"data: no event of {str(p)!r} passes the selection: "
                          + out.summary().partition(": ")[2])
     return out
+
+
+def model_likelihood(model, data: str | os.PathLike, *, parameters=None,
+                     n_samples: int = 1000, seed: int = 0, tree: str | None = None,
+                     on_flagged: str = "warn", n_fiducial: int = 100_000,
+                     progress: bool = False, device=None):
+    """The ML-MEM likelihood of a model directory for the events of a file.
+
+    Args:
+        model: a :class:`~invsim.mem.MEMModel` or the path of a model directory.
+        data: events file (see :func:`load_observed`).
+        parameters: names of θ; default the model's trained ranges (else every process
+            parameter). Other parameters stay at the process defaults.
+        n_samples: importance samples per event.
+        seed: seeds the proposal draws and the fiducial sample.
+        tree: NanoAOD tree or group name.
+        on_flagged: ``"error"``, ``"warn"`` or ``"ignore"`` (see :class:`MEMLikelihood`).
+        n_fiducial: size of the fiducial sample for σ_fid(θ).
+        progress: progress bars while drawing.
+        device: torch device.
+
+    Returns:
+        (likelihood, observed): the :class:`~invsim.mem.MEMLikelihood` and the
+        :class:`ObservedEvents`.
+
+    Raises:
+        ValueError: a model without observables, data from another process, or a
+            parameter the model's process does not have (each message names it).
+    """
+    from forward.processes import process_name
+    from invsim.mem import MEMLikelihood, MEMModel
+
+    if not isinstance(model, MEMModel):
+        model = MEMModel.load(model, map_location=device)
+    obs = model.observables
+    if obs is None:
+        if len(model.process.final_state) != 2:
+            raise ValueError("model: it was trained on observables directly (no "
+                             "RecoObservables recorded); pass x_reco from Python instead")
+        obs = RecoObservables(leptons=2)
+    observed = load_observed(data, obs, tree=tree, device=device)
+    name = process_name(model.process)
+    if observed.process is not None and observed.process != name:
+        raise ValueError(f"data: {observed.path!r} holds {observed.process!r} events but the "
+                         f"model was trained for {name!r}")
+    if parameters is None:
+        parameters = list(model.ranges) or None
+    if parameters is not None:
+        unknown = [p for p in parameters if p not in model.process.parameters]
+        if unknown:
+            raise ValueError(f"parameters: {unknown} are not parameters of the model's process "
+                             f"{name!r}; known: {sorted(model.process.parameters)}")
+    lik = MEMLikelihood(model, observed.x, n_samples=n_samples, parameter_names=parameters,
+                        seed=seed, on_flagged="raise" if on_flagged == "error" else on_flagged,
+                        n_fiducial=n_fiducial, progress=progress, device=device)
+    return lik, observed

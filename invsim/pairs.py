@@ -63,23 +63,14 @@ class SimulatedPairs:
         if self.reco is None:
             raise ValueError("pairs: only pairs made by a detector with reconstruct() hold "
                              "reco events to save")
-        from forward.processes import process_name
+        from forward.processes import process_name, process_settings
 
         params = {k: float(v.mean()) for k, v in self.theta.items()}
         return EventSet(process=process_name(process), momenta=self.hard.momenta,
                         x1=self.hard.x1, x2=self.hard.x2, pids=self.pids,
                         sqrt_s=self.hard.sqrt_s, reco=self.reco, parameters=params,
-                        settings=_settings(process), seed=seed,
+                        settings=process_settings(process), seed=seed,
                         metadata=dict(metadata or {}))
-
-
-def _settings(process) -> dict:
-    out = {}
-    for key in process.setting_names():
-        v = getattr(process, key, None)
-        if v is None or isinstance(v, (str, int, float, bool)):
-            out[key] = v
-    return out
 
 
 def _points(theta) -> list[dict]:

@@ -79,25 +79,20 @@ def _probe(coordinates: HardCoordinates) -> torch.Tensor:
 
 def _process_description(process, params, channel: int) -> dict | None:
     """Plain description (registry name, settings, params, channel) or None if not plain."""
-    from forward.processes import BUILTIN_PROCESSES
+    from forward.processes import process_name, process_settings
 
-    if getattr(process, "name", None) not in BUILTIN_PROCESSES:
+    try:
+        name = process_name(process)
+        settings = process_settings(process, strict=True)
+    except TypeError:
         return None
-    settings = {}
-    for key in process.setting_names():
-        if not hasattr(process, key):
-            return None
-        value = getattr(process, key)
-        if not (value is None or isinstance(value, (str, int, float, bool))):
-            return None
-        settings[key] = value
     plain = {}
     for key, value in dict(params or {}).items():
         t = torch.as_tensor(value)
         if t.numel() != 1:
             return None
         plain[key] = float(t)
-    return {"name": process.name, "settings": settings, "params": plain, "channel": channel}
+    return {"name": name, "settings": settings, "params": plain, "channel": channel}
 
 
 def _check_azimuth(azimuth, dim: int, reco: Preprocessing) -> tuple[int, int] | None:

@@ -16,6 +16,7 @@ from forward.processes.registry import (
     get_process,
     process_class,
     process_name,
+    process_settings,
     register_process,
     unregister_process,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "get_process",
     "process_class",
     "process_name",
+    "process_settings",
     "register_process",
     "unregister_process",
 ]

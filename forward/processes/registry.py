@@ -43,6 +43,7 @@ __all__ = [
     "get_process",
     "process_class",
     "process_name",
+    "process_settings",
     "register_process",
     "unregister_process",
 ]
@@ -225,6 +226,37 @@ def process_name(process: Process) -> str:
     raise TypeError(f"process: {cls.__module__}.{cls.__qualname__} is not a registered "
                     f"process; register it with forward.processes.register_process(name) "
                     f"(or an entry point in the group {ENTRY_POINT_GROUP!r})")
+
+
+def process_settings(process: Process, *, strict: bool = False) -> dict:
+    """The constructor settings of a process as plain values (for files).
+
+    Args:
+        process: a process instance.
+        strict: raise on a setting that is not a plain value (None, str, int, float,
+            bool); otherwise such settings are left out.
+
+    Returns:
+        name -> value for every name of ``setting_names()`` the instance holds.
+
+    Raises:
+        TypeError: with ``strict``, a setting that is not plain (the process cannot be
+            rebuilt from a file).
+    """
+    out = {}
+    for key in process.setting_names():
+        if not hasattr(process, key):
+            if strict:
+                raise TypeError(f"process: setting {key!r} is not stored on the instance; "
+                                "it cannot be rebuilt from a file")
+            continue
+        value = getattr(process, key)
+        if value is None or isinstance(value, (str, int, float, bool)):
+            out[key] = value
+        elif strict:
+            raise TypeError(f"process: setting {key!r} is a {type(value).__name__}, not a plain "
+                            "value; only processes with plain settings can be saved")
+    return out
 
 
 def get_process(name: str, **settings) -> Process:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import click
 
 from invsim import CITATION, __version__
-from invsim.cli import demo, generate, posterior, scan, xsec
+from invsim.cli import demo, generate, posterior, scan, train, xsec
 from invsim.cli._common import load_factory, parse_assignments, parse_grid, parse_range
 
 __all__ = [
@@ -79,6 +79,7 @@ def _print_citation(ctx: click.Context) -> None:
 cli.add_command(xsec.xsec)
 cli.add_command(generate.generate)
 cli.add_command(demo.demo)
+cli.add_command(train.train)
 cli.add_command(scan.scan_command)
 cli.add_command(posterior.posterior)
 

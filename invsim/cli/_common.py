@@ -18,8 +18,10 @@ import torch
 __all__ = [
     "call_factory",
     "declared_parameters",
+    "inference_inputs",
     "jsonable",
     "load_factory",
+    "one_line",
     "parameter_names",
     "parse_assignments",
     "parse_fixed",
@@ -283,3 +285,49 @@ def declared_parameters(likelihood, events):
     except (KeyError, ValueError, TypeError) as err:
         raise ValueError(f"the likelihood has no 'parameters' and the event file's process "
                          f"{events.process!r} gives none: {err}") from None
+
+
+def inference_inputs(*, data, factory_spec, model, parameters, n_samples: int, seed: int,
+                     tree, on_flagged: str, device: str, progress: bool):
+    """The likelihood of ``invsim scan``/``posterior`` from a factory or a model directory.
+
+    Exactly one of ``factory_spec`` (``--likelihood``, called with the EventSet of an
+    invsim HDF5 file) and ``model`` (``--model``, with ``--data`` any events file that
+    :func:`invsim.data.load_observed` reads) must be given.
+
+    Returns:
+        (likelihood, source, process): the likelihood, a JSON-ready description of the
+        inputs (paths, hashes, selected and dropped events) and the process name or None.
+
+    Raises:
+        click.UsageError: both or neither given, or unusable inputs (one line).
+    """
+    if data is None:
+        raise click.UsageError("--data: give the events file")
+    if (factory_spec is None) == (model is None):
+        raise click.UsageError("give either --model MODEL_DIR or --likelihood MODULE:FUNCTION")
+    if model is not None:
+        from invsim.data import model_likelihood
+
+        try:
+            lik, observed = model_likelihood(
+                model, data, parameters=parameters or None, n_samples=n_samples, seed=seed,
+                tree=tree, on_flagged=on_flagged, progress=progress, device=device)
+        except (ValueError, TypeError, OSError) as err:
+            raise click.UsageError(one_line(err)) from err
+        source = {"model": str(model), **observed.provenance()}
+        return lik, source, getattr(lik.process, "name", None)
+    from forward.io import load_hdf5
+
+    factory = load_factory(factory_spec)
+    try:
+        events = load_hdf5(data, device=device)
+    except (ValueError, OSError) as err:
+        raise click.UsageError(f"--data: {one_line(err)}") from err
+    lik = call_factory(factory, events, factory_spec)
+    return lik, {"events_file": str(data), "likelihood_factory": factory_spec}, events.process
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line."""
+    return " ".join(str(err).split())

@@ -1,17 +1,21 @@
 """``invsim posterior``: sample θ given an event file and a likelihood, write NetCDF.
 
-Example::
+Examples::
 
+    invsim posterior --model dy_model --data my_events.root --param mzp=1800:2300 \\
+        --chains 4 --samples 1000 --warmup 500 -o posterior.nc --json
     invsim posterior dy.h5 --likelihood mypkg.mem:load_likelihood \\
         --prior mzp=uniform:1500,2500 --chains 4 --samples 1000 --warmup 1000 \\
         --seed 1 -o posterior.nc
 
-The likelihood comes from a *factory*, ``--likelihood module:function`` or
+With ``--model`` (a directory from ``invsim train``) the likelihood is the model's
+ML-MEM for the events of ``--data`` (any file :func:`invsim.data.load_observed` reads:
+invsim's own, NanoAOD-style ROOT/HDF5), and ``--param NAME=LO:HI`` names the inferred
+parameters with uniform priors (default: the model's trained ranges). Otherwise the
+likelihood comes from a *factory*, ``--likelihood module:function`` or
 ``--likelihood path/to/file.py:function``: the function is imported and called with
 the loaded :class:`~forward.eventset.EventSet` and must
-return an :class:`~invsim.infer.EventLikelihood` bound to those events. (Loading a
-saved ML-MEM model by its stored kind will plug in here once :mod:`invsim.mem` has a
-save format; a factory that calls its ``load`` covers it meanwhile.) Parameter ranges
+return an :class:`~invsim.infer.EventLikelihood` bound to those events. Parameter ranges
 come from the likelihood's ``parameters`` attribute if it has one, else from the
 event file's process; priors default to uniform over them.
 """
@@ -23,17 +27,33 @@ from pathlib import Path
 
 import click
 
-from invsim.cli._common import call_factory, declared_parameters, load_factory
+from invsim.cli._common import (
+    declared_parameters,
+    inference_inputs,
+    one_line,
+    parse_range,
+)
 
 __all__ = ["posterior"]
 
 
 @click.command("posterior")
-@click.argument("events_path", metavar="EVENTS", type=click.Path(exists=True, dir_okay=False,
-                                                                 path_type=Path))
-@click.option("--likelihood", "factory", required=True, metavar="MODULE:FUNCTION",
-              help="Factory called with the EventSet, returning an EventLikelihood "
-                   "(module:function or file.py:function).")
+@click.argument("events_path", metavar="[EVENTS]", required=False,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--data", "data", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Events file (or give it as the argument EVENTS): with --model any file "
+                   "invsim reads (invsim HDF5/ROOT, NanoAOD-style ROOT/HDF5); with "
+                   "--likelihood an invsim HDF5 file.")
+@click.option("--model", "model", default=None,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Model directory from 'invsim train'.")
+@click.option("--likelihood", "factory", default=None, metavar="MODULE:FUNCTION",
+              help="Instead of --model: a factory called with the EventSet, returning an "
+                   "EventLikelihood (module:function or file.py:function).")
+@click.option("--param", "params", multiple=True, metavar="NAME=LO:HI",
+              help="Inferred parameter with a uniform prior over LO:HI, repeatable (--model; "
+                   "default the model's trained ranges).")
 @click.option("--prior", "priors", multiple=True, metavar="NAME=FAMILY:A,B",
               help="Prior override, repeatable: uniform:low,high | normal:loc,scale | "
                    "lognormal:loc,scale. Default: uniform over the declared range.")
@@ -46,22 +66,32 @@ __all__ = ["posterior"]
               help="NUTS adaptation steps per chain.")
 @click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True,
               help="SVI optimisation steps.")
+@click.option("--samples-per-event", "n_samples", type=click.IntRange(min=25), default=1000,
+              show_default=True, help="Importance samples per event (--model).")
+@click.option("--tree", default=None, help="Tree (ROOT) or group (HDF5) of a NanoAOD-style "
+                                           "file; default Events.")
 @click.option("--luminosity", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Integrated luminosity in pb^-1: adds the Poisson term in the number of "
                    "events (needs log_sigma_fid).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="Torch device of the events.")
+@click.option("--on-flagged", type=click.Choice(["error", "warn", "ignore"]), default="warn",
+              show_default=True,
+              help="When the likelihood flags events at the draws: stop with an error, warn "
+                   "in the summary, or say nothing (recorded in the file in any case).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="NetCDF file to write (arviz.InferenceData).")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def posterior(events_path, factory, priors, method, chains, samples, warmup, steps, luminosity,
-              seed, device, output, overwrite, as_json) -> None:
-    """Posterior of the likelihood's parameters given the events in EVENTS (HDF5)."""
+def posterior(events_path, data, model, factory, params, priors, method, chains, samples,
+              warmup, steps, n_samples, tree, luminosity, seed, device, on_flagged, output,
+              overwrite, as_json) -> None:
+    """Posterior of the parameters given the events in EVENTS (or --data)."""
+    import warnings
+
     import arviz as az
     import torch
 
-    from forward.io import load_hdf5
     from invsim.infer import (
         InferenceProblem,
         build_priors,
@@ -70,34 +100,78 @@ def posterior(events_path, factory, priors, method, chains, samples, warmup, ste
         sample_nuts,
         save_inference,
     )
+    from invsim.infer.flags import FlaggedEventsError, FlaggedEventsWarning
 
+    if events_path is not None and data is not None and events_path != data:
+        raise click.UsageError("give the events file once: as EVENTS or as --data")
+    data = data or events_path
     if output.exists() and not overwrite:
         raise click.UsageError(f"{output} exists; pass --overwrite to replace it")
+    if not output.parent.exists():
+        raise click.UsageError(f"-o: the folder {output.parent} does not exist")
+    for inp in (data, model):
+        if inp is not None and output.resolve() == Path(inp).resolve():
+            raise click.UsageError(f"-o: {output} is an input; choose another output file")
+    ranges = dict(parse_range(p) for p in params)
+    if any(r is None for r in ranges.values()):
+        raise click.UsageError("--param: expected NAME=LO:HI")
+    likelihood, source, process = inference_inputs(
+        data=data, factory_spec=factory, model=model, parameters=list(ranges) or None,
+        n_samples=n_samples, seed=seed, tree=tree, on_flagged=on_flagged, device=device,
+        progress=not as_json)
     try:
-        events = load_hdf5(events_path, device=device)
-        likelihood = call_factory(load_factory(factory), events, factory)
-        overrides = dict(parse_prior(p, device=device) for p in priors)
-        pri = build_priors(declared_parameters(likelihood, events),
-                           getattr(likelihood, "parameter_names", None), overrides,
+        overrides = {n: parse_prior(f"{n}=uniform:{lo!r},{hi!r}", device=device)[1]
+                     for n, (lo, hi) in ranges.items()}
+        overrides |= dict(parse_prior(p, device=device) for p in priors)
+        declared = (likelihood.parameters if model is not None
+                    else declared_parameters(likelihood, _events_of(data, device)))
+        pri = build_priors(declared, getattr(likelihood, "parameter_names", None), overrides,
                            dtype=torch.float64, device=device)
-        problem = InferenceProblem(likelihood, pri, luminosity=luminosity,
-                                   process=events.process)
+        problem = InferenceProblem(likelihood, pri, luminosity=luminosity, process=process,
+                                   on_flagged=on_flagged)
     except (ValueError, TypeError, OSError) as err:
-        raise click.UsageError(str(err)) from err
-    source = {"events_file": str(events_path), "likelihood_factory": factory}
-    if method == "nuts":
-        idata = sample_nuts(problem, num_samples=samples, warmup=warmup, chains=chains,
-                            seed=seed)
-    else:
-        idata, _ = fit_svi(problem, steps=steps, num_samples=samples, seed=seed)
-    idata.attrs.update(source)
+        raise click.UsageError(one_line(err)) from err
+    try:
+        with warnings.catch_warnings():  # reported in the summary lines instead
+            warnings.simplefilter("ignore", FlaggedEventsWarning)
+            if method == "nuts":
+                idata = sample_nuts(problem, num_samples=samples, warmup=warmup,
+                                    chains=chains, seed=seed)
+            else:
+                idata, _ = fit_svi(problem, steps=steps, num_samples=samples, seed=seed)
+    except FlaggedEventsError as err:
+        raise click.ClickException(one_line(err)) from err
+    idata.attrs.update({f"input_{k}": (v if isinstance(v, (str, int, float)) else json.dumps(v))
+                        for k, v in source.items()})
     save_inference(idata, output, overwrite=overwrite)
     summary = az.summary(idata, round_to="none", kind="all" if method == "nuts" else "stats")
     out = {"output": str(output), "method": method, "n_events": problem.n_events,
+           "inputs": source,
            "parameters": {n: {k: float(summary.loc[n, k]) for k in summary.columns}
                           for n in problem.names}}
+    flag_message = str(idata.attrs.get("flag_message", ""))
+    out |= {"n_flagged": idata.attrs.get("n_flagged"),
+            "flag_reasons": json.loads(idata.attrs.get("flag_reasons", "{}")),
+            "reliable": (None if "reliable" not in idata.attrs
+                         else bool(idata.attrs["reliable"])),
+            "flag_message": flag_message,
+            "warnings": [flag_message] if flag_message and on_flagged == "warn" else []}
+    if isinstance(out["n_flagged"], (int, float)):
+        out["n_flagged"] = int(out["n_flagged"])
     if as_json:
         click.echo(json.dumps(out))
         return
-    click.echo(f"{events.process or 'events'}: {problem.n_events} events, {method} -> {output}")
+    if "n_selected" in source:
+        dropped = {k: v for k, v in source["dropped"].items() if v}
+        click.echo(f"{source['path']}: {source['n_selected']} of {source['n_read']} events "
+                   "selected" + (f" (dropped: {dropped})" if dropped else ""))
+    click.echo(f"{process or 'events'}: {problem.n_events} events, {method} -> {output}")
     click.echo(summary.to_string())
+    if flag_message and on_flagged == "warn":
+        click.echo(f"warning: {flag_message}")
+
+
+def _events_of(path, device):
+    from forward.io import load_hdf5
+
+    return load_hdf5(path, device=device)

@@ -1,13 +1,18 @@
 """``invsim scan``: a likelihood scan in one or two parameters from the command line.
 
-Example::
+Examples::
 
-    invsim scan --events dy.h5 --likelihood my_analysis:make_likelihood \\
+    invsim scan --model dy_model --data my_events.root --param mzp=1800:2300:41 -o scan_mzp
+    invsim scan --data dy.h5 --likelihood my_analysis:make_likelihood \\
         --param mzp=1800:2200:41 --profile gzp --luminosity 139000 -o scan_mzp
 
-``--likelihood`` names a user factory as ``module:function`` (the module importable,
-e.g. on ``PYTHONPATH``) or ``path/to/file.py:function``. The factory is called with the
-:class:`~forward.eventset.EventSet` read from ``--events`` (an HDF5 file written by
+``--model`` names a model directory written by ``invsim train`` (or
+:meth:`invsim.mem.MEMModel.save`); ``--data`` is then any events file
+:func:`invsim.data.load_observed` reads (invsim's own, NanoAOD-style ROOT/HDF5), whose
+events pass through the model's analysis observables. Otherwise ``--likelihood`` names
+a user factory as ``module:function`` (the module importable, e.g. on ``PYTHONPATH``)
+or ``path/to/file.py:function``. The factory is called with the
+:class:`~forward.eventset.EventSet` read from ``--data`` (an HDF5 file written by
 ``invsim generate`` or :func:`forward.io.save_hdf5`; its ``reco`` group holds the
 reconstructed events) and must return an
 :class:`~invsim.infer.likelihood.EventLikelihood` bound to those events::
@@ -18,7 +23,11 @@ The output folder receives ``scan.nc`` (xarray Dataset), ``scan.csv`` (one row p
 grid point), ``scan.json`` (best fit, intervals or contours) and ``scan.png``. With
 ``--json`` the summary is printed as one JSON object with the keys ``parameters,
 profiled, fixed, best_fit, min_m2logl, min_m2logl_error, at_edge, n_events,
-luminosity_pb, all_converged, intervals, contours, events, likelihood, files``.
+luminosity_pb, all_converged, intervals, contours, n_flagged, flag_reasons, reliable,
+flag_message, warnings, inputs, files``. When the likelihood flags events (the ML-MEM's
+importance-sampling diagnostics), ``reliable`` is false, ``flag_message`` says how many
+and why, and the plain output prints it as a ``warning:`` line; ``--on-flagged error``
+stops with a one-line error instead. ``--events`` is the old name of ``--data``.
 """
 
 from __future__ import annotations
@@ -29,8 +38,8 @@ from pathlib import Path
 import click
 
 from invsim.cli._common import (
-    call_factory,
-    load_factory,
+    inference_inputs,
+    one_line,
     parse_fixed,
     parse_grid,
     parse_range,
@@ -40,12 +49,16 @@ __all__ = ["scan_command"]
 
 
 @click.command("scan")
-@click.option("--events", "events_path", required=True,
+@click.option("--data", "--events", "data", default=None,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="HDF5 event file (invsim generate / forward.io.save_hdf5).")
-@click.option("--likelihood", "factory_spec", required=True, metavar="MODULE:FUNCTION",
-              help="Factory called with the EventSet, returning an EventLikelihood "
-                   "(module:function or file.py:function).")
+              help="Events file: with --model any file invsim reads (invsim HDF5/ROOT, "
+                   "NanoAOD-style ROOT/HDF5); with --likelihood an invsim HDF5 file.")
+@click.option("--model", "model", default=None,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Model directory from 'invsim train'.")
+@click.option("--likelihood", "factory_spec", default=None, metavar="MODULE:FUNCTION",
+              help="Instead of --model: a factory called with the EventSet, returning an "
+                   "EventLikelihood (module:function or file.py:function).")
 @click.option("--param", "params", multiple=True, required=True, metavar="NAME=LO:HI:N",
               help="Scanned parameter and its grid; once (1D) or twice (2D).")
 @click.option("--profile", "profiles", multiple=True, metavar="NAME[=LO:HI]",
@@ -55,23 +68,37 @@ __all__ = ["scan_command"]
               help="Value of a parameter neither scanned nor profiled; repeatable.")
 @click.option("--luminosity", type=float, default=None,
               help="Integrated luminosity in pb^-1: adds the Poisson term in the event count.")
+@click.option("--samples-per-event", "n_samples", type=click.IntRange(min=25), default=1000,
+              show_default=True, help="Importance samples per event (--model).")
+@click.option("--tree", default=None, help="Tree (ROOT) or group (HDF5) of a NanoAOD-style "
+                                           "file; default Events.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seeds the importance samples (--model).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Grid points per likelihood call.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device of θ.")
+@click.option("--on-flagged", type=click.Choice(["error", "warn", "ignore"]), default="warn",
+              show_default=True,
+              help="When the likelihood flags events: stop with an error, warn in the "
+                   "summary, or say nothing (the counts are recorded in any case).")
 @click.option("-o", "--output", "out", required=True,
               type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--overwrite", is_flag=True, help="Replace the files of a non-empty folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-def scan_command(events_path, factory_spec, params, profiles, fixes, luminosity, batch_size,
-                 device, out, overwrite, as_json) -> None:
+def scan_command(data, model, factory_spec, params, profiles, fixes, luminosity, n_samples,
+                 tree, seed, batch_size, device, on_flagged, out, overwrite, as_json) -> None:
     """Scan -2 Delta log L of the events over one or two parameters."""
+    import warnings
+
     from forward.files import atomic_target
-    from forward.io import load_hdf5
+    from invsim.infer.flags import FlaggedEventsError, FlaggedEventsWarning
     from invsim.scan import scan
 
-    if out.exists() and any(out.iterdir()) and not overwrite:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise click.UsageError(f"{out} exists and is not empty; pass --overwrite to replace "
                                "its files")
+    if not out.parent.exists():
+        raise click.UsageError(f"-o: the folder {out.parent} does not exist")
     if len(params) not in (1, 2):
         raise click.UsageError(f"--param: expected one or two scanned parameters, got "
                                f"{len(params)}")
@@ -85,31 +112,44 @@ def scan_command(events_path, factory_spec, params, profiles, fixes, luminosity,
         if rng is not None:
             bounds[name] = rng
     fixed = parse_fixed(fixes)
-    factory = load_factory(factory_spec)
+    likelihood, source, _ = inference_inputs(
+        data=data, factory_spec=factory_spec, model=model, parameters=[*grid, *profile],
+        n_samples=n_samples, seed=seed, tree=tree, on_flagged=on_flagged, device=device,
+        progress=not as_json)
+    if model is not None and fixed:
+        raise click.UsageError("--fix: with --model, parameters that are not scanned or "
+                               "profiled stay at the process defaults")
     try:
-        events = load_hdf5(events_path)
-    except (ValueError, OSError) as err:
-        raise click.UsageError(f"--events: {err}") from err
-    likelihood = call_factory(factory, events, factory_spec)
-    try:
-        result = scan(likelihood, grid, profile=profile, fixed=fixed, bounds=bounds,
-                      luminosity=luminosity, batch_size=batch_size, device=device,
-                      progress=not as_json)
+        with warnings.catch_warnings():  # reported in the summary lines instead
+            warnings.simplefilter("ignore", FlaggedEventsWarning)
+            result = scan(likelihood, grid, profile=profile, fixed=fixed, bounds=bounds,
+                          luminosity=luminosity, batch_size=batch_size, device=device,
+                          progress=not as_json, on_flagged=on_flagged)
+    except FlaggedEventsError as err:
+        raise click.ClickException(one_line(err)) from err
     except (ValueError, TypeError) as err:
-        raise click.UsageError(str(err)) from err
+        raise click.UsageError(one_line(err)) from err
     out.mkdir(parents=True, exist_ok=True)
     files = {"netcdf": out / "scan.nc", "csv": out / "scan.csv", "json": out / "scan.json",
              "png": out / "scan.png"}
     result.to_netcdf(files["netcdf"], overwrite=overwrite)
     result.to_csv(files["csv"], overwrite=overwrite)
     result.plot(files["png"], overwrite=overwrite)
-    summary = result.summary() | {"events": str(events_path), "likelihood": factory_spec,
+    summary = result.summary() | {"inputs": source,
                                   "files": {k: str(v) for k, v in files.items()}}
+    summary["warnings"] = [summary["flag_message"]] \
+        if summary["flag_message"] and on_flagged == "warn" else []
     with atomic_target(files["json"], overwrite, ".json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
     if as_json:
         click.echo(json.dumps(summary))
         return
+    if "n_selected" in source:
+        dropped = {k: v for k, v in source["dropped"].items() if v}
+        click.echo(f"{source['path']}: {source['n_selected']} of {source['n_read']} events "
+                   "selected" + (f" (dropped: {dropped})" if dropped else ""))
+    if summary["flag_message"] and on_flagged == "warn":
+        click.echo(f"warning: {summary['flag_message']}")
     click.echo(f"{len(result.parameters)}D scan of {', '.join(result.parameters)} over "
                f"{result.n_events} events" + (f", profiling {', '.join(result.profiled)}"
                                                if result.profiled else ""))
@@ -117,7 +157,9 @@ def scan_command(events_path, factory_spec, params, profiles, fixes, luminosity,
                + (" (at the grid edge)" if result.at_edge else ""))
     for iv in result.intervals:
         click.echo(f"  {100 * iv.cl:.1f}% CL (-2ΔlogL = {iv.level:.3g}): "
-                   f"[{iv.lower:.6g}, {iv.upper:.6g}]")
+                   f"[{iv.lower:.6g}, {iv.upper:.6g}]"
+                   + ("  (may be unreliable: flagged events)" if summary["reliable"] is False
+                      else ""))
     for c in result.contours:
         click.echo(f"  {100 * c.cl:.1f}% CL contour (-2ΔlogL = {c.level:.3g}): "
                    f"area {c.area:.4g}")

@@ -24,6 +24,7 @@ These common random numbers make log p̂(θ) smooth and differentiable in θ (fo
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -329,8 +330,18 @@ class MEMLikelihood:
     # -- parameters ----------------------------------------------------------------------
     @property
     def parameters(self) -> dict:
-        """The declared :class:`~forward.processes.Parameter` of each θ component."""
-        return {p: self.process.parameters[p] for p in self.parameter_names}
+        """The declared :class:`~forward.processes.Parameter` of each θ component; where
+        the model was trained over a range (``model.ranges``), that range (priors and
+        scans default to it: the proposal covers no more)."""
+        out = {}
+        for p in self.parameter_names:
+            par = self.process.parameters[p]
+            if p in self.model.ranges:
+                lo, hi = self.model.ranges[p]
+                par = dataclasses.replace(par, low=lo, high=hi,
+                                          default=min(max(par.default, lo), hi))
+            out[p] = par
+        return out
 
     def _points(self, theta) -> tuple[list[dict[str, torch.Tensor]], bool]:
         """Complete parameters per θ point, and whether θ was batched."""

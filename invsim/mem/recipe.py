@@ -63,7 +63,7 @@ def _smear_many(detector, sim, k: int, generator: torch.Generator, observables, 
 
 def _few_accepted(sim, min_accepted: int) -> None:
     """Warn when a training point yields few accepted events."""
-    rows = sim.theta
+    rows = {k: v for k, v in sim.theta.items() if bool((v != v[0]).any())} if len(sim) else {}
     if not rows:
         keys = [()]
         groups = [sim.passed]
