@@ -56,10 +56,12 @@ class DifferentialCache:
     """dσ(θ)/dμ at fixed hard events, re-evaluated cheaply for many θ.
 
     When the process's factorisation scale does not depend on θ (checked at every
-    call) and |M|² > 0 at the reference parameters, the θ-independent PDF × flux
-    factor of each flavour channel is kept and only Σ_c (PDF × flux)_c |M|²_c(θ)
-    recomputed, through the process's ``weighted_matrix_element`` (which may
-    precompute its own θ-independent parts); otherwise the full
+    call: equal to the cached scale and without an autograd graph in θ, so a
+    θ-dependent scale such as μ_F = m_t keeps its PDF gradient) and |M|² > 0 at the
+    reference parameters, the θ-independent PDF × flux factor of each flavour channel
+    is kept and only Σ_c (PDF × flux)_c |M|²_c(θ) recomputed, through the process's
+    ``weighted_matrix_element`` (which may precompute its own θ-independent parts);
+    otherwise the full
     :class:`~forward.integrand.HadronicIntegrand` is called.
 
     Args:
@@ -125,7 +127,8 @@ class DifferentialCache:
             ds = None
             if self.lumi is not None:
                 mu2 = self.process.scales(ev, params)[0]
-                if torch.equal(mu2.detach(), self.mu_f2[sl]):
+                # a scale that depends on θ (requires grad) must keep its PDF gradient
+                if not mu2.requires_grad and torch.equal(mu2, self.mu_f2[sl]):
                     ds = self._weighted[i](params)
             if ds is None:
                 ds = self.integrand.differential(ev, params)
