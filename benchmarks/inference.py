@@ -20,12 +20,14 @@ the event count fixed (shape information only, no extended term).
    defaults): multinomial draws with probabilities ∝ dσ(θ)/dμ / q at the pool points,
    then the detector. The pool's effective sample size (Σw)²/Σw² is tabulated over the
    prior range and reported (it must stay ≫ ``--events``).
-3. **Parton level**: the exact log L(θ) = Σ_i log dσ(θ)/dμ(y_i) − N log σ_fid(θ) at the
-   true hard events y_i of the same data set, with σ_fid(θ) = ∫ dσ(θ) ε by the same
-   fixed-pool reweighting and the detector's closed-form acceptance ε (the data sets
-   are the accepted events, so this is the exact likelihood of their hard events; ε
-   itself does not depend on θ). No smearing: the floor on the width. The variant
-   normalised by the total σ(θ) (no ε at all) is reported in the JSON as well.
+3. **Parton level**: :class:`invsim.mem.parton.PartonLikelihood`, the exact
+   log L(θ) = Σ_i [log ε(y_i) + log dσ(θ)/dμ(y_i)] − N log σ_fid(θ) at the true hard
+   events y_i of the same data set, with σ_fid(θ) = ∫ dσ(θ) ε by fixed-sample
+   reweighting (its fiducial sample is the NPE pool's uniform points: same seed and
+   size) and the detector's closed-form acceptance ε (the data sets are the accepted
+   events, so this is the exact likelihood of their hard events; ε itself does not
+   depend on θ). No smearing: the floor on the width. The variant normalised by the
+   total σ(θ) (no ε at all) is reported in the JSON as well.
 
 For 1 and 3 the posterior is the likelihood times the uniform prior on a grid
 (``--grid`` points, log L interpolated by a cubic spline onto a 0.1 GeV grid); for
@@ -222,7 +224,8 @@ def main(argv=None) -> dict:
     from forward.processes import get_process
     from invsim.baselines import train_npe
     from invsim.mem import MEMLikelihood, MEMModel, MixtureProposal
-    from invsim.mem.likelihood import DifferentialCache
+    from invsim.mem.model import lepton_pt_eta_phi
+    from invsim.mem.parton import PartonLikelihood
     from invsim.mem.recipe import build_dilepton_model
     from invsim.mem.reco_proposal import RecoGaussianProposal
     from invsim.pairs import simulate
@@ -271,8 +274,6 @@ def main(argv=None) -> dict:
     pool = ResamplingPool(process, args.pool, seed=args.seed + 2)
     log_eps_pool = detector.log_acceptance(pool.x_hard)
     ess = torch.tensor([pool.ess(float(t)) for t in grid])
-    log_sig_tot = torch.tensor([pool.log_sigma(float(t)) for t in grid])
-    log_sig_fid = torch.tensor([pool.log_sigma(float(t), log_eps_pool) for t in grid])
     out["pool"] = {"points": args.pool, "nonzero": len(pool.events),
                    "min_ess": float(ess.min()), "min_ess_at": float(grid[ess.argmin()]),
                    "max_ess": float(ess.max()), "ess_at_truth": pool.ess(TRUTH),
@@ -281,16 +282,19 @@ def main(argv=None) -> dict:
                                                    - pool.log_sigma(TRUTH))}
     out["seconds"]["pool"] = time.perf_counter() - t0
 
-    # 3. parton level: exact dσ/dμ at the true hard events
+    # 3. parton level: exact dσ/dμ at the true hard events, σ on the pool's points
     t0 = time.perf_counter()
-    cache = DifferentialCache(model.integrand, hard)
-    with torch.no_grad():
-        ld = torch.stack([cache(process.params({"mzp": float(t)})) for t in grid])  # (g, n)
-    rows_fid, rows_tot = [], []
-    for s in sets:
-        ll = ld[:, s].sum(-1)
-        rows_fid.append(grid_interval(grid, ll - args.events * log_sig_fid))
-        rows_tot.append(grid_interval(grid, ll - args.events * log_sig_tot))
+    rows = {}
+    for key, acc in (("fid", lambda ev: detector.log_acceptance(lepton_pt_eta_phi(ev))),
+                     ("tot", None)):
+        parton = PartonLikelihood(process, hard, parameter_names=["mzp"],
+                                  n_fiducial=args.pool, seed=args.seed + 2,
+                                  log_acceptance=acc)
+        with torch.no_grad():
+            lp = torch.cat([parton.log_prob({"mzp": grid[i:i + 16]})
+                            for i in range(0, len(grid), 16)])  # (g, n)
+        rows[key] = [grid_interval(grid, lp[:, s].sum(-1)) for s in sets]
+    rows_fid, rows_tot = rows["fid"], rows["tot"]
     out["seconds"]["parton"] = time.perf_counter() - t0
 
     # 1. ML-MEM

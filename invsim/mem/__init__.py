@@ -3,6 +3,9 @@
 * :mod:`invsim.mem.model`: :class:`MEMModel`, the θ-independent trained pieces and files;
 * :mod:`invsim.mem.likelihood`: :class:`MEMLikelihood`, bound to observed events, with
   common random numbers over θ (an ``EventLikelihood`` for scans and NUTS);
+* :mod:`invsim.mem.parton`: :class:`PartonLikelihood`, the exact likelihood of hard
+  events (the floor for every reco-level method); :mod:`invsim.mem.reweight`: the
+  θ-points and fiducial-σ sample both likelihoods share;
 * :mod:`invsim.mem.estimator`: the weight summaries, flags and :class:`MEMResult`;
 * :mod:`invsim.mem.pareto`: generalized-Pareto fits and the Pareto k̂ diagnostic;
 * :mod:`invsim.mem.proposals`: :class:`StratifiedMixtureProposal` of several proposals
@@ -19,7 +22,8 @@ from invsim.mem.estimator import (
 from invsim.mem.likelihood import DifferentialCache, MEMLikelihood, MEMWarning
 from invsim.mem.model import HARD_OBSERVABLES, MEMModel, lepton_pt_eta_phi
 from invsim.mem.pareto import gpd_fit, pareto_khat, tail_length
-from invsim.mem.proposals import StratifiedMixtureProposal
+from invsim.mem.parton import PartonLikelihood
+from invsim.mem.proposals import MixtureProposal, StratifiedMixtureProposal
 
 __all__ = [
     "HARD_OBSERVABLES",
@@ -29,6 +33,7 @@ __all__ = [
     "MEMResult",
     "MEMWarning",
     "StratifiedMixtureProposal",
+    "PartonLikelihood",
     "WeightSummary",
     "flag_events",
     "flag_reasons",

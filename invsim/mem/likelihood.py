@@ -38,6 +38,7 @@ from invsim.infer.flags import FlaggedEventsError, check_on_flagged
 from invsim.mem.estimator import MEMResult, flag_events, flag_reasons, summarize_weights
 from invsim.mem.model import MEMModel
 from invsim.mem.pareto import pareto_khat
+from invsim.mem.reweight import FiducialSample, parameter_points
 
 __all__ = ["DifferentialCache", "MEMLikelihood", "MEMWarning"]
 
@@ -57,10 +58,12 @@ class DifferentialCache:
     """dσ(θ)/dμ at fixed hard events, re-evaluated cheaply for many θ.
 
     When the process's factorisation scale does not depend on θ (checked at every
-    call) and |M|² > 0 at the reference parameters, the θ-independent PDF × flux
-    factor of each flavour channel is kept and only Σ_c (PDF × flux)_c |M|²_c(θ)
-    recomputed, through the process's ``weighted_matrix_element`` (which may
-    precompute its own θ-independent parts); otherwise the full
+    call: equal to the cached scale and without an autograd graph in θ, so a
+    θ-dependent scale such as μ_F = m_t keeps its PDF gradient) and |M|² > 0 at the
+    reference parameters, the θ-independent PDF × flux factor of each flavour channel
+    is kept and only Σ_c (PDF × flux)_c |M|²_c(θ) recomputed, through the process's
+    ``weighted_matrix_element`` (which may precompute its own θ-independent parts);
+    otherwise the full
     :class:`~forward.integrand.HadronicIntegrand` is called.
 
     Args:
@@ -126,7 +129,8 @@ class DifferentialCache:
             ds = None
             if self.lumi is not None:
                 mu2 = self.process.scales(ev, params)[0]
-                if torch.equal(mu2.detach(), self.mu_f2[sl]):
+                # a scale that depends on θ (requires grad) must keep its PDF gradient
+                if not mu2.requires_grad and torch.equal(mu2, self.mu_f2[sl]):
                     ds = self._weighted[i](params)
             if ds is None:
                 ds = self.integrand.differential(ev, params)
@@ -311,16 +315,11 @@ class MEMLikelihood:
         return torch.where(inside, log_jac_inv, torch.full_like(log_jac_inv, -math.inf))
 
     def _fiducial(self, n: int, gen) -> None:
-        cmap = self.model.coordinates.map
-        r = torch.rand(n, cmap.dim, generator=gen, dtype=torch.float64, device=self.device)
-        with torch.no_grad():
-            ev, log_jac = cmap.forward(r)
-            parts = [self.model.log_acceptance(ev[s : s + self.chunk_size])
-                     for s in range(0, n, self.chunk_size)]
-            lb = torch.cat(parts).to(self.device) + log_jac
-        if bool(torch.isnan(lb).any()):
-            raise ValueError("model.acceptance: NaN at the fiducial sample")
-        self._fid_log_b = lb
+        self._fid = FiducialSample(self.model.coordinates.map, n, gen,
+                                   log_acceptance=self.model.log_acceptance,
+                                   chunk_size=self.chunk_size, device=self.device,
+                                   what="model.acceptance")
+        ev = self._fid.events
         # one cache for the proposal draws and the fiducial sample: one evaluation per θ
         both = HardEvents(torch.cat([self.events.momenta, ev.momenta]),
                           torch.cat([self.events.x1, ev.x1]), torch.cat([self.events.x2, ev.x2]),
@@ -345,39 +344,8 @@ class MEMLikelihood:
 
     def _points(self, theta) -> tuple[list[dict[str, torch.Tensor]], bool]:
         """Complete parameters per θ point, and whether θ was batched."""
-        if not isinstance(theta, Mapping):
-            raise TypeError(
-                f"theta: expected a mapping of {list(self.parameter_names)} to tensors, "
-                f"got {type(theta).__name__}"
-            )
-        missing = [p for p in self.parameter_names if p not in theta]
-        extra = [p for p in theta if p not in self.parameter_names]
-        if missing or extra:
-            raise ValueError(
-                f"theta: expected exactly the parameters {list(self.parameter_names)}, "
-                f"missing {missing}, unexpected {extra}"
-            )
-        vals = {}
-        batch = None
-        for p in self.parameter_names:
-            v = as_tensor(p, theta[p], dtype=None if isinstance(theta[p], torch.Tensor)
-                          else torch.float64, device=self.device)
-            check_floating(p, v)
-            if v.ndim > 1:
-                raise ValueError(f"{p}: expected shape () or (b,), got {tuple(v.shape)}")
-            check_finite(p, v.detach())
-            if v.ndim == 1:
-                if batch is not None and v.shape[0] != batch:
-                    raise ValueError(f"{p}: expected shape ({batch},) like the other "
-                                     f"parameters, got {tuple(v.shape)}")
-                batch = v.shape[0]
-            vals[p] = v.to(device=self.device, dtype=torch.float64)
-        b = 1 if batch is None else batch
-        points = []
-        for i in range(b):
-            point = {p: (v[i] if v.ndim else v) for p, v in vals.items()}
-            points.append(self.process.params({**self.fixed, **point}, device=self.device))
-        return points, batch is not None
+        return parameter_points(self.process, self.parameter_names, self.fixed, theta,
+                                self.device)
 
     # -- likelihood ----------------------------------------------------------------------
     def _log_dsigma(self, params) -> tuple[torch.Tensor, torch.Tensor]:
@@ -387,8 +355,7 @@ class MEMLikelihood:
         return both[:k].view(self.n_events, self.n_samples), both[k:]
 
     def _log_sigma_fid(self, log_dsigma_fid) -> tuple[torch.Tensor, torch.Tensor]:
-        s = summarize_weights(log_dsigma_fid + self._fid_log_b)
-        return s.log_mean, s.error
+        return self._fid.log_sigma(log_dsigma_fid)
 
     def log_sigma_fid(self, theta) -> torch.Tensor:
         """log(σ_fid(θ) / pb) from the fixed fiducial sample, shape () or (b,), differentiable."""
