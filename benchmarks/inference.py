@@ -223,7 +223,7 @@ def main(argv=None) -> dict:
     from forward.detector import GaussianLeptonDetector
     from forward.processes import get_process
     from invsim.baselines import train_npe
-    from invsim.mem import MEMLikelihood, MEMModel, MixtureProposal
+    from invsim.mem import MEMLikelihood, MEMModel, StratifiedMixtureProposal
     from invsim.mem.model import lepton_pt_eta_phi
     from invsim.mem.parton import PartonLikelihood
     from invsim.mem.recipe import build_dilepton_model
@@ -251,7 +251,7 @@ def main(argv=None) -> dict:
         out["model"] = {"trained": info}
         if args.model_dir:
             model.save(args.model_dir, overwrite=True)
-    model.proposal = MixtureProposal(
+    model.proposal = StratifiedMixtureProposal(
         [model.proposal, RecoGaussianProposal(detector, process.sqrt_s)], [0.5, 0.5])
     out["seconds"]["model"] = time.perf_counter() - t0
 

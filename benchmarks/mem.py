@@ -39,7 +39,7 @@ import torch
 from forward.detector import GaussianLeptonDetector
 from forward.processes import get_process
 from invsim.bruteforce import brute_force_log_likelihood
-from invsim.mem import MEMLikelihood, MEMModel, MixtureProposal
+from invsim.mem import MEMLikelihood, MEMModel, StratifiedMixtureProposal
 from invsim.mem.recipe import build_dilepton_model
 from invsim.mem.reco_proposal import RecoGaussianProposal
 from invsim.pairs import simulate
@@ -178,8 +178,8 @@ def main(argv=None) -> dict:
     proposals = {
         "unfolder": unfolder,
         # the unfolder mixed with a reco-centred Student t (equal shares)
-        "mixture": MixtureProposal([unfolder, RecoGaussianProposal(detector, process.sqrt_s)],
-                                   [0.5, 0.5]),
+        "mixture": StratifiedMixtureProposal(
+            [unfolder, RecoGaussianProposal(detector, process.sqrt_s)], [0.5, 0.5]),
     }
 
     if "compare" not in skip:

@@ -32,7 +32,7 @@ import _common as common
 import numpy as np
 import torch
 
-from invsim.mem import MEMLikelihood, MEMModel, MixtureProposal
+from invsim.mem import MEMLikelihood, MEMModel, StratifiedMixtureProposal
 from invsim.mem.recipe import build_dilepton_model
 from invsim.mem.reco_proposal import RecoGaussianProposal
 from invsim.scan import scan
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
                                                        lik_plain.evaluate(truth_t))
     # the unfolder is trained on few events; a reco-centred Student-t proposal mixed in
     # (multiple importance sampling) bounds the weights where the unfolder is too narrow
-    model.proposal = MixtureProposal(
+    model.proposal = StratifiedMixtureProposal(
         [model.proposal, RecoGaussianProposal(detector, process.sqrt_s)], [0.5, 0.5])
     lik = MEMLikelihood(model, data, n_samples=args.n_samples, parameter_names=NAMES,
                         n_fiducial=40_000, seed=args.seed + 4, on_flagged="ignore")

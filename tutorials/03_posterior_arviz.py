@@ -45,7 +45,7 @@ from invsim.infer import (
     sample_nuts,
     save_inference,
 )
-from invsim.mem import MEMLikelihood, MEMModel, MixtureProposal
+from invsim.mem import MEMLikelihood, MEMModel, StratifiedMixtureProposal
 from invsim.mem.recipe import build_dilepton_model
 from invsim.mem.reco_proposal import RecoGaussianProposal
 from invsim.scan import scan
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
                                            epochs=args.epochs, seed=args.seed)
         print(f"trained on {info['train_accepted']} accepted events in "
               f"{info['train_seconds']:.0f} s")
-    model.proposal = MixtureProposal(
+    model.proposal = StratifiedMixtureProposal(
         [model.proposal, RecoGaussianProposal(detector, process.sqrt_s)], [0.5, 0.5])
 
     # %% 2. pseudo-data at the hidden truth and the likelihood bound to it

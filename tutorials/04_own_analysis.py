@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from forward.detector import GaussianLeptonDetector
-from invsim.mem import MEMLikelihood, MEMModel, MixtureProposal
+from invsim.mem import MEMLikelihood, MEMModel, StratifiedMixtureProposal
 from invsim.mem.recipe import build_dilepton_model
 from invsim.mem.reco_proposal import RecoGaussianProposal
 from invsim.scan import scan
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> dict:
     # a reco-centred proposal mixed into the unfolder; its widths only need to be
     # roughly those of the detector (any proposal gives an unbiased estimate)
     helper = RecoGaussianProposal(GaussianLeptonDetector(0.08, 0.01, 0.01), process.sqrt_s)
-    model.proposal = MixtureProposal([model.proposal, helper], [0.5, 0.5])
+    model.proposal = StratifiedMixtureProposal([model.proposal, helper], [0.5, 0.5])
 
     # %% your own pieces: the closed-form transfer and acceptance of your detector
     exact = MEMModel(process, model.proposal, ClosedFormTransfer(detector),

@@ -23,7 +23,7 @@ from invsim.mem.likelihood import DifferentialCache, MEMLikelihood, MEMWarning
 from invsim.mem.model import HARD_OBSERVABLES, MEMModel, lepton_pt_eta_phi
 from invsim.mem.pareto import gpd_fit, pareto_khat, tail_length
 from invsim.mem.parton import PartonLikelihood
-from invsim.mem.proposals import MixtureProposal, StratifiedMixtureProposal
+from invsim.mem.proposals import StratifiedMixtureProposal
 
 __all__ = [
     "HARD_OBSERVABLES",

@@ -9,7 +9,7 @@ plane with equal pT, so a hard event is u = (log pT, φ, η₁, η₂) (φ of �
 
 :class:`RecoGaussianProposal` is a product of t distributions in u centred on the
 values a reco event implies; it serves as a defensive component of the ML-MEM's
-proposal (:class:`invsim.mem.MixtureProposal`) and as the starting point of the
+proposal (:class:`invsim.mem.StratifiedMixtureProposal`) and as the starting point of the
 brute-force MEM (:mod:`invsim.bruteforce`).
 """
 
