@@ -239,8 +239,7 @@ class MEMModel:
             if obj is None:
                 comps[c] = None
                 continue
-            _require_methods(c, obj, ("save",))
-            comps[c] = {"kind": _component_key(c, obj), "file": f"{c}.pt"}
+            comps[c] = _component_entry(c, obj, c)
         return {
             "format": _FORMAT,
             "format_version": _FORMAT_VERSION,
@@ -290,7 +289,7 @@ class MEMModel:
         try:
             for c, entry in desc["components"].items():
                 if entry is not None:
-                    getattr(self, c).save(os.path.join(tmp, entry["file"]))
+                    _save_component(getattr(self, c), entry, tmp)
             with open(os.path.join(tmp, "mem.json"), "w") as f:
                 json.dump(desc, f, indent=1)
             if os.path.exists(path):
@@ -346,17 +345,8 @@ class MEMModel:
         comps = {}
         for c in _ROLES:
             entry = desc["components"].get(c)
-            if entry is None:
-                comps[c] = None
-                continue
-            klass = _import(_class_path(c, entry))
-            kwargs = {"map_location": map_location}
-            if "coordinates" in inspect.signature(klass.load).parameters:
-                kwargs["coordinates"] = coords
-            file = os.path.join(path, entry["file"])
-            if not os.path.exists(file):
-                raise FileNotFoundError(f"path: {path} lacks the {c} file {entry['file']}")
-            comps[c] = klass.load(file, **kwargs)
+            comps[c] = None if entry is None else _load_component(c, entry, path, coords,
+                                                                  map_location)
         obs = desc.get("observables")
         return cls(process, comps["proposal"], comps["transfer"], comps["acceptance"],
                    hard_observables=desc["hard_observables"], params=desc["params"],
@@ -370,6 +360,44 @@ class MEMModel:
                 f"transfer={type(self.transfer).__name__}, "
                 f"acceptance={type(self.acceptance).__name__}, "
                 f"hard_observables={self.hard_observables!r})")
+
+
+def _component_entry(role: str, obj, stem: str) -> dict:
+    """mem.json entry of a component: its registry key and file; a mixture of proposals
+    (:class:`~invsim.mem.StratifiedMixtureProposal`) lists its parts and weights."""
+    from invsim.mem.proposals import StratifiedMixtureProposal
+
+    if isinstance(obj, StratifiedMixtureProposal):
+        return {"kind": "mixture", "weights": list(obj.weights),
+                "parts": [_component_entry(f"{role}[{i}]", part, f"{stem}-{i}")
+                          for i, part in enumerate(obj.components)]}
+    _require_methods(role, obj, ("save",))
+    return {"kind": _component_key(role, obj), "file": f"{stem}.pt"}
+
+
+def _save_component(obj, entry: Mapping, folder: str) -> None:
+    if entry["kind"] == "mixture":
+        for part, e in zip(obj.components, entry["parts"], strict=True):
+            _save_component(part, e, folder)
+    else:
+        obj.save(os.path.join(folder, entry["file"]))
+
+
+def _load_component(role: str, entry: Mapping, path: str, coords, map_location):
+    if entry.get("kind") == "mixture":
+        from invsim.mem.proposals import StratifiedMixtureProposal
+
+        parts = [_load_component(f"{role}[{i}]", e, path, coords, map_location)
+                 for i, e in enumerate(entry["parts"])]
+        return StratifiedMixtureProposal(parts, entry["weights"])
+    klass = _import(_class_path(role, entry))
+    kwargs = {"map_location": map_location}
+    if "coordinates" in inspect.signature(klass.load).parameters:
+        kwargs["coordinates"] = coords
+    file = os.path.join(path, entry["file"])
+    if not os.path.exists(file):
+        raise FileNotFoundError(f"path: {path} lacks the {role} file {entry['file']}")
+    return klass.load(file, **kwargs)
 
 
 def _class_path(role: str, entry: Mapping) -> str:

@@ -61,6 +61,19 @@ def _smear_many(detector, sim, k: int, generator: torch.Generator, observables, 
     return torch.stack(rows), torch.stack(oks)
 
 
+def _dilepton_resolutions(x_hard: torch.Tensor, x_reco: torch.Tensor) -> dict[str, float]:
+    """Robust resolutions (σ_pT/pT, σ_η, σ_φ) of two-lepton pairs: 1.4826 × the median
+    absolute residual (the σ of a Gaussian), pooled over both leptons."""
+    h, r = x_hard.reshape(-1, 2, 3), x_reco.reshape(-1, 2, 3)
+    res = torch.stack([r[..., 0] / h[..., 0] - 1, r[..., 1] - h[..., 1],
+                       torch.remainder(r[..., 2] - h[..., 2] + math.pi, 2 * math.pi) - math.pi],
+                      -1).reshape(-1, 3)
+    mad = 1.4826 * (res - res.median(0).values).abs().median(0).values
+    mad = mad.clamp(min=1e-6)
+    return {"sigma_pt": float(mad[0]), "sigma_eta": float(mad[1]),
+            "sigma_phi": min(float(mad[2]), 0.5)}
+
+
 def _few_accepted(sim, min_accepted: int) -> None:
     """Warn when a training point yields few accepted events."""
     rows = {k: v for k, v in sim.theta.items() if bool((v != v[0]).any())} if len(sim) else {}
@@ -114,7 +127,7 @@ def build_model(process, detector, *, n_trials: int, epochs: int, seed: int = 0,
                 batch_size: int = 1024, lr: float = 2e-3,
                 acceptance_hidden: tuple[int, ...] | None = (128, 128, 128),
                 acceptance_epochs: int | None = None, min_accepted: int = 1000,
-                device=None):
+                reco_helper: bool = True, device=None):
     """Simulate pairs of any process through any detector and train the ML-MEM networks.
 
     Trains a transfer flow r(x_reco | x_hard), an acceptance classifier ε(x_hard) and a
@@ -163,14 +176,22 @@ def build_model(process, detector, *, n_trials: int, epochs: int, seed: int = 0,
             into a shift of about 1σ on a Z′ coupling).
         min_accepted: warn (:class:`RecipeWarning`) when a training point yields fewer
             accepted events.
+        reco_helper: for Drell–Yan dileptons, make the proposal an equal-share
+            :class:`~invsim.mem.StratifiedMixtureProposal` of the unfolder and a
+            :class:`~invsim.mem.reco_proposal.RecoGaussianProposal` whose widths are the
+            detector's resolutions measured on the training pairs (robust widths of the
+            reco-minus-hard residuals): the unfolder alone cannot resolve mrad angles.
         device: torch device of the simulation, the training and the networks.
 
     Returns:
         (model, info): the :class:`~invsim.mem.MEMModel` (with ``observables``,
         ``ranges`` and ``detector`` set) and a dict of training numbers.
     """
+    from forward.detector import GaussianLeptonDetector
     from invsim.flows import FlowConfig, TrainConfig, observable_preprocessing
     from invsim.mem.model import MEMModel
+    from invsim.mem.proposals import StratifiedMixtureProposal
+    from invsim.mem.reco_proposal import RecoGaussianProposal
     from invsim.pairs import simulate
     from invsim.transfer import AcceptanceClassifier, SelectedTransfer, TransferFunction
     from invsim.unfold import Unfolder
@@ -271,7 +292,18 @@ def build_model(process, detector, *, n_trials: int, epochs: int, seed: int = 0,
     except TypeError:  # a user's detector class: recorded by name only
         described = {"kind": "user", "class": type(detector).__qualname__}
     info["seed"] = seed
-    model = MEMModel(process, unfolder, transfer, acceptance,
+    proposal = unfolder
+    if dilepton and reco_helper:
+        # a reco-centred t proposal with the detector's measured resolutions, mixed in
+        # equal shares: it covers a sharp detector (mrad angles) that the unfolder
+        # cannot resolve, and the unfolder covers what it misses (multiple importance
+        # sampling: q ≥ w_k q_k bounds the weights by both)
+        widths = _dilepton_resolutions(sim.x_hard[acc], sim.x_reco[acc])
+        info["reco_helper_resolutions"] = widths
+        helper = RecoGaussianProposal(GaussianLeptonDetector(**widths, pt_min=0.0,
+                                                             eta_max=10.0), process.sqrt_s)
+        proposal = StratifiedMixtureProposal([unfolder, helper], [0.5, 0.5])
+    model = MEMModel(process, proposal, transfer, acceptance,
                      hard_observables="pt_eta_phi", params=reference or None,
                      observables=None if legacy else observables, ranges=ranges or None,
                      detector=described, info=info)
@@ -326,5 +358,6 @@ def build_dilepton_model(process, detector, *, n_trials: int, epochs: int, seed:
         conditional_affine=conditional_affine, periodic_unfolder=periodic_unfolder,
         selected_response=selected_response, batch_size=batch_size, lr=lr,
         acceptance_hidden=acceptance_hidden or hidden,
-        acceptance_epochs=acceptance_epochs or epochs, min_accepted=0, device=device)
+        acceptance_epochs=acceptance_epochs or epochs, min_accepted=0, reco_helper=False,
+        device=device)
     return model, info
