@@ -173,4 +173,4 @@ def test_not_an_event_file(setup, tmp_path):
     bad.write_bytes(b"not hdf5")
     res = _run(["--events", bad, "--likelihood", f"{setup['module']}:make",
                 "--param", "mu=0:1:5", "-o", setup["out"]])
-    assert res.exit_code != 0 and "--events" in res.output
+    assert res.exit_code != 0 and "--data" in res.output

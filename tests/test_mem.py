@@ -408,7 +408,7 @@ def test_bad_inputs_raise_clear_errors(drell_yan):
         MEMModel(ToyProcess(), object(), ToyTransfer(), pdf=ToyPDF())
     with pytest.raises(ValueError, match="hard_observables"):
         MEMModel(ToyProcess(), ToyProposal(), ToyTransfer(), pdf=ToyPDF(), hard_observables="x")
-    with pytest.raises(TypeError, match="only built-in processes"):
+    with pytest.raises(TypeError, match="not a registered process"):
         model.save("/tmp/never-written-invsim-mem")
 
 

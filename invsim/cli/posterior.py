@@ -141,7 +141,7 @@ def posterior(events_path, data, model, factory, params, priors, method, chains,
                 idata, _ = fit_svi(problem, steps=steps, num_samples=samples, seed=seed)
     except FlaggedEventsError as err:
         raise click.ClickException(one_line(err)) from err
-    idata.attrs.update({f"input_{k}": (v if isinstance(v, (str, int, float)) else json.dumps(v))
+    idata.attrs.update({k: (v if isinstance(v, (str, int, float)) else json.dumps(v))
                         for k, v in source.items()})
     save_inference(idata, output, overwrite=overwrite)
     summary = az.summary(idata, round_to="none", kind="all" if method == "nuts" else "stats")
