@@ -1,9 +1,16 @@
 """ML-MEM against the brute-force MEM on Drell–Yan leptons at a 2 TeV Z′ (docs/design.md §5.6).
 
 Set-up: ``drell-yan``, ℓ⁻ℓ⁺ (e + μ), 1500 < m_ℓℓ < 2500 GeV, γ*/Z/Z′ with interference;
-θ = ``mzp`` (Z′ mass, its width following from the couplings). Detector: the closed-form
-:class:`forward.detector.GaussianLeptonDetector` (defaults here: σ_pT/pT = 3 %,
-σ_η = σ_φ = 0.02, pT > 100 GeV, |η| < 2.5).
+θ = ``mzp`` (Z′ mass, its width following from the couplings). Detector (``--detector``):
+the closed-form :class:`forward.detector.GaussianLeptonDetector` (``gaussian``, the
+default; here σ_pT/pT = 3 %, σ_η = σ_φ = 0.02, pT > 100 GeV, |η| < 2.5), or the card
+detector (``cms``: the Delphes-CMS-like card of :mod:`forward.detector.card`, e⁺e⁻ and
+μ⁺μ⁻ with their own resolutions and efficiencies, its exact lepton response from
+:meth:`forward.detector.Detector.closed_form` in the brute force). With the card the
+networks come from :func:`invsim.mem.recipe.build_model` through the detector protocol
+(the response after the selection; ``--selected-response`` does not apply) and the
+"mixture" proposal is the model's own (unfolder + reco-centred t at the resolutions
+measured on the training pairs).
 
 1. **Train** on pairs simulated at mzp = 2000 GeV (``--smearings`` detector draws per
    hard event, :func:`invsim.mem.recipe.build_dilepton_model`): a residual transfer flow
@@ -36,12 +43,14 @@ import time
 
 import torch
 
-from forward.detector import GaussianLeptonDetector
+from forward.detector import Detector, GaussianLeptonDetector
 from forward.processes import get_process
 from invsim.bruteforce import brute_force_log_likelihood
 from invsim.mem import MEMLikelihood, MEMModel, StratifiedMixtureProposal
 from invsim.mem.recipe import build_dilepton_model
+from invsim.mem.recipe import build_model as build_any_model
 from invsim.mem.reco_proposal import RecoGaussianProposal
+from invsim.observables import RecoObservables
 from invsim.pairs import simulate
 
 __all__ = ["brute_force", "build_model", "coverage", "main", "scan_curve"]
@@ -69,7 +78,7 @@ def brute_force(process, detector, x_reco: torch.Tensor, grid: torch.Tensor, *,
         (BruteForceResult, seconds of the integration, whether it came from the cache).
     """
     key = {"x_reco": x_reco, "grid": grid, "n_samples": n_samples, "seed": seed,
-           "detector": dict(detector.__dict__)}
+           "detector": _detector_key(detector)}
     if cache and os.path.exists(cache):
         d = torch.load(cache, weights_only=False)
         k = d["key"]
@@ -85,6 +94,34 @@ def brute_force(process, detector, x_reco: torch.Tensor, grid: torch.Tensor, *,
         os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)
         torch.save({"key": key, "result": bf, "seconds": seconds}, cache)
     return bf, seconds, False
+
+
+def _detector_key(detector) -> dict:
+    from forward.detector import describe_detector
+
+    return describe_detector(getattr(detector, "detector", detector))
+
+
+class CardLeptons:
+    """The card detector with its exact dilepton response, for the benchmark: the same
+    ``log_transfer``/``log_acceptance`` on (n, 6) observables as the Gaussian detector."""
+
+    def __init__(self, process) -> None:
+        self.detector = Detector("cms")
+        flavours = [((int(i), -int(i)), 1.0) for i in process.lepton_pids]
+        self.closed = self.detector.closed_form(2, flavours)
+
+    def log_transfer(self, x_reco, x_hard):
+        return self.closed.log_transfer(x_reco, x_hard)
+
+    def log_acceptance(self, x_hard):
+        return self.closed.log_acceptance(x_hard)
+
+    def log_density(self, x_reco, x_hard):
+        return self.closed.log_density(x_reco, x_hard)
+
+    def reconstruct(self, *args, **kwargs):
+        return self.detector.reconstruct(*args, **kwargs)
 
 
 def scan_curve(grid: torch.Tensor, total: torch.Tensor) -> tuple[float, float, float]:
@@ -149,6 +186,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--bf-cache", default="benchmarks/results/mem_brute_force.pt",
                     help="file caching the brute-force result ('' for none)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--detector", choices=["gaussian", "cms"], default="gaussian")
     args = ap.parse_args(argv)
     if args.quick:
         args.n_trials, args.epochs, args.n_events = 300_000, 5, 100
@@ -156,13 +194,25 @@ def main(argv=None) -> dict:
     skip = set(filter(None, args.skip.split(",")))
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     process = get_process("drell-yan", mll_min=1500.0, mll_max=2500.0)
-    detector = GaussianLeptonDetector(args.sigma_pt, args.sigma_angle, args.sigma_angle,
-                                      100.0, 2.5)
-    out: dict = {"args": vars(args), "detector": detector.__dict__, "threads":
+    card = args.detector == "cms"
+    detector = (CardLeptons(process) if card else
+                GaussianLeptonDetector(args.sigma_pt, args.sigma_angle, args.sigma_angle,
+                                       100.0, 2.5))
+    obs = RecoObservables(leptons=2) if card else None
+    out: dict = {"args": vars(args), "detector": _detector_key(detector), "threads":
                  torch.get_num_threads(), "device": "cpu"}
     if os.path.exists(os.path.join(args.model_dir, "mem.json")) and not args.retrain:
         model = MEMModel.load(args.model_dir)
         out["model"] = {"loaded": args.model_dir}
+    elif card:
+        model, info = build_any_model(
+            process, detector.detector, observables=obs, n_trials=args.n_trials,
+            epochs=args.epochs, seed=args.seed, progress=True, smearings=args.smearings,
+            batch_size=args.batch_size, lr=args.lr, acceptance_hidden=tuple(
+                int(h) for h in args.acceptance_hidden.split(",")),
+            acceptance_epochs=args.acceptance_epochs)
+        model.save(args.model_dir, overwrite=True)
+        out["model"] = info
     else:
         model, info = build_model(process, detector, n_trials=args.n_trials,
                                   epochs=args.epochs, seed=args.seed, progress=True,
@@ -174,19 +224,21 @@ def main(argv=None) -> dict:
         model.save(args.model_dir, overwrite=True)
         out["model"] = info
     print(json.dumps(out["model"]), flush=True)
-    unfolder = model.proposal
-    proposals = {
-        "unfolder": unfolder,
-        # the unfolder mixed with a reco-centred Student t (equal shares)
-        "mixture": StratifiedMixtureProposal(
-            [unfolder, RecoGaussianProposal(detector, process.sqrt_s)], [0.5, 0.5]),
-    }
+    if isinstance(model.proposal, StratifiedMixtureProposal):  # build_model's own mixture
+        proposals = {"unfolder": model.proposal.components[0], "mixture": model.proposal}
+    else:
+        proposals = {
+            "unfolder": model.proposal,
+            # the unfolder mixed with a reco-centred Student t (equal shares)
+            "mixture": StratifiedMixtureProposal(
+                [model.proposal, RecoGaussianProposal(detector, process.sqrt_s)], [0.5, 0.5]),
+        }
 
     if "compare" not in skip:
         # a fixed trial count (about 12 % become accepted events), so that the compared
         # events do not change with the training size
-        sim = simulate(process, detector, max(20 * args.n_events, 100_000),
-                       seed=args.seed + 100)
+        sim = simulate(process, detector.detector if card else detector,
+                       max(20 * args.n_events, 100_000), observables=obs, seed=args.seed + 100)
         x_reco = sim.x_reco[sim.passed][: args.n_events]
         x_hard = sim.x_hard[sim.passed][: args.n_events]
         if x_reco.shape[0] < args.n_events:
@@ -272,8 +324,8 @@ def main(argv=None) -> dict:
 
     if "coverage" not in skip:
         per, n_exp = args.events_per_experiment, args.experiments
-        sim = simulate(process, detector, args.n_trials, {"mzp": args.theta_true},
-                       seed=args.seed + 400)
+        sim = simulate(process, detector.detector if card else detector, args.n_trials,
+                       {"mzp": args.theta_true}, observables=obs, seed=args.seed + 400)
         x_reco = sim.x_reco[sim.passed][: per * n_exp]
         if x_reco.shape[0] < per * n_exp:
             raise RuntimeError(f"only {x_reco.shape[0]} pseudo-data events; raise --n-trials")

@@ -2,243 +2,174 @@
 
 What you learn:
 
-1. read your own reconstructed dilepton events from a ROOT (uproot) or HDF5 (h5py) file
-   with flat branches ``lep1_pt, lep1_eta, lep1_phi, lep1_charge, lep2_...`` into the
-   (n, 6) tensor invsim expects: (pT [GeV], η, φ) of ℓ⁻ then ℓ⁺ (here the tutorial first
-   writes such files itself, to play your data);
-2. describe your detector by a small class with
-   ``smear(x_hard, *, generator=None) -> (x_reco, passed)``; here a muon-like
-   resolution that grows with pT, σ(pT)/pT = √(a² + (b·pT)²), unlike the constant
-   relative resolution of :class:`forward.detector.GaussianLeptonDetector`;
-3. train the ML-MEM networks on your detector with the recipe
-   :func:`invsim.mem.recipe.build_dilepton_model` and scan the Z′ mass of your events;
-4. plug your own pieces into :class:`invsim.mem.MEMModel`: when you know your transfer
-   function r(x_reco | x_hard) and acceptance ε(x_hard) in closed form, any object with
-   ``log_prob(x_reco, x_hard)`` and ``logits(x_hard)`` replaces the networks — and
-   gives an independent check of the learned ones.
+1. bring your own reconstructed events: a NanoAOD-style ROOT (uproot) or HDF5 (h5py)
+   ntuple with the usual branches ``nMuon, Muon_pt, Muon_eta, Muon_phi, Muon_charge,
+   MET_pt, MET_phi`` (here the tutorial first writes such files itself, from plain
+   arrays and with ℓ⁺ listed first in every other event, to play your data), read by
+   :func:`forward.io.read_events`;
+2. describe the analysis by its observables (:class:`invsim.observables.RecoObservables`:
+   two opposite-sign muons, pT > 100 GeV), which put every file in one canonical order
+   (ℓ⁻ then ℓ⁺), whatever order the file lists them in;
+3. describe your detector as a card: a dict overlaid on the CMS-like default card
+   (here a muon system with 1 % ⊕ 4·10⁻⁵ pT resolution and 10 mrad angles), which
+   follows the detector protocol of :mod:`forward.detector` like any other detector;
+4. train the ML-MEM networks on it with :func:`invsim.mem.recipe.build_model` over a
+   Z′ mass range, save the model directory, and bind it to your file with
+   :func:`invsim.data.model_likelihood` (exactly what ``invsim train`` and ``invsim scan
+   --model --data`` do);
+5. check the learned pieces against the card's exact lepton response
+   (:class:`invsim.exact.ExactTransfer`, :class:`invsim.exact.ExactAcceptance`): the
+   same scan with the closed form in place of the networks.
 
     python3 tutorials/04_own_analysis.py            # writes into a temp folder
     python3 tutorials/04_own_analysis.py out/ --trials 300000
+
+The same from the command line::
+
+    invsim train drell-yan --set leptons=mumu --set mll_min=1500 --set mll_max=2500 \\
+        --detector my_card.json --cut lepton_pt_min=100 --param mzp=1950:2110 -o model
+    invsim scan --model model --data my_events.root --param mzp=1960:2100:29 -o scan
 """
 
 # %% imports and settings
 from __future__ import annotations
 
-import argparse
-import math
+import json
 import time
 from pathlib import Path
 
-# tutorials/_common.py: the Z′ process, detector, options and pseudo-data of tutorials 2–4
+# tutorials/_common.py: the Z′ process, options and results of tutorials 2–4
 import _common as common
 import numpy as np
 import torch
 
-from forward.detector import GaussianLeptonDetector
-from invsim.mem import MEMLikelihood, MEMModel, StratifiedMixtureProposal
-from invsim.mem.recipe import build_dilepton_model
-from invsim.mem.reco_proposal import RecoGaussianProposal
+from forward.detector import Detector
+from forward.io import read_events
+from forward.processes import get_process
+from invsim.data import model_likelihood
+from invsim.exact import ExactAcceptance, ExactTransfer
+from invsim.mem import MEMModel
+from invsim.mem.recipe import build_model
+from invsim.observables import RecoObservables
+from invsim.pairs import simulate
 from invsim.scan import scan
 
-__all__ = ["MuonDetector", "ClosedFormAcceptance", "ClosedFormTransfer", "main",
-           "read_dilepton_file"]
+__all__ = ["MY_CARD", "main", "write_nanoaod_files"]
 
 TRUTH = {"mzp": 2030.0}
-BRANCHES = [f"lep{i}_{v}" for i in (1, 2) for v in ("pt", "eta", "phi", "charge")]
+RANGE = (1950.0, 2110.0)
+
+#: your detector: overrides of the default (CMS-like) card, as in a JSON/YAML card file
+MY_CARD = {
+    "name": "my-muon-system",
+    "muon": {
+        "resolution": {"variable": "pt", "eta_max": [2.4], "stochastic": [0.0],
+                       "noise": [0.0], "constant": [0.01], "linear": [4e-5]},
+        "efficiency": {"eta_edges": [0.0, 2.4], "pt_edges": [10.0, "inf"],
+                       "values": [[0.97]]},
+        "eta_max": 2.4, "sigma_eta": 0.01, "sigma_phi": 0.01,
+    },
+}
 
 
-# %% 1. your detector: a small class with smear(x_hard, generator=) -> (x_reco, passed)
-class MuonDetector:
-    """Muon-like smearing: σ(pT)/pT = √(a² + (b pT)²), Gaussian η and φ, pT and |η| cuts.
+# %% 1. play your data: NanoAOD-style files written from plain arrays
+def write_nanoaod_files(x_reco: np.ndarray, folder: Path) -> tuple[Path, Path]:
+    """Write (pT, η, φ) of ℓ⁻, ℓ⁺ per event, shape (n, 6), as NanoAOD-style muons.
 
-    Args:
-        a: relative pT resolution at low pT.
-        b: growth of the relative resolution, per GeV.
-        sigma_eta, sigma_phi: absolute η and φ [rad] resolutions.
-        pt_min: reco pT threshold in GeV; eta_max: reco |η| limit.
+    Every other event lists ℓ⁺ first (files do not promise invsim's order). The ROOT
+    file is a TTree with counter branch ``nMuon``; the HDF5 file holds ``nMuon`` and
+    flat ``Muon_*`` datasets in a group ``Events``.
     """
-
-    def __init__(self, a: float = 0.01, b: float = 4e-5, sigma_eta: float = 0.01,
-                 sigma_phi: float = 0.01, pt_min: float = 100.0, eta_max: float = 2.4):
-        self.a, self.b, self.sigma_eta, self.sigma_phi = a, b, sigma_eta, sigma_phi
-        self.pt_min, self.eta_max = pt_min, eta_max
-
-    def widths(self, x_hard: torch.Tensor) -> torch.Tensor:
-        """σ of (pT, η, φ) per lepton, shape (n, 2, 3), for x_hard of shape (n, 6)."""
-        pt = x_hard.view(-1, 2, 3)[..., 0]
-        return torch.stack([pt * torch.sqrt(self.a ** 2 + (self.b * pt) ** 2),
-                            torch.full_like(pt, self.sigma_eta),
-                            torch.full_like(pt, self.sigma_phi)], -1)
-
-    def smear(self, x_hard: torch.Tensor, *, generator: torch.Generator | None = None):
-        """x_hard (n, 6) as (pT [GeV], η, φ) of ℓ⁻, ℓ⁺ -> (x_reco (n, 6), passed (n,) bool)."""
-        z = torch.randn(x_hard.shape, generator=generator, dtype=x_hard.dtype,
-                        device=x_hard.device)
-        y = x_hard.view(-1, 2, 3) + self.widths(x_hard) * z.view(-1, 2, 3)
-        y[..., 2] = torch.remainder(y[..., 2] + math.pi, 2 * math.pi) - math.pi
-        passed = ((y[..., 0] > self.pt_min) & (y[..., 1].abs() < self.eta_max)).all(-1)
-        return y.reshape(x_hard.shape), passed
-
-
-# %% 2. your own transfer and acceptance in closed form (optional; networks otherwise)
-class ClosedFormAcceptance:
-    """ε(x_hard) of :class:`MuonDetector` as ``logits(x_hard) -> (n,)`` (MEMModel's API)."""
-
-    def __init__(self, detector: MuonDetector) -> None:
-        self.detector = detector
-
-    def log_eps(self, x_hard: torch.Tensor) -> torch.Tensor:
-        """log ε, shape (n,), for x_hard (n, 6)."""
-        d, s = self.detector, self.detector.widths(x_hard)
-        y = x_hard.view(-1, 2, 3)
-        lp = torch.special.log_ndtr((y[..., 0] - d.pt_min) / s[..., 0])
-        # P(|η'| < η_max) = Φ((η_max − |η|)/σ) − Φ((−η_max − |η|)/σ); the second term is
-        # below Φ(−η_max/σ_η) = Φ(−240) and dropped, log_ndtr stays finite in the tail
-        le = torch.special.log_ndtr((d.eta_max - y[..., 1].abs()) / d.sigma_eta)
-        return (lp + le).sum(-1)
-
-    def logits(self, x_hard: torch.Tensor) -> torch.Tensor:
-        """logit ε = log ε − log(1 − ε), shape (n,)."""
-        le = self.log_eps(x_hard)
-        return le - torch.log(-torch.expm1(le))
-
-
-class ClosedFormTransfer:
-    """r(x_reco | x_hard) of accepted events, as ``log_prob(x_reco, x_hard) -> (n,)``."""
-
-    def __init__(self, detector: MuonDetector) -> None:
-        self.detector = detector
-        self.acceptance = ClosedFormAcceptance(detector)
-
-    def log_prob(self, x_reco: torch.Tensor, x_hard: torch.Tensor) -> torch.Tensor:
-        """log N(x_reco; x_hard, σ(x_hard)) − log ε(x_hard) w.r.t. ∏ dpT dη dφ, shape (n,)."""
-        s = self.detector.widths(x_hard)
-        r, h = x_reco.view(-1, 2, 3), x_hard.view(-1, 2, 3)
-        diff = r - h
-        diff[..., 2] = torch.remainder(diff[..., 2] + math.pi, 2 * math.pi) - math.pi
-        log_n = (-0.5 * (diff / s) ** 2 - torch.log(s) - 0.5 * math.log(2 * math.pi)).sum((-1, -2))
-        return log_n - self.acceptance.log_eps(x_hard)
-
-
-# %% 3. your events file -> the (n, 6) tensor invsim expects
-def write_user_files(x_reco: torch.Tensor, folder: Path) -> tuple[Path, Path]:
-    """Play the user's data: pT-ordered leptons with charges, as ROOT and HDF5 files."""
+    import awkward as ak
     import h5py
     import uproot
 
-    y = x_reco.view(-1, 2, 3)                           # (ℓ⁻, ℓ⁺)
-    charge = torch.tensor([-1, 1]).expand(len(y), 2)
-    order = torch.argsort(y[..., 0], dim=1, descending=True)   # leading lepton first
-    y = torch.gather(y, 1, order[..., None].expand(-1, -1, 3))
-    charge = torch.gather(charge, 1, order)
-    cols = {}
-    for i in (0, 1):
-        for j, v in enumerate(("pt", "eta", "phi")):
-            cols[f"lep{i + 1}_{v}"] = y[:, i, j].numpy().astype(np.float32)  # float, as in ntuples
-        cols[f"lep{i + 1}_charge"] = charge[:, i].numpy().astype(np.int32)
+    n = len(x_reco)
+    swap = (np.arange(n) % 2 == 1)[:, None]
+    first = np.where(swap, x_reco[:, 3:6], x_reco[:, 0:3]).astype(np.float32)
+    second = np.where(swap, x_reco[:, 0:3], x_reco[:, 3:6]).astype(np.float32)
+    charge = np.where(swap[:, 0], 1, -1).astype(np.int32)
+    cols = {"pt": 0, "eta": 1, "phi": 2}
+    flat = {f"Muon_{k}": np.stack([first[:, j], second[:, j]], 1) for k, j in cols.items()}
+    flat["Muon_charge"] = np.stack([charge, -charge], 1)
+    met = {"MET_pt": np.zeros(n, np.float32), "MET_phi": np.zeros(n, np.float32)}
     root_path, h5_path = folder / "my_events.root", folder / "my_events.h5"
     with uproot.recreate(root_path) as f:
-        f["events"] = cols
+        types = {"nMuon": "int32", **{k: f"var * {v.dtype.name}" for k, v in flat.items()},
+                 "MET_pt": "float32", "MET_phi": "float32"}
+        f.mktree("Events", types, counter_name=lambda c: "n" + c.partition("_")[0])
+        f["Events"].extend({"nMuon": np.full(n, 2, np.int32),
+                            **{k: ak.Array(v.tolist()) for k, v in flat.items()}, **met})
     with h5py.File(h5_path, "w") as f:
-        for k, v in cols.items():
-            f.create_dataset(f"events/{k}", data=v)
+        f["Events/nMuon"] = np.full(n, 2, np.int32)
+        for k, v in {**flat, **met}.items():
+            f[f"Events/{k}"] = v.reshape(-1)
     return root_path, h5_path
-
-
-def read_dilepton_file(path: str | Path, tree: str = "events") -> torch.Tensor:
-    """Read flat lepton branches from a ROOT or HDF5 file into invsim's reco tensor.
-
-    Args:
-        path: ``.root`` (a TTree ``tree``) or ``.h5`` (a group ``tree``) with the branches
-            ``lep{1,2}_{pt,eta,phi,charge}`` (pT in GeV, φ in rad).
-        tree: tree or group name.
-
-    Returns:
-        Tensor (n, 6) float64: (pT, η, φ) of ℓ⁻ then ℓ⁺.
-
-    Raises:
-        ValueError: missing branches, or an event without one lepton of each charge.
-    """
-    path = Path(path)
-    if path.suffix == ".root":
-        import uproot
-
-        with uproot.open(path) as f:
-            cols = f[tree].arrays(BRANCHES, library="np")
-    else:
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            missing = [b for b in BRANCHES if f"{tree}/{b}" not in f]
-            if missing:
-                raise ValueError(f"path: {path} lacks the datasets {missing} in {tree!r}")
-            cols = {b: f[f"{tree}/{b}"][()] for b in BRANCHES}
-    t = {k: torch.as_tensor(np.asarray(v)).to(torch.float64) for k, v in cols.items()}
-    lep = [torch.stack([t[f"lep{i}_pt"], t[f"lep{i}_eta"], t[f"lep{i}_phi"]], -1) for i in (1, 2)]
-    if not bool((t["lep1_charge"] * t["lep2_charge"] < 0).all()):
-        raise ValueError(f"path: {path} has events without an opposite-charge lepton pair")
-    first_minus = (t["lep1_charge"] < 0)[:, None]
-    return torch.cat([torch.where(first_minus, lep[0], lep[1]),
-                      torch.where(first_minus, lep[1], lep[0])], -1)
-
-
-def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = common.tutorial_parser(__doc__, n_samples=600)
-    parser.add_argument("--events", type=int, default=120, help="events in the user's file")
-    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the tutorial; returns the numbers written to ``results.json``."""
-    args = _parse(argv)
+    parser = common.tutorial_parser(__doc__, n_samples=600)
+    parser.add_argument("--events", type=int, default=120, help="events in the user's file")
+    args = parser.parse_args(argv)
     out = common.output_folder(args.out, prefix="invsim_tutorial04_")
     results: dict = {"truth": TRUTH}
     t_start = time.perf_counter()
-    process = common.zprime_process()     # Drell–Yan ℓℓ + Z′, 1500 < m_ℓℓ < 2500 GeV
-    detector = MuonDetector()
+    process = get_process("drell-yan", leptons="mumu", **common.WINDOW)
+    detector = Detector(MY_CARD)                    # your card, on top of the default
+    observables = RecoObservables(leptons=2, lepton_pt_min=100.0)
 
-    # %% play the user's data: events at a hidden Z′ mass through the muon detector
-    x_reco = common.accepted_events(process, detector, TRUTH, seed=args.seed + 1)
-    root_path, h5_path = write_user_files(x_reco[:args.events], out)
+    # %% play the user's data: events at a hidden Z′ mass through your detector
+    sim = simulate(process, detector, 40_000, TRUTH, observables=observables,
+                   seed=args.seed + 1)
+    x_true = sim.x_reco[sim.passed][: args.events]
+    root_path, h5_path = write_nanoaod_files(x_true.numpy(), out)
     print(f"user files: {root_path.name}, {h5_path.name}")
 
-    # %% read them back into the (n, 6) tensor
-    x_root, x_h5 = read_dilepton_file(root_path), read_dilepton_file(h5_path)
+    # %% 2. read them: the same tensor from both files, in the canonical order
+    reco_root, reco_h5 = read_events(root_path), read_events(h5_path)
+    x_root = observables.extract(reco_root).x
+    x_h5 = observables.extract(reco_h5).x
     print(f"read {tuple(x_root.shape)} from ROOT; HDF5 identical: {torch.equal(x_root, x_h5)}")
-    print(f"first event (pT, η, φ of ℓ⁻, ℓ⁺): {x_root[0].numpy().round(3)}")
+    print(f"columns: {observables.columns}")
+    print(f"first event: {x_root[0].numpy().round(3)}  (ℓ⁻ first, as in the simulation: "
+          f"{bool(torch.allclose(x_root, x_true.float().double()))})")
     results["n_events"] = len(x_root)
 
-    # %% train the networks on your detector with the recipe
-    model, info = build_dilepton_model(process, detector, n_trials=args.trials,
-                                       epochs=args.epochs, seed=args.seed)
+    # %% 3-4. train on your detector over a mass range, save, bind to your file
+    model, info = build_model(process, detector, observables=observables,
+                              n_trials=args.trials, epochs=args.epochs, seed=args.seed,
+                              ranges={"mzp": RANGE}, points_per_axis=2, min_accepted=0)
     print(f"trained on {info['train_accepted']} accepted of {info['train_events']} events "
-          f"in {info['train_seconds']:.0f} s")
-    model.save(out / "mem_model", overwrite=True)   # the networks are invsim classes
+          f"in {info['train_seconds']:.0f} s; the proposal's helper uses the measured "
+          f"resolutions {info['reco_helper_resolutions']}")
+    model.save(out / "mem_model", overwrite=True)
+    print(f"model directory: {sorted(p.name for p in (out / 'mem_model').iterdir())}")
+    print(f"its description: {json.loads((out / 'mem_model' / 'mem.json').read_text())['ranges']}")
 
-    # a reco-centred proposal mixed into the unfolder; its widths only need to be
-    # roughly those of the detector (any proposal gives an unbiased estimate)
-    helper = RecoGaussianProposal(GaussianLeptonDetector(0.08, 0.01, 0.01), process.sqrt_s)
-    model.proposal = StratifiedMixtureProposal([model.proposal, helper], [0.5, 0.5])
-
-    # %% your own pieces: the closed-form transfer and acceptance of your detector
-    exact = MEMModel(process, model.proposal, ClosedFormTransfer(detector),
-                     ClosedFormAcceptance(detector), hard_observables="lepton_pt_eta_phi")
-    print(f"own pieces: {exact!r}  (MEMModel.save only stores invsim/forward classes)")
+    # %% 5. the card's exact lepton response in place of the networks
+    flavours = [((13, -13), 1.0)]
+    exact = MEMModel(process, model.proposal,
+                     ExactTransfer(detector, 2, flavours, pt_min=100.0),
+                     ExactAcceptance(detector, 2, flavours, pt_min=100.0),
+                     hard_observables="pt_eta_phi", params=model.params,
+                     observables=observables, ranges=model.ranges)
 
     # %% likelihood and a 1D scan of the Z′ mass (shape only: no luminosity given)
     grid = torch.linspace(1960.0, 2100.0, 29, dtype=torch.float64)
-    truth_t = {"mzp": torch.tensor(TRUTH["mzp"], dtype=torch.float64)}
     fig = None
-    for label, m in (("learned", model), ("closed form", exact)):
-        lik = MEMLikelihood(m, x_root, n_samples=args.n_samples, parameter_names=["mzp"],
-                            n_fiducial=40_000, seed=args.seed + 4, on_flagged="ignore")
+    for label, m in (("learned", out / "mem_model"), ("closed form", exact)):
+        lik, observed = model_likelihood(m, root_path, n_samples=args.n_samples,
+                                         n_fiducial=40_000, seed=args.seed + 4,
+                                         on_flagged="ignore")
         with torch.no_grad():
-            res = lik.evaluate(truth_t)
-        sc = scan(lik, {"mzp": grid})
+            res = lik.evaluate({"mzp": torch.tensor(TRUTH["mzp"], dtype=torch.float64)})
+        sc = scan(lik, {"mzp": grid}, on_flagged="ignore")
         m2d = sc.dataset["m2dlogl"].values
         at_true = float(np.interp(TRUTH["mzp"], grid.numpy(), m2d))
         iv = {round(i.cl, 3): (i.lower, i.upper) for i in sc.intervals}
-        print(f"{label:>12}: median ESS {float(res.ess.median()):.0f}, flagged "
+        print(f"{label:>12}: {observed.summary()}")
+        print(f"{'':>12}  median ESS {float(res.ess.median()):.0f}, flagged "
               f"{int(res.flagged.sum())}; best fit mzp = {sc.best_fit['mzp']:.1f} GeV, "
               f"95 % CL [{iv[0.95][0]:.1f}, {iv[0.95][1]:.1f}], -2Δlog L(truth) = {at_true:.2f}")
         results[label] = {"best_fit": sc.best_fit["mzp"], "m2dlogl_at_truth": at_true,

@@ -205,5 +205,8 @@ class GaussianClosedForm:
                           for row in self.responses])
 
     def log_transfer(self, x_reco, x_hard) -> torch.Tensor:
-        """log r(x_reco | x_hard) = log_density - log_acceptance, shape (n,)."""
-        return self.log_density(x_reco, x_hard) - self.log_acceptance(x_hard)
+        """log r(x_reco | x_hard) = log_density - log_acceptance, shape (n,); -inf where
+        ε(x_hard) = 0 (no reco event can come from there)."""
+        la = self.log_acceptance(x_hard)
+        ld = self.log_density(x_reco, x_hard)
+        return torch.where(torch.isneginf(la), torch.full_like(ld, -math.inf), ld - la)
