@@ -19,6 +19,7 @@ __all__ = [
     "call_factory",
     "declared_parameters",
     "inference_inputs",
+    "likelihood_options",
     "jsonable",
     "load_factory",
     "one_line",
@@ -285,6 +286,33 @@ def declared_parameters(likelihood, events):
     except (KeyError, ValueError, TypeError) as err:
         raise ValueError(f"the likelihood has no 'parameters' and the event file's process "
                          f"{events.process!r} gives none: {err}") from None
+
+
+def likelihood_options(command):
+    """The options ``invsim scan`` and ``invsim posterior`` share to name the likelihood:
+    ``--model``, ``--likelihood`` (``factory_spec``), ``--samples-per-event``
+    (``n_samples``), ``--tree`` and ``--on-flagged``."""
+    options = [
+        click.option("--model", "model", default=None,
+                     type=click.Path(exists=True, file_okay=False, path_type=Path),
+                     help="Model directory from 'invsim train'."),
+        click.option("--likelihood", "factory_spec", default=None, metavar="MODULE:FUNCTION",
+                     help="Instead of --model: a factory called with the EventSet, returning "
+                          "an EventLikelihood (module:function or file.py:function)."),
+        click.option("--samples-per-event", "n_samples", type=click.IntRange(min=25),
+                     default=1000, show_default=True,
+                     help="Importance samples per event (--model)."),
+        click.option("--tree", default=None,
+                     help="Tree (ROOT) or group (HDF5) of a NanoAOD-style file; default "
+                          "Events."),
+        click.option("--on-flagged", type=click.Choice(["error", "warn", "ignore"]),
+                     default="warn", show_default=True,
+                     help="When the likelihood flags events: stop with an error, warn in the "
+                          "summary, or say nothing (the counts are recorded in any case)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 def inference_inputs(*, data, factory_spec, model, parameters, n_samples: int, seed: int,

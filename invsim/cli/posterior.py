@@ -30,6 +30,7 @@ import click
 from invsim.cli._common import (
     declared_parameters,
     inference_inputs,
+    likelihood_options,
     one_line,
     parse_range,
 )
@@ -45,12 +46,7 @@ __all__ = ["posterior"]
               help="Events file (or give it as the argument EVENTS): with --model any file "
                    "invsim reads (invsim HDF5/ROOT, NanoAOD-style ROOT/HDF5); with "
                    "--likelihood an invsim HDF5 file.")
-@click.option("--model", "model", default=None,
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Model directory from 'invsim train'.")
-@click.option("--likelihood", "factory", default=None, metavar="MODULE:FUNCTION",
-              help="Instead of --model: a factory called with the EventSet, returning an "
-                   "EventLikelihood (module:function or file.py:function).")
+@likelihood_options
 @click.option("--param", "params", multiple=True, metavar="NAME=LO:HI",
               help="Inferred parameter with a uniform prior over LO:HI, repeatable (--model; "
                    "default the model's trained ranges).")
@@ -66,24 +62,16 @@ __all__ = ["posterior"]
               help="NUTS adaptation steps per chain.")
 @click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True,
               help="SVI optimisation steps.")
-@click.option("--samples-per-event", "n_samples", type=click.IntRange(min=25), default=1000,
-              show_default=True, help="Importance samples per event (--model).")
-@click.option("--tree", default=None, help="Tree (ROOT) or group (HDF5) of a NanoAOD-style "
-                                           "file; default Events.")
 @click.option("--luminosity", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Integrated luminosity in pb^-1: adds the Poisson term in the number of "
                    "events (needs log_sigma_fid).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="Torch device of the events.")
-@click.option("--on-flagged", type=click.Choice(["error", "warn", "ignore"]), default="warn",
-              show_default=True,
-              help="When the likelihood flags events at the draws: stop with an error, warn "
-                   "in the summary, or say nothing (recorded in the file in any case).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="NetCDF file to write (arviz.InferenceData).")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def posterior(events_path, data, model, factory, params, priors, method, chains, samples,
+def posterior(events_path, data, model, factory_spec, params, priors, method, chains, samples,
               warmup, steps, n_samples, tree, luminosity, seed, device, on_flagged, output,
               overwrite, as_json) -> None:
     """Posterior of the parameters given the events in EVENTS (or --data)."""
@@ -116,7 +104,7 @@ def posterior(events_path, data, model, factory, params, priors, method, chains,
     if any(r is None for r in ranges.values()):
         raise click.UsageError("--param: expected NAME=LO:HI")
     likelihood, source, process = inference_inputs(
-        data=data, factory_spec=factory, model=model, parameters=list(ranges) or None,
+        data=data, factory_spec=factory_spec, model=model, parameters=list(ranges) or None,
         n_samples=n_samples, seed=seed, tree=tree, on_flagged=on_flagged, device=device,
         progress=not as_json)
     try:

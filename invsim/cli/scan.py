@@ -39,6 +39,7 @@ import click
 
 from invsim.cli._common import (
     inference_inputs,
+    likelihood_options,
     one_line,
     parse_fixed,
     parse_grid,
@@ -53,12 +54,7 @@ __all__ = ["scan_command"]
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Events file: with --model any file invsim reads (invsim HDF5/ROOT, "
                    "NanoAOD-style ROOT/HDF5); with --likelihood an invsim HDF5 file.")
-@click.option("--model", "model", default=None,
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Model directory from 'invsim train'.")
-@click.option("--likelihood", "factory_spec", default=None, metavar="MODULE:FUNCTION",
-              help="Instead of --model: a factory called with the EventSet, returning an "
-                   "EventLikelihood (module:function or file.py:function).")
+@likelihood_options
 @click.option("--param", "params", multiple=True, required=True, metavar="NAME=LO:HI:N",
               help="Scanned parameter and its grid; once (1D) or twice (2D).")
 @click.option("--profile", "profiles", multiple=True, metavar="NAME[=LO:HI]",
@@ -68,19 +64,11 @@ __all__ = ["scan_command"]
               help="Value of a parameter neither scanned nor profiled; repeatable.")
 @click.option("--luminosity", type=float, default=None,
               help="Integrated luminosity in pb^-1: adds the Poisson term in the event count.")
-@click.option("--samples-per-event", "n_samples", type=click.IntRange(min=25), default=1000,
-              show_default=True, help="Importance samples per event (--model).")
-@click.option("--tree", default=None, help="Tree (ROOT) or group (HDF5) of a NanoAOD-style "
-                                           "file; default Events.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seeds the importance samples (--model).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Grid points per likelihood call.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device of θ.")
-@click.option("--on-flagged", type=click.Choice(["error", "warn", "ignore"]), default="warn",
-              show_default=True,
-              help="When the likelihood flags events: stop with an error, warn in the "
-                   "summary, or say nothing (the counts are recorded in any case).")
 @click.option("-o", "--output", "out", required=True,
               type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--overwrite", is_flag=True, help="Replace the files of a non-empty folder.")
