@@ -18,10 +18,16 @@ from pathlib import Path
 import torch
 
 from forward.detector.objects import RecoEvents
+from forward.events import HardEvents, order_final_state
 from forward.eventset import EventSet
 from invsim.observables import RecoObservables
 
-__all__ = ["ObservedEvents", "file_sha256", "load_observed", "model_likelihood"]
+__all__ = ["ObservedEvents", "PartonLevelData", "file_sha256", "load_observed", "load_parton",
+           "model_likelihood"]
+
+
+class PartonLevelData(ValueError):
+    """The file holds parton-level events only (no reco objects)."""
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -46,6 +52,8 @@ class ObservedEvents:
         sha256: the file's SHA-256.
         process: the process named by an invsim event file, or None.
         columns: names of the d columns.
+        hard: for parton-level files (LHE, invsim files without reco events), the
+            selected hard events in the process's final-state order; else None.
     """
 
     x: torch.Tensor
@@ -55,6 +63,7 @@ class ObservedEvents:
     sha256: str = ""
     process: str | None = None
     columns: list[str] = field(default_factory=list)
+    hard: HardEvents | None = None
 
     @property
     def n_selected(self) -> int:
@@ -102,13 +111,16 @@ def load_observed(path: str | os.PathLike, observables: RecoObservables, *,
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"data: no such file {str(p)!r}")
+    if str(p).lower().endswith((".lhe", ".lhe.gz")):
+        raise PartonLevelData(f"data: {str(p)!r} is an LHE file: parton-level events, no "
+                              "reco objects")
     kw = {} if tree is None else {"tree": tree}
     events = read_events(p, device=device, **kw)
     process = None
     if isinstance(events, EventSet):
         process = events.process or None
         if events.reco is None:
-            raise ValueError(f"data: {str(p)!r} holds parton-level events only (no reco "
+            raise PartonLevelData(f"data: {str(p)!r} holds parton-level events only (no reco "
                              "objects); the MEM needs reconstructed events (pass them through a "
                              "detector, e.g. invsim generate --detector cms)")
         reco = events.reco
@@ -122,6 +134,50 @@ def load_observed(path: str | os.PathLike, observables: RecoObservables, *,
     if out.n_selected == 0:
         raise ValueError(f"data: no event of {str(p)!r} passes the selection: "
                          + out.summary().partition(": ")[2])
+    return out
+
+
+def load_parton(path: str | os.PathLike, process, *, device=None) -> ObservedEvents:
+    """Read parton-level events (LHE, or an invsim file's hard events) for a process.
+
+    The particles of every event are put in the process's ``final_state`` order
+    (:func:`forward.events.order_final_state`, so an LHE file listing ℓ⁺ first reads
+    like one listing ℓ⁻ first), and events outside the process's cuts (e.g. its m_ℓℓ
+    window) are dropped with a count.
+
+    Returns:
+        :class:`ObservedEvents` with ``hard`` set and x = (pT, η, φ) per particle.
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`load_observed`; ids that do not match
+            the process's final state (the message names the event); no event inside
+            the cuts.
+    """
+    from forward.io import read_events
+    from invsim.observables import hard_pt_eta_phi
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"data: no such file {str(p)!r}")
+    events = read_events(p, device=device)
+    if not isinstance(events, EventSet):
+        raise ValueError(f"data: {str(p)!r} holds reco objects only, not parton-level events")
+    try:
+        momenta, _ = order_final_state(events.momenta, events.pids, process.final_state)
+    except ValueError as err:
+        raise ValueError(f"data: {str(p)!r}: {err}") from None
+    hard = HardEvents(momenta.to(torch.float64), events.x1.to(torch.float64),
+                      events.x2.to(torch.float64), events.sqrt_s)
+    if abs(hard.sqrt_s - process.sqrt_s) > 1e-6 * process.sqrt_s:
+        raise ValueError(f"data: {str(p)!r} has sqrt(s) = {hard.sqrt_s:g} GeV, the process "
+                         f"{process.sqrt_s:g} GeV")
+    inside = process.cuts(hard)
+    hard = hard[inside]
+    out = ObservedEvents(hard_pt_eta_phi(hard), str(p), len(inside),
+                         {"process cuts": int((~inside).sum())}, file_sha256(p),
+                         events.process or None, [], hard)
+    if out.n_selected == 0:
+        raise ValueError(f"data: no event of {str(p)!r} lies inside the process's cuts")
     return out
 
 
@@ -146,7 +202,10 @@ def model_likelihood(model, data: str | os.PathLike, *, parameters=None,
 
     Returns:
         (likelihood, observed): the :class:`~invsim.mem.MEMLikelihood` and the
-        :class:`ObservedEvents`.
+        :class:`ObservedEvents`. For parton-level files (LHE, invsim files without
+        reco events) the likelihood is the model process's parton-level one
+        (:class:`~invsim.mem.PartonLikelihood`, the floor), on the events inside the
+        process's cuts.
 
     Raises:
         ValueError: a model without observables, data from another process, or a
@@ -157,19 +216,27 @@ def model_likelihood(model, data: str | os.PathLike, *, parameters=None,
 
     if not isinstance(model, MEMModel):
         model = MEMModel.load(model, map_location=device)
+    name = process_name(model.process)
     obs = model.observables
     if obs is None:
         if len(model.process.final_state) != 2:
             raise ValueError("model: it was trained on observables directly (no "
                              "RecoObservables recorded); pass x_reco from Python instead")
         obs = RecoObservables(leptons=2)
-    observed = load_observed(data, obs, tree=tree, device=device)
-    name = process_name(model.process)
+    if parameters is None:
+        parameters = list(model.ranges) or None
+    try:
+        observed = load_observed(data, obs, tree=tree, device=device)
+    except PartonLevelData:
+        from invsim.mem.parton import PartonLikelihood
+
+        observed = load_parton(data, model.process, device=device)
+        lik = PartonLikelihood(model.process, observed.hard, parameter_names=parameters,
+                               n_fiducial=n_fiducial, seed=seed, device=device)
+        return lik, observed
     if observed.process is not None and observed.process != name:
         raise ValueError(f"data: {observed.path!r} holds {observed.process!r} events but the "
                          f"model was trained for {name!r}")
-    if parameters is None:
-        parameters = list(model.ranges) or None
     if parameters is not None:
         unknown = [p for p in parameters if p not in model.process.parameters]
         if unknown:
@@ -179,3 +246,4 @@ def model_likelihood(model, data: str | os.PathLike, *, parameters=None,
                         seed=seed, on_flagged="raise" if on_flagged == "error" else on_flagged,
                         n_fiducial=n_fiducial, progress=progress, device=device)
     return lik, observed
+
