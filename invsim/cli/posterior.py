@@ -89,6 +89,7 @@ def posterior(events_path, data, model, factory_spec, params, priors, method, ch
         save_inference,
     )
     from invsim.infer.flags import FlaggedEventsError, FlaggedEventsWarning
+    from invsim.infer.nuts import ConvergenceWarning
 
     if events_path is not None and data is not None and events_path != data:
         raise click.UsageError("give the events file once: as EVENTS or as --data")
@@ -123,6 +124,7 @@ def posterior(events_path, data, model, factory_spec, params, priors, method, ch
         with warnings.catch_warnings():  # reported in the summary lines instead
             warnings.simplefilter("ignore", FlaggedEventsWarning)
             if method == "nuts":
+                warnings.simplefilter("ignore", ConvergenceWarning)  # in the summary
                 idata = sample_nuts(problem, num_samples=samples, warmup=warmup,
                                     chains=chains, seed=seed)
             else:
@@ -146,6 +148,14 @@ def posterior(events_path, data, model, factory_spec, params, priors, method, ch
             "warnings": [flag_message] if flag_message and on_flagged == "warn" else []}
     if isinstance(out["n_flagged"], (int, float)):
         out["n_flagged"] = int(out["n_flagged"])
+    conv = json.loads(idata.attrs.get("convergence", "{}"))
+    out["convergence"] = conv
+    if conv and not conv.get("converged", True):
+        parts = [f"{k}: {', '.join(v)}" for k, v in (conv.get("failed") or {}).items()]
+        if sum(conv.get("divergences") or []):
+            parts.append(f"{sum(conv['divergences'])} divergent transitions")
+        out["warnings"].append("NUTS did not converge (" + "; ".join(parts) + "): run longer "
+                               "chains (--samples, --warmup) before trusting the summary")
     if as_json:
         click.echo(json.dumps(out))
         return
@@ -155,8 +165,8 @@ def posterior(events_path, data, model, factory_spec, params, priors, method, ch
                    "selected" + (f" (dropped: {dropped})" if dropped else ""))
     click.echo(f"{process or 'events'}: {problem.n_events} events, {method} -> {output}")
     click.echo(summary.to_string())
-    if flag_message and on_flagged == "warn":
-        click.echo(f"warning: {flag_message}")
+    for text in out["warnings"]:
+        click.echo(f"warning: {text}")
 
 
 def _events_of(path, device):
