@@ -7,7 +7,8 @@ likelihood per event per θ.
    2-core CPU).
 2. **Likelihood**: 1000 reco events, 1000 importance samples each, log p at one θ
    (the median of ``--repeats`` calls after one warm-up call), as ms per event per θ;
-   also the one-off cost of drawing the samples. With ``--baseline PATH`` the same
+   also the one-off cost of drawing the samples; the median over ``--rounds`` fresh
+   processes. With ``--baseline PATH`` the same
    measurement runs, in the same process order, on another checkout of invsim (e.g. the
    commit before a change: ``git worktree add /tmp/base <commit>``) through
    :func:`build_dilepton_model` and :class:`MEMLikelihood`, which both versions have;
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -98,15 +100,26 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline", default=None, help="another invsim checkout to compare")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="fresh processes per checkout, alternating (this VM's timings vary "
+                         "by up to ±30 %% between identical runs); the median is reported")
     ap.add_argument("--out", default="benchmarks/results/inverse_chain.json")
     ap.add_argument("--skip-training", action="store_true")
     args = ap.parse_args(argv)
     threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = {"threads": threads, "likelihood": {}}
-    for label, path in (("this", here), ("baseline", args.baseline)):
-        if path:
-            out["likelihood"][label] = time_likelihood(path, args.repeats, threads)
+    out = {"threads": threads, "likelihood": {}, "rounds": {}}
+    for _ in range(args.rounds):
+        for label, path in (("this", here), ("baseline", args.baseline)):
+            if path:
+                out["rounds"].setdefault(label, []).append(
+                    time_likelihood(path, args.repeats, threads))
+    for label, rows in out["rounds"].items():
+        out["likelihood"][label] = {
+            "ms_per_event_per_theta": statistics.median(
+                r["ms_per_event_per_theta"] for r in rows),
+            "seconds_drawing": statistics.median(r["seconds_drawing"] for r in rows),
+            "all_ms_per_event_per_theta": [r["ms_per_event_per_theta"] for r in rows]}
     if not args.skip_training:
         out["training"] = time_training(threads)
     rows = [("likelihood, ms per event per θ (1000 events x 1000 samples)", "this")]
