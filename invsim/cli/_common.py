@@ -18,6 +18,7 @@ import torch
 __all__ = [
     "call_factory",
     "declared_parameters",
+    "echo_inputs",
     "inference_inputs",
     "likelihood_options",
     "jsonable",
@@ -354,6 +355,14 @@ def inference_inputs(*, data, factory_spec, model, parameters, n_samples: int, s
         raise click.UsageError(f"--data: {one_line(err)}") from err
     lik = call_factory(factory, events, factory_spec)
     return lik, {"events_file": str(data), "likelihood_factory": factory_spec}, events.process
+
+
+def echo_inputs(source: dict) -> None:
+    """Print the events file's selected and dropped counts (model inputs only)."""
+    if "n_selected" in source:
+        dropped = {k: v for k, v in source["dropped"].items() if v}
+        click.echo(f"{source['path']}: {source['n_selected']} of {source['n_read']} events "
+                   "selected" + (f" (dropped: {dropped})" if dropped else ""))
 
 
 def one_line(err: BaseException) -> str:

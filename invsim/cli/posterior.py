@@ -29,6 +29,7 @@ import click
 
 from invsim.cli._common import (
     declared_parameters,
+    echo_inputs,
     inference_inputs,
     likelihood_options,
     one_line,
@@ -159,10 +160,7 @@ def posterior(events_path, data, model, factory_spec, params, priors, method, ch
     if as_json:
         click.echo(json.dumps(out))
         return
-    if "n_selected" in source:
-        dropped = {k: v for k, v in source["dropped"].items() if v}
-        click.echo(f"{source['path']}: {source['n_selected']} of {source['n_read']} events "
-                   "selected" + (f" (dropped: {dropped})" if dropped else ""))
+    echo_inputs(source)
     click.echo(f"{process or 'events'}: {problem.n_events} events, {method} -> {output}")
     click.echo(summary.to_string())
     for text in out["warnings"]:

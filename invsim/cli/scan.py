@@ -38,6 +38,7 @@ from pathlib import Path
 import click
 
 from invsim.cli._common import (
+    echo_inputs,
     inference_inputs,
     likelihood_options,
     one_line,
@@ -132,10 +133,7 @@ def scan_command(data, model, factory_spec, params, profiles, fixes, luminosity,
     if as_json:
         click.echo(json.dumps(summary))
         return
-    if "n_selected" in source:
-        dropped = {k: v for k, v in source["dropped"].items() if v}
-        click.echo(f"{source['path']}: {source['n_selected']} of {source['n_read']} events "
-                   "selected" + (f" (dropped: {dropped})" if dropped else ""))
+    echo_inputs(source)
     if summary["flag_message"] and on_flagged == "warn":
         click.echo(f"warning: {summary['flag_message']}")
     click.echo(f"{len(result.parameters)}D scan of {', '.join(result.parameters)} over "
