@@ -26,13 +26,13 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from forward._validation import as_tensor
 from forward.detector.closed_form import wrap_phi as _wrap
 from forward.detector.gaussian import lepton_observables
 from forward.integrand import HadronicIntegrand
 from invsim.mem.estimator import summarize_weights
 from invsim.mem.likelihood import DifferentialCache
 from invsim.mem.reco_proposal import RecoGaussianProposal, dilepton_events, log_dmu_du
+from invsim.mem.reweight import parameter_points
 from invsim.observables import hard_pt_eta_phi as _lepton_obs
 
 __all__ = ["BruteForceResult", "brute_force_log_likelihood"]
@@ -79,18 +79,6 @@ class BruteForceResult:
     sigma_fid_error: torch.Tensor
     n_samples: int
     seconds: float
-
-
-def _points(process, theta) -> list[dict[str, torch.Tensor]]:
-    if not isinstance(theta, Mapping):
-        raise TypeError(f"theta: expected a mapping name -> values, got {type(theta).__name__}")
-    vals = {k: torch.atleast_1d(as_tensor(k, v, dtype=torch.float64)) for k, v in theta.items()}
-    sizes = {v.shape[0] for v in vals.values()}
-    if len(sizes) > 1 or any(v.ndim != 1 for v in vals.values()):
-        raise ValueError(f"theta: expected values of one shape (b,), got "
-                         f"{ {k: tuple(v.shape) for k, v in vals.items()} }")
-    b = sizes.pop() if sizes else 1
-    return [process.params({k: v[i] for k, v in vals.items()}) for i in range(b)]
 
 
 class _AdaptedT:
@@ -192,7 +180,9 @@ def brute_force_log_likelihood(
         raise ValueError("x_reco: every event must pass the detector's cuts")
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 100:
         raise ValueError(f"n_samples: expected an integer >= 100, got {n_samples!r}")
-    points = _points(process, theta)
+    if not isinstance(theta, Mapping):
+        raise TypeError(f"theta: expected a mapping name -> values, got {type(theta).__name__}")
+    points, _ = parameter_points(process, list(theta), {}, theta, torch.device("cpu"))
     integrand = HadronicIntegrand(process)
     proposal = RecoGaussianProposal(proposal_detector, process.sqrt_s, scale=scale, df=df)
     gen = torch.Generator().manual_seed(int(seed))
