@@ -440,3 +440,15 @@ def test_mixture_proposal_is_unbiased_and_tames_a_bad_component():
         MixtureProposal([ToyProposal()], [0.0])
     with pytest.raises(TypeError, match="has no sample_and_log_prob"):
         MixtureProposal([object()], [1.0])
+
+
+def test_pareto_khat_of_an_event_with_only_zero_weights_is_infinite():
+    """An event whose every importance weight is zero (e.g. all draws outside the
+    acceptance) gets k̂ = +inf and does not break the other rows' fits."""
+    lw = torch.randn(3, 100, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    lw[1] = -math.inf
+    lw[2, :60] = -math.inf
+    k = pareto_khat(lw)
+    assert math.isinf(float(k[1])) and float(k[1]) > 0
+    assert math.isfinite(float(k[0])) and math.isfinite(float(k[2]))
+    torch.testing.assert_close(k[0], pareto_khat(lw[:1])[0])

@@ -92,11 +92,12 @@ def pareto_khat(log_weights: torch.Tensor, *, regularize: bool = True) -> torch.
     finite = torch.isfinite(threshold).squeeze(-1)
     safe_thr = torch.where(torch.isfinite(threshold), threshold, peak - 1.0)
     y = torch.exp(top - peak) - torch.exp(safe_thr - peak)
-    flat = (y[..., -1] <= 0)
+    # rows with every weight zero (peak = -inf) have no tail to fit: k̂ = +inf below
+    flat = (y[..., -1] <= 0) | ~torch.isfinite(y).all(-1)
     # rows with ties at the threshold give zero exceedances: a tiny floor keeps the fit
     # defined (and such ties only lower k̂)
     tiny = torch.finfo(y.dtype).tiny * 1e3
-    y = torch.clamp(y, min=tiny)
+    y = torch.clamp(torch.nan_to_num(y, nan=1.0), min=tiny)
     y = torch.sort(y, dim=-1).values
     xi, _ = gpd_fit(torch.where(flat.unsqueeze(-1), torch.ones_like(y), y))
     if regularize:
