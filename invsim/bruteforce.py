@@ -17,9 +17,7 @@ import paths here still work for one release, with a ``FutureWarning``.
 
 from __future__ import annotations
 
-import importlib
 import math
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -29,6 +27,7 @@ from tqdm.auto import tqdm
 from forward.detector.closed_form import wrap_phi as _wrap
 from forward.detector.gaussian import lepton_observables
 from forward.integrand import HadronicIntegrand
+from invsim._moved import moved_attributes
 from invsim.mem.estimator import summarize_weights
 from invsim.mem.likelihood import DifferentialCache
 from invsim.mem.reco_proposal import RecoGaussianProposal, dilepton_events, log_dmu_du
@@ -50,12 +49,7 @@ _MOVED = {
 }
 
 
-def __getattr__(name: str):
-    if name in _MOVED:
-        warnings.warn(f"invsim.bruteforce.{name} moved to {_MOVED[name]}.{name}; the old path "
-                      "will be removed in the next release", FutureWarning, stacklevel=2)
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module 'invsim.bruteforce' has no attribute {name!r}")
+__getattr__ = moved_attributes(__name__, _MOVED)
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Importing a name from here still works and emits a ``FutureWarning`` naming its new path.
 """
 
-from invsim.cli._moved import moved_attributes
+from invsim._moved import moved_attributes
 
 __all__ = ["demo", "run_demo"]  # noqa: F822 (provided by __getattr__)
 

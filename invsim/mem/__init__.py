@@ -12,6 +12,7 @@
   (``MixtureProposal``, its old name, works for one release with a FutureWarning).
 """
 
+from invsim._moved import moved_attributes
 from invsim.mem.estimator import (
     MEMResult,
     WeightSummary,
@@ -45,12 +46,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name == "MixtureProposal":
-        import warnings
-
-        warnings.warn("invsim.mem.MixtureProposal is renamed "
-                      "invsim.mem.StratifiedMixtureProposal; the old name goes in the next "
-                      "release", FutureWarning, stacklevel=2)
-        return StratifiedMixtureProposal
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_attributes(
+    __name__, {"MixtureProposal": "invsim.mem.proposals:StratifiedMixtureProposal"})

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import torch
 
 from forward.events import HardEvents
+from invsim._moved import moved_attributes
 
 __all__ = ["StratifiedMixtureProposal"]
 
@@ -111,12 +112,5 @@ def _device_of(component, default: torch.Tensor):
         return default.device
 
 
-def __getattr__(name: str):
-    if name == "MixtureProposal":
-        import warnings
-
-        warnings.warn("invsim.mem.proposals.MixtureProposal is renamed "
-                      "invsim.mem.StratifiedMixtureProposal; the old name goes in the next "
-                      "release", FutureWarning, stacklevel=2)
-        return StratifiedMixtureProposal
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_attributes(
+    __name__, {"MixtureProposal": "invsim.mem.proposals:StratifiedMixtureProposal"})

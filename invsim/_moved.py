@@ -14,7 +14,8 @@ def moved_attributes(old: str, new: Mapping[str, str]):
 
     Args:
         old: the old module's name (``__name__`` of the shim).
-        new: attribute name -> the module it now lives in.
+        new: attribute name -> the module it now lives in, or ``"module:NewName"`` when
+            it was renamed too.
 
     Returns:
         A function to assign to the shim's ``__getattr__``.
@@ -24,9 +25,11 @@ def moved_attributes(old: str, new: Mapping[str, str]):
         target = new.get(name)
         if target is None:
             raise AttributeError(f"module {old!r} has no attribute {name!r}")
-        warnings.warn(f"{old}.{name} moved to {target}.{name}; import it from there "
-                      f"({old} will be removed in the next release)", FutureWarning,
+        module, _, new_name = target.partition(":")
+        new_name = new_name or name
+        warnings.warn(f"{old}.{name} moved to {module}.{new_name}; import it from there "
+                      f"(the old path will be removed in the next release)", FutureWarning,
                       stacklevel=2)
-        return getattr(importlib.import_module(target), name)
+        return getattr(importlib.import_module(module), new_name)
 
     return __getattr__
