@@ -187,13 +187,15 @@ def main(argv=None) -> dict:
                     help="file caching the brute-force result ('' for none)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--detector", choices=["gaussian", "cms"], default="gaussian")
+    ap.add_argument("--leptons", choices=["both", "ee", "mumu"], default="both",
+                    help="lepton flavours of the Drell-Yan process (its `leptons` setting)")
     args = ap.parse_args(argv)
     if args.quick:
         args.n_trials, args.epochs, args.n_events = 300_000, 5, 100
         args.experiments, args.n_brute = 20, 5000
     skip = set(filter(None, args.skip.split(",")))
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    process = get_process("drell-yan", mll_min=1500.0, mll_max=2500.0)
+    process = get_process("drell-yan", mll_min=1500.0, mll_max=2500.0, leptons=args.leptons)
     card = args.detector == "cms"
     detector = (CardLeptons(process) if card else
                 GaussianLeptonDetector(args.sigma_pt, args.sigma_angle, args.sigma_angle,

@@ -20,7 +20,8 @@ same tensor whatever order a file lists the objects in.
 
 **Selection.** Objects count when they pass the object cuts (``*_pt_min``,
 ``*_eta_max``). An event is selected when the detector's own selection passed, it has
-exactly ``leptons`` leptons (opposite-sign when two), at least ``bjets`` b-jets, at
+exactly ``leptons`` leptons (opposite-sign when two; exactly ``electrons`` of them
+electrons when that is set, the rest muons), at least ``bjets`` b-jets, at
 least ``jets`` other jets and at least ``photons`` photons; the leading ones by pT are
 used. :meth:`RecoObservables.extract` reports how many events fail each requirement.
 
@@ -109,6 +110,11 @@ class RecoObservables:
 
     Attributes:
         leptons: exact number of charged leptons (e, μ).
+        electrons: exact number of electrons among them (the rest are muons), e.g. 2
+            for an ee channel, 0 for μμ, 1 for eμ; None (default) takes any mixture.
+            Detectors resolve electrons and muons differently, so an analysis of both
+            flavours is best split into channels of one flavour content each (see
+            :class:`~invsim.mem.ChannelLikelihood`).
         bjets: minimum number of b-tagged jets (the leading ones are used).
         jets: minimum number of other jets (the leading ones are used).
         photons: minimum number of photons (the leading ones are used).
@@ -119,6 +125,7 @@ class RecoObservables:
     """
 
     leptons: int = 2
+    electrons: int | None = None
     bjets: int = 0
     jets: int = 0
     photons: int = 0
@@ -133,6 +140,11 @@ class RecoObservables:
     def __post_init__(self) -> None:
         for name in ("leptons", "bjets", "jets", "photons"):
             _count(name, getattr(self, name))
+        if self.electrons is not None:
+            _count("electrons", self.electrons)
+            if self.electrons > self.leptons:
+                raise ValueError(f"electrons: expected at most leptons={self.leptons}, got "
+                                 f"{self.electrons}")
         if not isinstance(self.met, bool):
             raise TypeError(f"met: expected a bool, got {self.met!r}")
         for f in dataclasses.fields(self):
@@ -205,14 +217,21 @@ class RecoObservables:
 
         Charged leptons of ``process.final_state`` count as leptons, b quarks as
         b-jets, other quarks and gluons as jets, photons as photons, and neutrinos
-        switch on the missing pT. Keyword arguments set the object cuts.
+        switch on the missing pT. The number of electrons is fixed when the process
+        has one lepton flavour content (a process whose ``lepton_pids`` lists several
+        flavours, as Drell–Yan with ``leptons="both"``, takes any). Keyword arguments
+        set the object cuts (and may override ``electrons``).
         """
         ids = [abs(int(i)) for i in process.final_state]
+        several = len(tuple(getattr(process, "lepton_pids", ()) or ())) > 1
         counts = {"leptons": sum(i in (11, 13) for i in ids),
                   "bjets": sum(i == 5 for i in ids),
                   "jets": sum(i in (1, 2, 3, 4, 21) for i in ids),
                   "photons": sum(i == 22 for i in ids),
                   "met": any(i in (12, 14, 16) for i in ids)}
+        if counts["leptons"] and not several:
+            counts["electrons"] = sum(i == 11 for i in ids)
+        counts.update({k: cuts.pop(k) for k in ("electrons",) if k in cuts})
         unknown = sorted({i for i in ids if i not in (1, 2, 3, 4, 5, 11, 12, 13, 14, 16, 21, 22)})
         if unknown:
             raise ValueError(f"process: final state {tuple(process.final_state)} has ids "
@@ -259,6 +278,9 @@ class RecoObservables:
         n_lep = lep.sum(-1)
         if self.leptons:
             require(f"exactly {self.leptons} leptons", n_lep == self.leptons)
+        if self.electrons is not None:
+            n_el = (lep & (t == ObjectType.ELECTRON)).sum(-1)
+            require(f"exactly {self.electrons} electron(s) among them", n_el == self.electrons)
         # charge first (negative first), then pT descending: sort by pT, then stably
         # by charge
         ch = reco.charges.to(torch.int64)

@@ -6,6 +6,8 @@
 * :mod:`invsim.mem.parton`: :class:`PartonLikelihood`, the exact likelihood of hard
   events (the floor for every reco-level method); :mod:`invsim.mem.reweight`: the
   θ-points and fiducial-σ sample both likelihoods share;
+* :mod:`invsim.mem.channels`: :class:`ChannelLikelihood`, several channels (ee, μμ, …)
+  with one model each as one likelihood of all their events;
 * :mod:`invsim.mem.estimator`: the weight summaries, flags and :class:`MEMResult`;
 * :mod:`invsim.mem.pareto`: generalized-Pareto fits and the Pareto k̂ diagnostic;
 * :mod:`invsim.mem.proposals`: :class:`StratifiedMixtureProposal` of several proposals
@@ -13,6 +15,7 @@
 """
 
 from invsim._moved import moved_attributes
+from invsim.mem.channels import ChannelLikelihood
 from invsim.mem.estimator import (
     MEMResult,
     WeightSummary,
@@ -28,6 +31,7 @@ from invsim.mem.proposals import StratifiedMixtureProposal
 
 __all__ = [
     "HARD_OBSERVABLES",
+    "ChannelLikelihood",
     "DifferentialCache",
     "MEMLikelihood",
     "MEMModel",

@@ -61,19 +61,6 @@ def _smear_many(detector, sim, k: int, generator: torch.Generator, observables, 
     return torch.stack(rows), torch.stack(oks)
 
 
-def _dilepton_resolutions(x_hard: torch.Tensor, x_reco: torch.Tensor) -> dict[str, float]:
-    """Robust resolutions (σ_pT/pT, σ_η, σ_φ) of two-lepton pairs: 1.4826 × the median
-    absolute residual (the σ of a Gaussian), pooled over both leptons."""
-    h, r = x_hard.reshape(-1, 2, 3), x_reco.reshape(-1, 2, 3)
-    res = torch.stack([r[..., 0] / h[..., 0] - 1, r[..., 1] - h[..., 1],
-                       torch.remainder(r[..., 2] - h[..., 2] + math.pi, 2 * math.pi) - math.pi],
-                      -1).reshape(-1, 3)
-    mad = 1.4826 * (res - res.median(0).values).abs().median(0).values
-    mad = mad.clamp(min=1e-6)
-    return {"sigma_pt": float(mad[0]), "sigma_eta": float(mad[1]),
-            "sigma_phi": min(float(mad[2]), 0.5)}
-
-
 def _median_ess(model, x_reco: torch.Tensor, seed: int, n_samples: int = 200) -> float:
     """Median effective sample size of a model's proposal on reco events, at the
     reference point (importance samples per event: ``n_samples``)."""
@@ -198,8 +185,9 @@ def build_model(process, detector, *, n_trials: int, epochs: int, seed: int = 0,
         reco_helper: for Drell–Yan dileptons, make the proposal a
             :class:`~invsim.mem.StratifiedMixtureProposal` of the unfolder and a
             :class:`~invsim.mem.reco_proposal.RecoGaussianProposal` whose widths are the
-            detector's resolutions measured on the training pairs (robust widths of the
-            reco-minus-hard residuals): a small unfolder cannot resolve mrad angles. The
+            detector's resolutions measured on the training pairs in bins of reco |η|
+            and pT (:class:`~invsim.mem.resolution.ResolutionTable`, robust widths of
+            the reco-minus-hard residuals): a small unfolder cannot resolve mrad angles. The
             shares follow each component's median effective sample size on 200
             held-out reco events (none below 0.1), recorded in ``info``.
         device: torch device of the simulation, the training and the networks.
@@ -208,11 +196,11 @@ def build_model(process, detector, *, n_trials: int, epochs: int, seed: int = 0,
         (model, info): the :class:`~invsim.mem.MEMModel` (with ``observables``,
         ``ranges`` and ``detector`` set) and a dict of training numbers.
     """
-    from forward.detector import GaussianLeptonDetector
     from invsim.flows import FlowConfig, TrainConfig, observable_preprocessing
     from invsim.mem.model import MEMModel
     from invsim.mem.proposals import StratifiedMixtureProposal
     from invsim.mem.reco_proposal import RecoGaussianProposal
+    from invsim.mem.resolution import ResolutionTable
     from invsim.pairs import simulate
     from invsim.transfer import AcceptanceClassifier, SelectedTransfer, TransferFunction
     from invsim.unfold import Unfolder
@@ -315,14 +303,13 @@ def build_model(process, detector, *, n_trials: int, epochs: int, seed: int = 0,
     info["seed"] = seed
     proposal = unfolder
     if dilepton and reco_helper:
-        # a reco-centred t proposal with the detector's measured resolutions, mixed in
-        # equal shares: it covers a sharp detector (mrad angles) that the unfolder
-        # cannot resolve, and the unfolder covers what it misses (multiple importance
-        # sampling: q ≥ w_k q_k bounds the weights by both)
-        widths = _dilepton_resolutions(sim.x_hard[acc], sim.x_reco[acc])
-        info["reco_helper_resolutions"] = widths
-        helper = RecoGaussianProposal(GaussianLeptonDetector(**widths, pt_min=0.0,
-                                                             eta_max=10.0), process.sqrt_s)
+        # a reco-centred t proposal with the detector's resolutions measured per reco
+        # (|η|, pT) bin, mixed in: it covers a sharp detector (mrad angles) that the
+        # unfolder cannot resolve, and the unfolder covers what it misses (multiple
+        # importance sampling: q ≥ w_k q_k bounds the weights by both)
+        table = ResolutionTable.fit(sim.x_hard[acc], sim.x_reco[acc])
+        info["reco_helper_resolutions"] = table.pooled
+        helper = RecoGaussianProposal(table, process.sqrt_s)
         parts = [unfolder, helper]
         val = sim.x_reco[acc][-min(200, int(acc.sum())):]  # the unfolder's validation tail
         ess = [_median_ess(MEMModel(process, q, transfer, acceptance,

@@ -25,6 +25,7 @@ from forward.detector.closed_form import wrap_phi as _wrap
 from forward.detector.gaussian import GaussianLeptonDetector, lepton_observables
 from forward.events import HardEvents
 from invsim.flows.training import read_file, write_file
+from invsim.mem.resolution import ResolutionTable
 
 __all__ = ["RecoGaussianProposal", "dilepton_events", "log_dmu_du"]
 
@@ -63,23 +64,27 @@ def log_dmu_du(u: torch.Tensor, sqrt_s: float) -> torch.Tensor:
 class RecoGaussianProposal:
     """A Student-t proposal in u = (log pT, φ, η₁, η₂) centred on the reco event.
 
-    The centre combines the two leptons (pT from the mean of log pT', φ from the
-    circular mean of φ'₁ and φ'₂ - π); the widths are ``scale`` times the detector's
-    resolutions for those combinations. Independent t distributions with ``df``
-    degrees of freedom per coordinate (φ wrapped, its density summed over ±2π).
+    The centre combines the two leptons, each weighted by its inverse variance (log pT
+    from the weighted mean of log pT'₁ and log pT'₂, φ from the weighted circular mean
+    of φ'₁ and φ'₂ - π); the widths are ``scale`` times the resolutions of those
+    combinations. The per-lepton resolutions are the detector's constant ones, or
+    those of a :class:`~invsim.mem.resolution.ResolutionTable` at each reco lepton
+    (measured on training pairs). Independent t distributions with ``df`` degrees of
+    freedom per coordinate (φ wrapped, its density summed over ±2π).
 
     Args:
-        detector: the :class:`GaussianLeptonDetector` (for the widths).
+        detector: a :class:`GaussianLeptonDetector` (constant widths) or a
+            :class:`~invsim.mem.resolution.ResolutionTable` (widths per lepton).
         sqrt_s: hadronic centre-of-mass energy in GeV.
         scale: width factor (> 0).
         df: degrees of freedom (integer >= 1).
     """
 
-    def __init__(self, detector: GaussianLeptonDetector, sqrt_s: float = 13000.0, *,
-                 scale: float = 1.5, df: int = 5) -> None:
-        if not isinstance(detector, GaussianLeptonDetector):
-            raise TypeError(f"detector: expected a GaussianLeptonDetector, got "
-                            f"{type(detector).__name__}")
+    def __init__(self, detector: GaussianLeptonDetector | ResolutionTable,
+                 sqrt_s: float = 13000.0, *, scale: float = 1.5, df: int = 5) -> None:
+        if not isinstance(detector, GaussianLeptonDetector | ResolutionTable):
+            raise TypeError(f"detector: expected a GaussianLeptonDetector or a "
+                            f"ResolutionTable, got {type(detector).__name__}")
         if not (math.isfinite(scale) and scale > 0):
             raise ValueError(f"scale: expected a finite positive factor, got {scale!r}")
         if isinstance(df, bool) or not isinstance(df, int) or df < 1:
@@ -88,16 +93,28 @@ class RecoGaussianProposal:
             raise ValueError(f"sqrt_s: expected a positive energy in GeV, got {sqrt_s!r}")
         self.detector, self.sqrt_s, self.scale, self.df = detector, float(sqrt_s), scale, df
 
+    def lepton_widths(self, x_reco) -> torch.Tensor:
+        """σ of (log pT, η, φ) of each reco lepton, shape (m, 2, 3)."""
+        d = self.detector
+        if isinstance(d, ResolutionTable):
+            return d.lookup(_observables("x_reco", x_reco))
+        y = _observables("x_reco", x_reco)
+        w = torch.tensor([d.sigma_pt, d.sigma_eta, d.sigma_phi], dtype=torch.float64,
+                         device=y.device)
+        return w.expand(y.shape[0], 2, 3)
+
     def centre(self, x_reco) -> tuple[torch.Tensor, torch.Tensor]:
         """(loc, width) of the proposal in u, each shape (m, 4), for x_reco (m, 6)."""
         y = _observables("x_reco", x_reco).to(torch.float64).view(-1, 2, 3)
-        d = self.detector
-        lpt = torch.log(y[..., 0]).mean(-1)
-        phi = _wrap(y[:, 0, 2] + 0.5 * _wrap(y[:, 1, 2] - math.pi - y[:, 0, 2]))
+        w = self.lepton_widths(y.view(-1, 6)).to(y.device)
+        v_pt, v_phi = w[..., 0] ** -2, w[..., 2] ** -2  # inverse variances (m, 2)
+        lpt = (torch.log(y[..., 0]) * v_pt).sum(-1) / v_pt.sum(-1)
+        share = v_phi[:, 1] / v_phi.sum(-1)
+        phi = _wrap(y[:, 0, 2] + share * _wrap(y[:, 1, 2] - math.pi - y[:, 0, 2]))
         loc = torch.stack([lpt, phi, y[:, 0, 1], y[:, 1, 1]], -1)
-        w = torch.tensor([d.sigma_pt / math.sqrt(2), d.sigma_phi / math.sqrt(2),
-                          d.sigma_eta, d.sigma_eta], dtype=loc.dtype, device=loc.device)
-        return loc, (self.scale * w).expand_as(loc)
+        width = torch.stack([v_pt.sum(-1).rsqrt(), v_phi.sum(-1).rsqrt(), w[:, 0, 1],
+                             w[:, 1, 1]], -1)
+        return loc, self.scale * width
 
     def _log_t(self, t: torch.Tensor) -> torch.Tensor:
         nu = float(self.df)
@@ -159,7 +176,10 @@ class RecoGaussianProposal:
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Save the settings (refuses to overwrite unless asked)."""
-        write_file(path, {"kind": "reco-gaussian-proposal", "detector": asdict(self.detector),
+        d = self.detector
+        widths = ({"resolution_table": d.to_dict()} if isinstance(d, ResolutionTable)
+                  else {"detector": asdict(d)})
+        write_file(path, {"kind": "reco-gaussian-proposal", **widths,
                           "sqrt_s": self.sqrt_s, "scale": self.scale, "df": self.df},
                    overwrite=overwrite)
 
@@ -167,5 +187,6 @@ class RecoGaussianProposal:
     def load(cls, path: str | os.PathLike, *, map_location=None) -> RecoGaussianProposal:
         """Load what :meth:`save` wrote."""
         d = read_file(path, "reco-gaussian-proposal", map_location=map_location)
-        return cls(GaussianLeptonDetector(**d["detector"]), d["sqrt_s"], scale=d["scale"],
-                   df=d["df"])
+        widths = (ResolutionTable.from_dict(d["resolution_table"]) if "resolution_table" in d
+                  else GaussianLeptonDetector(**d["detector"]))
+        return cls(widths, d["sqrt_s"], scale=d["scale"], df=d["df"])

@@ -1,0 +1,129 @@
+"""Analysis channels: RecoObservables.electrons and invsim.mem.ChannelLikelihood."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from _helpers import seeded
+
+from forward.detector import Detector
+from forward.integrand import HadronicIntegrand
+from forward.processes import get_process
+from invsim.infer import check_likelihood
+from invsim.mem import ChannelLikelihood
+from invsim.mem.parton import PartonLikelihood
+from invsim.observables import RecoObservables
+from invsim.scan import scan
+
+DT = torch.float64
+
+
+def _events(process, n, seed):
+    integrand = HadronicIntegrand(process)
+    ev, _ = integrand.map.forward(torch.rand(n, integrand.dim, generator=seeded(seed), dtype=DT))
+    with torch.no_grad():
+        return ev[integrand.differential(ev) > 0]
+
+
+def test_electrons_select_the_flavour_content():
+    # Drell-Yan e+e- and mu+mu- through the card: the "both" observables keep both
+    # flavours, the channel observables exactly the events of their own flavour
+    dy = get_process("drell-yan", mll_min=200.0, mll_max=400.0)
+    hard = _events(dy, 600, 1)
+    pids = dy.sample_final_state(len(hard), generator=seeded(2))
+    reco = Detector("cms").reconstruct(hard, pids, seed=3)
+    both = RecoObservables(leptons=2).extract(reco)
+    ee = RecoObservables(leptons=2, electrons=2).extract(reco)
+    mm = RecoObservables(leptons=2, electrons=0).extract(reco)
+    assert int(ee.selected.sum()) + int(mm.selected.sum()) == int(both.selected.sum())
+    is_e = (pids.abs() == 11).all(-1)
+    assert bool((ee.selected <= is_e).all()) and bool((mm.selected <= ~is_e).all())
+    assert ee.failed["exactly 2 electron(s) among them"] > 0
+    assert torch.equal(torch.cat([both.x[is_e[both.selected]], both.x[~is_e[both.selected]]]),
+                       torch.cat([ee.x, mm.x]))
+
+
+def test_electrons_from_the_process_and_checked():
+    assert RecoObservables.for_process(get_process("drell-yan", leptons="ee")).electrons == 2
+    assert RecoObservables.for_process(get_process("drell-yan", leptons="mumu")).electrons == 0
+    assert RecoObservables.for_process(get_process("drell-yan")).electrons is None
+    obs = RecoObservables(leptons=2, electrons=1)
+    assert RecoObservables.from_dict(obs.to_dict()) == obs
+    assert RecoObservables.from_dict({"leptons": 2}).electrons is None  # older files
+    with pytest.raises(ValueError, match="electrons: expected at most leptons=2, got 3"):
+        RecoObservables(leptons=2, electrons=3)
+    with pytest.raises(ValueError, match="electrons"):
+        RecoObservables(leptons=2, electrons=-1)
+
+
+@pytest.fixture(scope="module")
+def channels():
+    both = get_process("drell-yan", mll_min=1500.0, mll_max=2500.0, leptons="both")
+    ee = get_process("drell-yan", mll_min=1500.0, mll_max=2500.0, leptons="ee")
+    mm = get_process("drell-yan", mll_min=1500.0, mll_max=2500.0, leptons="mumu")
+    ev_e, ev_m = _events(ee, 40, 11), _events(mm, 30, 12)
+    kw = dict(parameter_names=["mzp"], n_fiducial=20_000)
+    lik = ChannelLikelihood({"ee": PartonLikelihood(ee, ev_e, seed=13, **kw),
+                             "mumu": PartonLikelihood(mm, ev_m, seed=14, **kw)})
+    ref = (PartonLikelihood(both, ev_e, seed=15, **kw), PartonLikelihood(both, ev_m, seed=15, **kw))
+    return lik, ref
+
+
+def test_channels_equal_the_flavour_summed_process(channels):
+    # For massless leptons the ee and mumu channels each carry half of the flavour-summed
+    # cross section with the same shape, so log p(x, c | θ) = log p_both(x | θ) - log 2
+    # and σ_ee + σ_mumu = σ_both, up to the Monte Carlo errors of the three independent
+    # fiducial samples (5 combined σ: false-failure rate < 1e-6 per comparison)
+    lik, (ref_e, ref_m) = channels
+    grid = torch.tensor([1950.0, 2000.0, 2060.0], dtype=DT)
+    with torch.no_grad():
+        lp, lsf = lik.log_prob_and_log_sigma_fid({"mzp": grid})
+        want = torch.cat([ref_e.log_prob({"mzp": grid}), ref_m.log_prob({"mzp": grid})], -1)
+        want_sf = ref_e.log_sigma_fid({"mzp": grid})
+        err = torch.sqrt(sum(x.log_sigma_fid_error({"mzp": grid}) ** 2
+                             for x in (*lik.channels.values(), ref_e)))
+    assert lp.shape == (3, lik.n_events) == (3, 70)
+    assert bool((err > 0).all() & (err < 0.05).all())  # 5 err well below log 2
+    dev = lp - (want - math.log(2))
+    # the per-event deviation is common to all events of a channel (σ_fid only)
+    assert torch.allclose(dev[:, :40], dev[:, :1].expand(-1, 40), atol=1e-10)
+    assert bool((dev.abs() < 5 * err.unsqueeze(-1)).all()), (dev[:, [0, 40]], err)
+    assert bool(((lsf - want_sf).abs() < 5 * err).all())
+    # one θ point gives the rows of the batch; the protocol checks pass
+    with torch.no_grad():
+        one = lik.log_prob({"mzp": torch.tensor(2000.0, dtype=DT)})
+    assert torch.allclose(one, lp[1], atol=1e-12, rtol=0)
+    check_likelihood(lik)
+    assert lik.channel_of(39) == "ee" and lik.channel_of(40) == "mumu"
+
+
+def test_channels_scan_and_extended_term(channels):
+    # the extended scan of the combined likelihood equals the sum of the channels'
+    # extended scans: the Poisson term factorises over channels, up to the θ-independent
+    # multinomial coefficient log(70! / (40! 30!)) of which events fall in which channel
+    lik, _ = channels
+    grid = {"mzp": torch.linspace(1950.0, 2050.0, 5, dtype=DT)}
+    both = scan(lik, grid, luminosity=100.0)
+    parts = [scan(c, grid, luminosity=100.0) for c in lik.channels.values()]
+    total = sum(torch.as_tensor(p.dataset["log_l"].values) for p in parts)
+    coef = math.lgamma(71) - math.lgamma(41) - math.lgamma(31)
+    assert torch.allclose(torch.as_tensor(both.dataset["log_l"].values), total - coef,
+                          atol=1e-8, rtol=0)
+
+
+def test_channels_bad_input(channels):
+    lik, (ref_e, _) = channels
+    with pytest.raises(TypeError, match="channels: expected a mapping"):
+        ChannelLikelihood([ref_e])
+    with pytest.raises(ValueError, match="at least one channel"):
+        ChannelLikelihood({})
+    with pytest.raises(TypeError, match=r"channels\['x'\]: expected a likelihood"):
+        ChannelLikelihood({"x": object()})
+    other = PartonLikelihood(ref_e.process, _events(ref_e.process, 5, 3),
+                             parameter_names=["mzp", "gzp"], n_fiducial=100)
+    with pytest.raises(ValueError, match="parameter_names"):
+        ChannelLikelihood({"a": ref_e, "b": other})
+    with pytest.raises(ValueError, match="index"):
+        lik.channel_of(70)
