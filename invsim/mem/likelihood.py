@@ -91,7 +91,7 @@ class DifferentialCache:
             for ev in self._chunks():
                 contrib = integrand.channel_contributions(ev, ref)
                 me = self.process.matrix_element(ev, ref)
-                mu2.append(self.process.scales(ev, ref)[0])
+                mu2.append(self.process.hard_scales(ev, ref)[0])
                 if not bool((me > 0).all() and torch.isfinite(me).all()):
                     cacheable = False
                 lumi.append(contrib / torch.where(me > 0, me, torch.ones_like(me)))
@@ -128,7 +128,7 @@ class DifferentialCache:
             sl = slice(i * self.chunk_size, i * self.chunk_size + len(ev))
             ds = None
             if self.lumi is not None:
-                mu2 = self.process.scales(ev, params)[0]
+                mu2 = self.process.hard_scales(ev, params)[0]
                 # a scale that depends on θ (requires grad) must keep its PDF gradient
                 if not mu2.requires_grad and torch.equal(mu2, self.mu_f2[sl]):
                     ds = self._weighted[i](params)
