@@ -89,11 +89,13 @@ def resolve_lhapdf_id(lhapdf_id: int) -> tuple[str, int]:
         raise TypeError(f"lhapdf_id: expected an int, got {type(lhapdf_id).__name__}")
     if lhapdf_id < 0:
         raise ValueError(f"lhapdf_id: expected an id >= 0, got {lhapdf_id}")
+    # as LHAPDF: the set with the largest SetIndex <= id, if the id is among its members
     best = None
     for name, (index, members) in set_ids().items():
-        if index <= lhapdf_id and (members is None or lhapdf_id < index + members):
-            if best is None or index > best[1]:
-                best = (name, index)
+        if index <= lhapdf_id and (best is None or index > best[1]):
+            best = (name, index, members)
+    if best is not None and best[2] is not None and lhapdf_id >= best[1] + best[2]:
+        best = None
     if best is None:
         known = ", ".join(f"{n}: {i}" for n, (i, _) in KNOWN_SET_IDS.items())
         raise PDFSetNotFoundError(
