@@ -32,7 +32,13 @@ from collections.abc import Mapping, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from forward._validation import as_tensor, check_finite, check_floating, make_generator
+from forward._validation import (
+    as_tensor,
+    check_choice,
+    check_finite,
+    check_floating,
+    make_generator,
+)
 from forward.events import HardEvents
 from invsim.infer.flags import FlaggedEventsError, check_on_flagged
 from invsim.mem.estimator import MEMResult, flag_events, flag_reasons, summarize_weights
@@ -40,7 +46,10 @@ from invsim.mem.model import MEMModel
 from invsim.mem.pareto import pareto_khat
 from invsim.mem.reweight import FiducialSample, parameter_points
 
-__all__ = ["DifferentialCache", "MEMLikelihood", "MEMWarning"]
+__all__ = ["OUTSIDE_RANGE", "DifferentialCache", "MEMLikelihood", "MEMWarning"]
+
+#: choices of ``MEMLikelihood(outside_range=...)``
+OUTSIDE_RANGE = ("auto", "-inf", "raise")
 
 
 class MEMWarning(UserWarning):
@@ -170,6 +179,13 @@ class MEMLikelihood:
             own ``on_flagged``.
         progress: show tqdm bars while drawing.
         device: device of the cached samples; default that of ``x_reco``.
+        outside_range: what :meth:`log_prob`, :meth:`log_prob_and_log_sigma_fid` and
+            :meth:`log_sigma_fid` do at θ outside the process's declared parameter
+            ranges: ``"auto"`` (default) returns -inf there when called inside a running
+            Pyro model (any Pyro effect handler active, e.g. NUTS or SVI on a user's
+            model, so ``init_to_uniform`` and trajectories that leave the range are
+            simply rejected) and raises ``ValueError`` otherwise; ``"-inf"`` always
+            returns -inf; ``"raise"`` always raises. :meth:`evaluate` always raises.
 
     Attributes:
         parameter_names: names of θ, in order.
@@ -198,6 +214,7 @@ class MEMLikelihood:
         on_flagged: str = "warn",
         progress: bool = False,
         device=None,
+        outside_range: str = "auto",
     ) -> None:
         if not isinstance(model, MEMModel):
             raise TypeError(f"model: expected a MEMModel, got {type(model).__name__}")
@@ -213,6 +230,8 @@ class MEMLikelihood:
         if not (0 <= defensive < 1):
             raise ValueError(f"defensive: expected a share in [0, 1), got {defensive!r}")
         on_flagged = check_on_flagged(on_flagged)
+        check_choice("outside_range", outside_range, OUTSIDE_RANGE)
+        self.outside_range = outside_range
         self.model = model
         self.process = model.process
         self.device = torch.device(device) if device is not None else x_reco.device
@@ -357,11 +376,52 @@ class MEMLikelihood:
     def _log_sigma_fid(self, log_dsigma_fid) -> tuple[torch.Tensor, torch.Tensor]:
         return self._fid.log_sigma(log_dsigma_fid)
 
+    def _outside(self, theta):
+        """θ with points outside the declared ranges moved to the defaults, and their mask.
+
+        Returns:
+            (theta, mask): ``mask`` is None when every point is inside or when such
+            points must raise (``outside_range``), else a bool tensor of shape () or (b,).
+        """
+        if self.outside_range == "raise" or not isinstance(theta, Mapping):
+            return theta, None
+        if self.outside_range == "auto":
+            from pyro.poutine.runtime import am_i_wrapped
+
+            if not am_i_wrapped():
+                return theta, None
+        mask = None
+        for p in self.parameter_names:
+            v = theta.get(p)
+            if not isinstance(v, torch.Tensor) or not v.is_floating_point():
+                return theta, None  # numbers and bad input: checked (and raised) as usual
+            par = self.process.parameters[p]
+            out = (v.detach() < par.low) | (v.detach() > par.high)
+            mask = out if mask is None else mask | out
+        if mask is None or not bool(mask.any()):
+            return theta, None
+        safe = dict(theta)
+        for p in self.parameter_names:
+            default = torch.full_like(theta[p], self.process.parameters[p].default)
+            safe[p] = torch.where(mask, default, theta[p])
+        return safe, mask
+
+    @staticmethod
+    def _neg_inf_where(mask, value: torch.Tensor) -> torch.Tensor:
+        """``value`` with -inf at the masked θ points (mask () or (b,), value (…) or (b, …))."""
+        if mask is None:
+            return value
+        m = mask.reshape(mask.shape + (1,) * (value.ndim - mask.ndim))
+        return torch.where(m, torch.full_like(value, -math.inf), value)
+
     def log_sigma_fid(self, theta) -> torch.Tensor:
-        """log(σ_fid(θ) / pb) from the fixed fiducial sample, shape () or (b,), differentiable."""
+        """log(σ_fid(θ) / pb) from the fixed fiducial sample, shape () or (b,), differentiable.
+
+        Outside the declared ranges: -inf or ``ValueError``, see ``outside_range``."""
+        theta, mask = self._outside(theta)
         points, batched = self._points(theta)
         out = torch.stack([self._log_sigma_fid(self._log_dsigma(p)[1])[0] for p in points])
-        return out if batched else out[0]
+        return self._neg_inf_where(mask, out if batched else out[0])
 
     def _point(self, params, *, full: bool):
         log_ds, log_ds_fid = self._log_dsigma(params)
@@ -380,7 +440,11 @@ class MEMLikelihood:
 
         Returns:
             Tensor (n_events,) or (b, n_events), float64, w.r.t. the reco observables'
-            measure of the transfer function.
+            measure of the transfer function; -inf at θ outside the declared ranges when
+            ``outside_range`` says so (by default inside a running Pyro model).
+
+        Raises:
+            ValueError: θ outside the declared ranges (outside a Pyro model, by default).
         """
         return self.log_prob_and_log_sigma_fid(theta)[0]
 
@@ -397,18 +461,24 @@ class MEMLikelihood:
             (log p of shape (n_events,) or (b, n_events), log(σ_fid/pb) of shape () or
             (b,)), float64, differentiable in θ.
         """
+        theta, mask = self._outside(theta)
         points, batched = self._points(theta)
         out, sig, n_bad = [], [], 0
-        for params in points:
+        skip = [False] * len(points) if mask is None else mask.reshape(-1).expand(
+            len(points)).tolist()
+        for params, stand_in in zip(points, skip, strict=True):
             lp, s, lsf, _, _ = self._point(params, full=False)
             bad = flag_events(lp, s.error, s.ess, None, max_error=self.limits["max_error"],
                               min_ess=self.limits["min_ess"], max_pareto_k=math.inf)
-            n_bad = max(n_bad, int(bad.sum()))
+            if not stand_in:  # points outside the range were evaluated at the defaults
+                n_bad = max(n_bad, int(bad.sum()))
             out.append(lp)
             sig.append(lsf)
         self._report(n_bad)
         out, sig = torch.stack(out), torch.stack(sig)
-        return (out, sig) if batched else (out[0], sig[0])
+        if not batched:
+            out, sig = out[0], sig[0]
+        return self._neg_inf_where(mask, out), self._neg_inf_where(mask, sig)
 
     def _report(self, n_bad: int) -> None:
         if n_bad == 0 or self.on_flagged == "ignore":
