@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from forward._validation import make_generator
+from forward.events import HardEvents
 from forward.integrand import HadronicIntegrand, load_pdf
 from forward.processes.base import scale_factor
 from forward.xsec import CrossSectionResult, integrate
@@ -43,6 +44,7 @@ __all__ = [
     "pdf_variations",
     "scale_variation_name",
     "scale_variations",
+    "variation_weights",
 ]
 
 #: (mur_factor, muf_factor) of the 7-point scale variation, central first
@@ -201,6 +203,80 @@ class VariationResult:
         }
 
 
+def _varied_integrands(process, variations, central: HadronicIntegrand, params, device):
+    """name -> HadronicIntegrand of each non-trivial variation, on the central's map."""
+    out = {}
+    for v in variations:
+        if v.is_central:
+            continue
+        varied = copy.copy(process)
+        varied.mur_factor = process.mur_factor * v.mur_factor
+        varied.muf_factor = process.muf_factor * v.muf_factor
+        v_pdf = central.pdf if v.pdf is None else load_pdf(v.pdf, device=device)
+        out[v.name] = HadronicIntegrand(
+            varied, pdf=v_pdf, params={**dict(params or {}), **v.params},
+            channel=central.map, dtype=torch.float64, device=device)
+    return out
+
+
+def _check_variations(variations) -> list[Variation]:
+    variations = list(variations)
+    for v in variations:
+        if not isinstance(v, Variation):
+            raise TypeError(f"variations: expected Variation objects, got {type(v).__name__}")
+    names = [v.name for v in variations]
+    if len(set(names)) != len(names):
+        raise ValueError(f"variations: expected distinct names, got {names}")
+    return variations
+
+
+def variation_weights(
+    process,
+    events: HardEvents,
+    variations: Sequence[Variation],
+    *,
+    params: Mapping[str, Any] | None = None,
+    pdf=None,
+) -> dict[str, torch.Tensor]:
+    """Per-event reweighting factors of each variation: dσ_k/dμ ÷ dσ_0/dμ at the events.
+
+    Multiplying an event's weight by its factor gives the event sample of the variation
+    (the 7-point weights of an event file); the factor is 0 where dσ_0/dμ = 0.
+
+    Args:
+        process: the central process the events were generated with.
+        events: hard events, momenta (n, k, 4) in GeV (float64 recommended).
+        variations: :class:`Variation` objects with distinct names.
+        params: the parameter values of the central sample; defaults for the rest.
+        pdf: the central PDF; default the process's.
+
+    Returns:
+        name -> factors of shape (n,), float64, on the events' device.
+
+    Raises:
+        TypeError, ValueError: as :func:`cross_section_variations`; not HardEvents.
+    """
+    if not isinstance(events, HardEvents):
+        raise TypeError(f"events: expected HardEvents, got {type(events).__name__}")
+    variations = _check_variations(variations)
+    device = events.momenta.device
+    central = HadronicIntegrand(process, pdf=pdf, params=params, dtype=torch.float64,
+                                device=device)
+    varied = _varied_integrands(process, variations, central, params, device)
+    with torch.no_grad():
+        w0 = central.differential(events)
+        ok = w0 > 0
+        safe = torch.where(ok, w0, torch.ones_like(w0))
+        out = {}
+        for v in variations:
+            if v.name not in varied:
+                out[v.name] = ok.to(torch.float64)
+                continue
+            wk = varied[v.name].differential(events)
+            out[v.name] = torch.where(ok, wk / safe, torch.zeros_like(wk)).to(torch.float64)
+    return out
+
+
 def cross_section_variations(
     process,
     variations: Sequence[Variation],
@@ -239,30 +315,14 @@ def cross_section_variations(
     for name, v in (("n", n), ("batch_size", batch_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 2:
             raise ValueError(f"{name}: expected an int >= 2, got {v!r}")
-    variations = list(variations)
-    for v in variations:
-        if not isinstance(v, Variation):
-            raise TypeError(f"variations: expected Variation objects, got {type(v).__name__}")
-    names = [v.name for v in variations]
-    if len(set(names)) != len(names):
-        raise ValueError(f"variations: expected distinct names, got {names}")
+    variations = _check_variations(variations)
     device = torch.device("cpu") if device is None else torch.device(device)
     gen = make_generator(seed, generator, device)
     central = HadronicIntegrand(process, pdf=pdf, params=params, channel=channel,
                                 dtype=torch.float64, device=device)
-    integrands = [central]
-    index = {}
-    for v in variations:
-        if v.is_central:
-            continue
-        varied = copy.copy(process)
-        varied.mur_factor = process.mur_factor * v.mur_factor
-        varied.muf_factor = process.muf_factor * v.muf_factor
-        v_pdf = central.pdf if v.pdf is None else load_pdf(v.pdf, device=device)
-        index[v.name] = len(integrands)
-        integrands.append(HadronicIntegrand(
-            varied, pdf=v_pdf, params={**dict(params or {}), **v.params},
-            channel=central.map, dtype=torch.float64, device=device))
+    varied = _varied_integrands(process, variations, central, params, device)
+    integrands = [central, *varied.values()]
+    index = {name: i for i, name in enumerate(varied, start=1)}
     results, shift_errors = integrate(integrands, n, method=method, generator=gen,
                                       batch_size=batch_size, device=device)
     return VariationResult(

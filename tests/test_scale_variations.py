@@ -40,6 +40,7 @@ from forward.variations import (
     cross_section_variations,
     pdf_variations,
     scale_variations,
+    variation_weights,
 )
 from invsim.cli import cli
 
@@ -205,6 +206,26 @@ def test_central_is_cross_section_and_shift_errors_match_a_hand_computation(meth
     assert res.results["up"].value == pytest.approx(float(w1.mean()), rel=1e-12)
     d = w1 - w0
     assert res.shift_errors["up"] == pytest.approx(float(d.std() / math.sqrt(len(d))), rel=1e-9)
+
+
+def test_per_event_weights_reproduce_the_varied_cross_sections():
+    dy = DrellYan(mode="gamma_z")
+    variations = scale_variations() + pdf_variations([315200])
+    res = cross_section_variations(dy, variations, 3_000, method="plain", seed=6)
+    # the same uniform points, mapped to events: σ_k = mean(w_0 · factor_k)
+    integrand = HadronicIntegrand(dy)
+    r = torch.rand(3_000, integrand.dim, generator=seeded(6), dtype=F64)
+    events, log_jac = integrand.map.forward(r)
+    w0 = integrand(r)
+    factors = variation_weights(dy, events, variations)
+    assert set(factors) == set(res.results)
+    assert torch.equal(factors["mur1_muf1"], (w0 > 0).to(F64))
+    for name, f in factors.items():
+        assert f.shape == (3_000,) and bool((f >= 0).all())
+        assert float((w0 * f).mean()) == pytest.approx(res.results[name].value, rel=1e-12)
+    assert float((factors["mur1_muf2"] - 1).abs().max()) > 0.05  # a real per-event effect
+    with pytest.raises(TypeError, match="events"):
+        variation_weights(dy, r, variations)
 
 
 def test_envelope_and_json_table():
