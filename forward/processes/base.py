@@ -34,20 +34,30 @@ SCALE_FACTOR_SETTINGS = ("mur_factor", "muf_factor")
 _UNSET = object()
 
 
-def scale_factor(name: str, value) -> float:
+def scale_factor(name: str, value) -> float | torch.Tensor:
     """Check a scale factor (``mur_factor``/``muf_factor``): a finite number > 0.
 
     Args:
         name: the setting's name, for the message.
-        value: the factor on μ (not μ²).
+        value: the factor on μ (not μ²): a number, or a floating tensor of shape ()
+            (kept as it is, autograd graph included: a nuisance parameter of the
+            likelihood, see :data:`invsim.mem.likelihood.SCALE_NUISANCES`).
 
     Returns:
-        ``float(value)``.
+        ``float(value)``, or the tensor.
 
     Raises:
-        TypeError: not a real number.
+        TypeError: not a real number (or a tensor of another shape or dtype).
         ValueError: not finite or <= 0.
     """
+    if isinstance(value, torch.Tensor):
+        if value.shape != () or not value.is_floating_point():
+            raise TypeError(f"{name}: expected a number or a floating tensor of shape (), "
+                            f"got a {value.dtype} tensor of shape {tuple(value.shape)}")
+        if not bool(torch.isfinite(value.detach()) & (value.detach() > 0)):
+            raise ValueError(f"{name}: expected a finite number > 0 (factor on the scale μ), "
+                             f"got {float(value.detach())!r}")
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name}: expected a positive number (factor on the scale μ), "
                         f"got {type(value).__name__} {value!r}")
@@ -156,7 +166,7 @@ class Process(abc.ABC):
 
     # -- scale factors ----------------------------------------------------------------
     @property
-    def mur_factor(self) -> float:
+    def mur_factor(self) -> float | torch.Tensor:
         """Factor on the default renormalisation scale μ_R (a setting, default 1)."""
         return self.__dict__.get("_mur_factor", 1.0)
 
@@ -165,7 +175,7 @@ class Process(abc.ABC):
         self.__dict__["_mur_factor"] = scale_factor("mur_factor", value)
 
     @property
-    def muf_factor(self) -> float:
+    def muf_factor(self) -> float | torch.Tensor:
         """Factor on the default factorisation scale μ_F (a setting, default 1)."""
         return self.__dict__.get("_muf_factor", 1.0)
 
@@ -300,10 +310,12 @@ class Process(abc.ABC):
             (μ_F², μ_R²), each shape (n,) in GeV².
         """
         mu_f2, mu_r2 = self.scales(events, params)
-        if self.muf_factor != 1.0:
-            mu_f2 = mu_f2 * self.muf_factor**2
-        if self.mur_factor != 1.0:
-            mu_r2 = mu_r2 * self.mur_factor**2
+        muf, mur = self.muf_factor, self.mur_factor
+        # a tensor factor always multiplies: its gradient is needed even at 1
+        if isinstance(muf, torch.Tensor) or muf != 1.0:
+            mu_f2 = mu_f2 * muf**2
+        if isinstance(mur, torch.Tensor) or mur != 1.0:
+            mu_r2 = mu_r2 * mur**2
         return mu_f2, mu_r2
 
     def cuts(self, events: HardEvents) -> torch.Tensor:
