@@ -8,8 +8,10 @@ For a process with flavour channels (a, b) (parton a from beam 1, b from beam 2)
 
 with respect to dμ = dx1 dx2 dΦ_n of :mod:`forward.events`, f = (x f)/x from the
 PDF set, with negative x·f (leading-order sets at large x) set to zero as Pythia 8
-does, and 1/(2ŝ) the flux of massless partons. On the unit hypercube of a phase-space
-map the weight is :math:`w(r) = d\sigma/d\mu(\text{map}(r))\, e^{\text{log\_jac}(r)}`,
+does, μ_F² from :meth:`~forward.processes.base.Process.hard_scales` (the process's
+scale times ``muf_factor``²), and 1/(2ŝ) the flux of massless partons. On the unit
+hypercube of a phase-space map the weight is
+:math:`w(r) = d\sigma/d\mu(\text{map}(r))\, e^{\text{log\_jac}(r)}`,
 whose mean over uniform r is the cross section in pb.
 """
 
@@ -33,20 +35,21 @@ def load_pdf(pdf, *, dtype: torch.dtype = torch.float64, device=None):
     """A PDF object from a set name, or the object itself.
 
     Args:
-        pdf: an LHAPDF6 set name (``"NNPDF31_lo_as_0118"``), or an object with
-            ``xfxQ2_all(x, q2, pids)``.
+        pdf: an LHAPDF6 set name (``"NNPDF31_lo_as_0118"``, ``"NAME/MEMBER"``), an
+            LHAPDF id (int, e.g. 315000), or an object with ``xfxQ2_all(x, q2, pids)``.
         dtype, device: for a set loaded by name.
 
     Raises:
         TypeError: neither a name nor a PDF-like object.
     """
-    if isinstance(pdf, str):
+    if isinstance(pdf, str) or (isinstance(pdf, int) and not isinstance(pdf, bool)):
         from forward.pdf import mkPDF  # the grid reader is loaded on first use
 
         return mkPDF(pdf, 0, device=device, dtype=dtype)
     if not hasattr(pdf, "xfxQ2_all"):
         raise TypeError(
-            f"pdf: expected a PDF set name or an object with xfxQ2_all(x, q2, pids), "
+            f"pdf: expected a PDF set name, an LHAPDF id or an object with "
+            f"xfxQ2_all(x, q2, pids), "
             f"got {type(pdf).__name__}"
         )
     return pdf
@@ -124,7 +127,7 @@ class HadronicIntegrand:
         check_floating("events.momenta", events.momenta)
         params = self._params(params)
         me = self.process.matrix_element(events, params)
-        mu_f2, _ = self.process.scales(events, params)
+        mu_f2, _ = self.process.hard_scales(events, params)
         n = len(events)
         x = torch.cat([events.x1, events.x2])
         xf = self.pdf.xfxQ2_all(x, torch.cat([mu_f2, mu_f2]), pids=self._pids)

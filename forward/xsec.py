@@ -24,7 +24,7 @@ from forward._validation import check_choice, make_generator
 from forward.integrand import HadronicIntegrand
 from forward.nis import VegasMap
 
-__all__ = ["METHODS", "CrossSectionResult", "cross_section"]
+__all__ = ["METHODS", "CrossSectionResult", "cross_section", "integrate"]
 
 #: integration methods known to :func:`cross_section`
 METHODS = ("plain", "vegas")
@@ -129,19 +129,59 @@ def cross_section(
     gen = make_generator(seed, generator, device)  # seed=None: fresh random seed
     integrand = HadronicIntegrand(process, pdf=pdf, params=params, channel=channel,
                                   dtype=torch.float64, device=device)
+    results, _ = integrate([integrand], n, method=method, generator=gen,
+                           batch_size=batch_size, device=device)
+    return results[0]
+
+
+def integrate(
+    integrands, n: int, *, method: str, generator: torch.Generator, batch_size: int,
+    device,
+) -> tuple[list[CrossSectionResult], list[float]]:
+    """Cross sections of several integrands from the same points of one map.
+
+    The points (and, for VEGAS, the adapted grid) follow the first integrand; every
+    other one is evaluated at the same points, so differences between the estimates
+    have small, correlated errors (used for scale and PDF variations).
+
+    Args:
+        integrands: :class:`~forward.integrand.HadronicIntegrand` objects on the same
+            phase-space map (same ``dim``); the first drives VEGAS.
+        n: number of points (>= 2; >= 100 for VEGAS).
+        method: one of ``METHODS``.
+        generator: torch generator on ``device``.
+        batch_size: points per batch.
+        device: where points are drawn.
+
+    Returns:
+        (results, shift_errors): a :class:`CrossSectionResult` per integrand, and the
+        standard error in pb of σ_k − σ_0 for each k (0.0 for the first). With VEGAS
+        the first result's ``n_eval``/``n_nonzero`` count the adaptation points too,
+        the others' only the frozen-grid points they were evaluated at.
+
+    Raises:
+        ValueError: bad n or method, integrands of different dimension.
+    """
+    check_choice("method", method, METHODS)
+    if not integrands:
+        raise ValueError("integrands: expected at least one integrand, got none")
+    dims = {int(f.dim) for f in integrands}
+    if len(dims) != 1:
+        raise ValueError(f"integrands: expected one phase-space dimension, got {sorted(dims)}")
     if method == "vegas":
         if n < 100:
             raise ValueError(f"n: VEGAS needs at least 100 evaluations, got {n}")
-        return _vegas(integrand, n, gen, batch_size, device)
-    stats = _RunningMoments()
+        return _vegas(integrands, n, generator, batch_size, device)
+    dim = dims.pop()
+    stats = _Accumulator(len(integrands))
     done = 0
     while done < n:
         size = min(batch_size, n - done)
-        r = torch.rand(size, integrand.dim, generator=gen, dtype=torch.float64, device=device)
+        r = torch.rand(size, dim, generator=generator, dtype=torch.float64, device=device)
         with torch.no_grad():
-            stats.add(integrand(r).to(torch.float64))
+            stats.add([f(r).to(torch.float64) for f in integrands])
         done += size
-    return stats.result("plain")
+    return [m.result("plain") for m in stats.moments], stats.shift_errors()
 
 
 class _RunningMoments:
@@ -185,6 +225,24 @@ _VEGAS_ADAPT_ITERATIONS = 6
 _VEGAS_FINAL_BATCHES = 5
 
 
+class _Accumulator:
+    """Running moments of the weights of several integrands and of their differences
+    to the first (at shared points)."""
+
+    def __init__(self, k: int) -> None:
+        self.moments = [_RunningMoments() for _ in range(k)]
+        self.shifts = [_RunningMoments() for _ in range(k - 1)]
+
+    def add(self, weights: list[torch.Tensor]) -> None:
+        for m, w in zip(self.moments, weights, strict=True):
+            m.add(w)
+        for m, w in zip(self.shifts, weights[1:], strict=True):
+            m.add(w - weights[0])
+
+    def shift_errors(self) -> list[float]:
+        return [0.0] + [m.error for m in self.shifts]
+
+
 def _batched(integrand, batch_size: int):
     """``integrand`` evaluated in batches of at most ``batch_size`` points (bounded memory)."""
 
@@ -196,17 +254,21 @@ def _batched(integrand, batch_size: int):
     return f
 
 
-def _vegas(integrand, n, gen, batch_size, device) -> CrossSectionResult:
+def _vegas(integrands, n, gen, batch_size, device):
     """Adapt a VEGAS grid on a fraction of the points, then plain MC on the frozen grid.
 
     The grid (:class:`forward.nis.VegasMap`) is refined ``_VEGAS_ADAPT_ITERATIONS``
-    times on ``_VEGAS_ADAPT_FRACTION`` of the n points, then left unchanged; the
-    estimate and its error use only the later, frozen-grid points, so they are unbiased
-    and the error is the plain standard error of their weights. ``chi2_dof`` compares
-    the means of ``_VEGAS_FINAL_BATCHES`` equal parts of them.
+    times on ``_VEGAS_ADAPT_FRACTION`` of the n points with the first integrand, then
+    left unchanged; the estimates and their errors use only the later, frozen-grid
+    points (every integrand at the same points), so they are unbiased and each error
+    is the plain standard error of its weights. ``chi2_dof`` compares the means of
+    ``_VEGAS_FINAL_BATCHES`` equal parts of them.
+
+    Returns:
+        (results, shift_errors) as :func:`integrate`.
     """
-    grid = VegasMap(integrand.dim, bins=_VEGAS_BINS, dtype=torch.float64, device=device)
-    f = _batched(integrand, batch_size)
+    grid = VegasMap(integrands[0].dim, bins=_VEGAS_BINS, dtype=torch.float64, device=device)
+    fs = [_batched(f, batch_size) for f in integrands]
     per_iter = int(n * _VEGAS_ADAPT_FRACTION) // _VEGAS_ADAPT_ITERATIONS
     used, adapt_nonzero = 0, 0
     if per_iter >= 2:
@@ -215,26 +277,32 @@ def _vegas(integrand, n, gen, batch_size, device) -> CrossSectionResult:
             nonlocal adapt_nonzero
             adapt_nonzero += int((fx != 0).sum())
 
-        grid.adapt(f, n_iter=_VEGAS_ADAPT_ITERATIONS, n_per_iter=per_iter,
+        grid.adapt(fs[0], n_iter=_VEGAS_ADAPT_ITERATIONS, n_per_iter=per_iter,
                    alpha=_VEGAS_ALPHA, generator=gen, callback=count)
         used = per_iter * _VEGAS_ADAPT_ITERATIONS
     # the grid is frozen from here on: only sample() is called, never refine()
     n_final = n - used
-    total = _RunningMoments()
+    total = _Accumulator(len(fs))
     parts = []
     for b in range(_VEGAS_FINAL_BATCHES):
-        part = _RunningMoments()
+        part = [_RunningMoments() for _ in fs]
         left = n_final // _VEGAS_FINAL_BATCHES + (b < n_final % _VEGAS_FINAL_BATCHES)
         while left > 0:
             size = min(batch_size, left)
             x, log_q = grid.sample(size, generator=gen)
-            w = f(x) * torch.exp(-log_q)
-            part.add(w)
-            total.add(w)
+            jac = torch.exp(-log_q)
+            ws = [f(x) * jac for f in fs]
+            for p, w in zip(part, ws, strict=True):
+                p.add(w)
+            total.add(ws)
             left -= size
         parts.append(part)
-    chi2 = sum((p.mean - total.mean) ** 2 / max(p.error**2, 1e-300) for p in parts)
-    res = total.result("vegas", chi2 / (_VEGAS_FINAL_BATCHES - 1))
-    # n_eval and n_nonzero count the evaluations spent on adaptation too
-    return CrossSectionResult(res.value, res.error, res.rel_std, n, res.n_nonzero + adapt_nonzero,
-                              "vegas", res.chi2_dof)
+    results = []
+    for k, tot in enumerate(total.moments):
+        chi2 = sum((p[k].mean - tot.mean) ** 2 / max(p[k].error ** 2, 1e-300) for p in parts)
+        res = tot.result("vegas", chi2 / (_VEGAS_FINAL_BATCHES - 1))
+        if k == 0:  # n_eval and n_nonzero count the evaluations spent on adaptation too
+            res = CrossSectionResult(res.value, res.error, res.rel_std, n,
+                                     res.n_nonzero + adapt_nonzero, "vegas", res.chi2_dof)
+        results.append(res)
+    return results, total.shift_errors()

@@ -11,6 +11,7 @@ import math
 
 import pytest
 import torch
+from _helpers import pythia_hard_process
 
 from forward import cross_section
 from forward.integrand import HadronicIntegrand, load_pdf
@@ -103,32 +104,6 @@ def test_vegas_errors_are_calibrated():
 
 
 # -- Pythia runs (slow) --------------------------------------------------------------------
-def _pythia_run(settings: list[str], n_events: int, seed: int = 7, keep_events: bool = False):
-    """σ ± error in pb from Pythia's hard process; optionally the (ℓ⁻, ℓ⁺) momenta."""
-    p8 = pytest.importorskip("pythia8mc")
-    py = p8.Pythia("", False)
-    base = ["Print:quiet = on", "Next:numberCount = 0", "PDF:pSet = 18", "Beams:eCM = 13000",
-            "PartonLevel:all = off", "HadronLevel:all = off", "Random:setSeed = on",
-            f"Random:seed = {seed}"]
-    for s in base + settings:
-        assert py.readString(s), s
-    assert py.init()
-    leptons = []
-    for _ in range(n_events):
-        if not py.next():
-            continue
-        if keep_events:
-            ev = py.process
-            final = [ev[j] for j in range(ev.size()) if ev[j].isFinal()]
-            lm = next(p for p in final if p.id() > 0)
-            lp = next(p for p in final if p.id() < 0)
-            leptons.append([[lm.e(), lm.px(), lm.py(), lm.pz()],
-                            [lp.e(), lp.px(), lp.py(), lp.pz()]])
-    info = py.infoPython()
-    mom = torch.tensor(leptons, dtype=F64) if keep_events else None
-    return info.sigmaGen() * 1e9, info.sigmaErr() * 1e9, mom
-
-
 def _zprime_settings(mzp, lo, hi, gmz_mode, couplings):
     out = ["NewGaugeBoson:ffbar2gmZZprime = on", f"Zprime:gmZmode = {gmz_mode}",
            f"32:m0 = {mzp}", "32:onMode = off", "32:onIfAny = 11 13",
@@ -168,7 +143,7 @@ SLOW_CASES = {
 @pytest.mark.parametrize("key", sorted(SLOW_CASES))
 def test_cross_section_matches_live_pythia(key):
     settings, params, pythia_settings = SLOW_CASES[key]
-    ref, ref_err, _ = _pythia_run(pythia_settings(), 400_000)
+    ref, ref_err, _ = pythia_hard_process(pythia_settings(), 400_000)
     res = cross_section(DrellYan(**settings), 600_000, params=params, method="vegas", seed=17)
     pull = (res.value - ref) / math.hypot(res.error, ref_err)
     assert abs(pull) < 4.0, (key, res, ref, ref_err, pull)
@@ -206,7 +181,7 @@ def test_distributions_match_pythia_events():
     # agree (three observables).
     scipy_stats = pytest.importorskip("scipy.stats")
     settings = _zprime_settings(2000, 1500, 2500, 0, {})
-    _, _, mom = _pythia_run(settings, 150_000, seed=11, keep_events=True)
+    _, _, mom = pythia_hard_process(settings, 150_000, seed=11, keep_events=True)
     proc = DrellYan(mode="full", mll_min=1500.0, mll_max=2500.0)
     integrand = HadronicIntegrand(proc)
     gen = torch.Generator().manual_seed(23)

@@ -30,6 +30,7 @@ __all__ = [
     "SetLocation",
     "available_sets",
     "find_member",
+    "installed_members",
     "search_places",
 ]
 
@@ -180,6 +181,45 @@ def find_member(name: str, member: int = 0) -> SetLocation:
         "LHAPDF_DATA_PATH to the folder that holds it. forward.pdf.available_sets() lists "
         "the sets found."
     )
+
+
+def installed_members(name: str) -> list[int]:
+    """Member numbers of set ``name`` installed in the first place that holds the set.
+
+    Member files ``NAME_NNNN.dat`` are counted in the set folder ``<place>/NAME/`` or,
+    for Pythia's bare copies, beside ``NAME_0000.dat`` in ``<place>`` (the place
+    :func:`find_member` would use).
+
+    Args:
+        name: set name, e.g. ``"NNPDF31_lo_as_0118"``.
+
+    Returns:
+        Sorted member numbers, at least one.
+
+    Raises:
+        PDFSetNotFoundError: no member of the set is installed anywhere (the message
+            lists every searched place).
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(f"name: expected a PDF set name (str), got {name!r}")
+    for _, folder in search_places():
+        if folder is None or not folder.is_dir():
+            continue
+        for where in (folder / name, folder):
+            if not where.is_dir():
+                continue
+            members = sorted(
+                int(m["member"]) for entry in where.glob(f"{_glob_escape(name)}_*.dat")
+                if (m := _MEMBER.match(entry.name)) and m["name"] == name)
+            if members:
+                return members
+    find_member(name, 0)  # raises with the list of searched places
+    raise PDFSetNotFoundError(f"PDF set {name!r}: no member files found")  # pragma: no cover
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` with the glob metacharacters ``*?[`` escaped for :meth:`Path.glob`."""
+    return re.sub(r"([*?\[])", r"[\1]", text)
 
 
 def available_sets() -> list[str]:

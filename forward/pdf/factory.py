@@ -1,4 +1,4 @@
-"""``mkPDF``: load a PDF member by name, like LHAPDF's ``lhapdf.mkPDF``."""
+"""``mkPDF``/``mkPDFs``: load PDF members by name or LHAPDF id, like LHAPDF's ``lhapdf.mkPDF``."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import torch
 
 from forward._validation import check_choice
 from forward.pdf.base import PDF
-from forward.pdf.discovery import find_member
+from forward.pdf.discovery import find_member, installed_members
 from forward.pdf.grid import LHAGrid, read_info, read_lhagrid1
 from forward.pdf.gridpdf import AlphaSSpec, GridPDF
+from forward.pdf.ids import resolve_lhapdf_id
 from forward.pdf.lhapdf_backend import LHAPDFBackend
 
-__all__ = ["alphas_spec", "alphas_mz_from_name", "mkPDF"]
+__all__ = ["alphas_spec", "alphas_mz_from_name", "mkPDF", "mkPDFs", "parse_pdf_spec"]
 
 _AS_IN_NAME = re.compile(r"(?:^|_)as_?(\d{4})(?:_|$)")
 
@@ -64,8 +65,43 @@ def alphas_spec(name: str, info: dict, grid: LHAGrid, alphas_mz: float | None) -
     return AlphaSSpec("running", running=tuple(kwargs.items()))
 
 
+def parse_pdf_spec(name, member: int = 0) -> tuple[str, int]:
+    """(set name, member) from the forms ``mkPDF`` takes.
+
+    Args:
+        name: a set name (``"NNPDF31_lo_as_0118"``), ``"NAME/MEMBER"``, an LHAPDF id
+            (int, e.g. 315000) or its decimal text (``"315000"``).
+        member: member number when ``name`` is a plain set name; must stay 0 for the
+            other forms.
+
+    Raises:
+        TypeError: ``name`` is neither a str nor an int.
+        ValueError: a member given twice, or a member < 0.
+        PDFSetNotFoundError: an unknown LHAPDF id.
+    """
+    if isinstance(member, bool) or not isinstance(member, int) or member < 0:
+        raise ValueError(f"member: expected an integer >= 0, got {member!r}")
+    if isinstance(name, str) and name.strip().isdigit():
+        name = int(name.strip())
+    if isinstance(name, int) and not isinstance(name, bool):
+        if member != 0:
+            raise ValueError(f"member: given both by the LHAPDF id {name} and as "
+                             f"member={member}")
+        return resolve_lhapdf_id(name)
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(f"name: expected a PDF set name (str) or an LHAPDF id (int), "
+                        f"got {name!r}")
+    name = name.strip()
+    if "/" in name and name.rsplit("/", 1)[1].isdigit():
+        if member != 0:
+            raise ValueError(f"member: given both in name {name!r} and as member={member}")
+        name, mem = name.rsplit("/", 1)
+        member = int(mem)
+    return name, member
+
+
 def mkPDF(  # noqa: N802 (LHAPDF name)
-    name: str,
+    name: str | int,
     member: int = 0,
     *,
     backend: str = "torch",
@@ -77,7 +113,8 @@ def mkPDF(  # noqa: N802 (LHAPDF name)
 
     Args:
         name: set name, e.g. ``"NNPDF31_lo_as_0118"`` (``"NAME/3"`` selects member 3,
-            as in LHAPDF). Searched as described in :mod:`forward.pdf.discovery`.
+            as in LHAPDF), or an LHAPDF id such as ``315000`` (resolved by
+            :mod:`forward.pdf.ids`). Searched as described in :mod:`forward.pdf.discovery`.
         member: member number, >= 0.
         backend: ``"torch"`` (our grid reader; any device) or ``"lhapdf"`` (the LHAPDF
             library, CPU, when its Python module is importable).
@@ -91,19 +128,11 @@ def mkPDF(  # noqa: N802 (LHAPDF name)
         A :class:`forward.pdf.PDF`.
 
     Raises:
-        PDFSetNotFoundError: the set is not found (the message lists where we looked).
+        PDFSetNotFoundError: the set is not found (the message lists where we looked),
+            or an unknown LHAPDF id.
         ImportError: ``backend="lhapdf"`` without the ``lhapdf`` module.
     """
-    if not isinstance(name, str) or not name.strip():
-        raise TypeError(f"name: expected a PDF set name (str), got {name!r}")
-    name = name.strip()
-    if "/" in name and name.rsplit("/", 1)[1].isdigit():
-        if member != 0:
-            raise ValueError(f"member: given both in name {name!r} and as member={member}")
-        name, mem = name.rsplit("/", 1)
-        member = int(mem)
-    if isinstance(member, bool) or not isinstance(member, int) or member < 0:
-        raise ValueError(f"member: expected an integer >= 0, got {member!r}")
+    name, member = parse_pdf_spec(name, member)
     check_choice("backend", backend, ("torch", "lhapdf"))
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise TypeError(f"dtype: expected a floating torch dtype, got {dtype!r}")
@@ -126,3 +155,32 @@ def mkPDF(  # noqa: N802 (LHAPDF name)
         device=device,
         dtype=dtype,
     )
+
+
+def mkPDFs(  # noqa: N802 (LHAPDF name)
+    name: str,
+    *,
+    backend: str = "torch",
+    device=None,
+    dtype: torch.dtype = torch.float64,
+    alphas_mz: float | None = None,
+) -> list[PDF]:
+    """Every installed member of the PDF set ``name``, like LHAPDF's ``mkPDFs``.
+
+    Pythia's copies hold member 0 only; an LHAPDF set folder holds all its members.
+
+    Args:
+        name: set name, e.g. ``"NNPDF31_lo_as_0118"``.
+        backend, device, dtype, alphas_mz: as for :func:`mkPDF`.
+
+    Returns:
+        The members in increasing member number (``pdf.member``).
+
+    Raises:
+        PDFSetNotFoundError: no member of the set is installed.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(f"name: expected a PDF set name (str), got {name!r}")
+    name = name.strip()
+    return [mkPDF(name, m, backend=backend, device=device, dtype=dtype, alphas_mz=alphas_mz)
+            for m in installed_members(name)]

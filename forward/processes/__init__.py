@@ -8,7 +8,7 @@ the group ``invsim.processes``); see :mod:`forward.processes.registry`.
 
 from __future__ import annotations
 
-from forward.processes.base import Parameter, Process
+from forward.processes.base import SCALE_FACTOR_SETTINGS, Parameter, Process
 from forward.processes.registry import (
     BUILTIN_PROCESSES,
     ENTRY_POINT_GROUP,
@@ -24,6 +24,7 @@ from forward.processes.registry import (
 __all__ = [
     "BUILTIN_PROCESSES",
     "ENTRY_POINT_GROUP",
+    "SCALE_FACTOR_SETTINGS",
     "Parameter",
     "Process",
     "available_processes",

@@ -3,13 +3,18 @@
 A process declares its **parameters** (named, with default, allowed range and unit:
 the theory parameters θ that NIS conditions on, the MEM scans and Pyro samples) and
 takes its **settings** (non-differentiable choices such as cuts or lepton flavours)
-as constructor arguments. Its matrix element is plain torch and differentiable in
-the parameters; densities refer to the measure documented in :mod:`forward.events`.
+as constructor arguments. Every process, built-in or user-defined, also takes the
+keyword settings ``mur_factor`` and ``muf_factor`` (:data:`SCALE_FACTOR_SETTINGS`):
+factors on its default renormalisation and factorisation scales μ_R and μ_F, applied
+in one place, :meth:`Process.hard_scales`, which every consumer of the scales calls.
+Its matrix element is plain torch and differentiable in the parameters; densities
+refer to the measure documented in :mod:`forward.events`.
 """
 
 from __future__ import annotations
 
 import abc
+import functools
 import inspect
 import math
 from collections.abc import Mapping
@@ -21,7 +26,73 @@ import torch
 from forward._validation import as_tensor, check_range
 from forward.events import HardEvents
 
-__all__ = ["Parameter", "Process"]
+__all__ = ["SCALE_FACTOR_SETTINGS", "Parameter", "Process", "scale_factor"]
+
+#: keyword settings every process takes: factors on μ_R and μ_F (see ``Process.hard_scales``)
+SCALE_FACTOR_SETTINGS = ("mur_factor", "muf_factor")
+
+_UNSET = object()
+
+
+def scale_factor(name: str, value) -> float | torch.Tensor:
+    """Check a scale factor (``mur_factor``/``muf_factor``): a finite number > 0.
+
+    Args:
+        name: the setting's name, for the message.
+        value: the factor on μ (not μ²): a number, or a floating tensor of shape ()
+            (kept as it is, autograd graph included: a nuisance parameter of the
+            likelihood, see :data:`invsim.mem.likelihood.SCALE_NUISANCES`).
+
+    Returns:
+        ``float(value)``, or the tensor.
+
+    Raises:
+        TypeError: not a real number (or a tensor of another shape or dtype).
+        ValueError: not finite or <= 0.
+    """
+    if isinstance(value, torch.Tensor):
+        if value.shape != () or not value.is_floating_point():
+            raise TypeError(f"{name}: expected a number or a floating tensor of shape (), "
+                            f"got a {value.dtype} tensor of shape {tuple(value.shape)}")
+        if not bool(torch.isfinite(value.detach()) & (value.detach() > 0)):
+            raise ValueError(f"{name}: expected a finite number > 0 (factor on the scale μ), "
+                             f"got {float(value.detach())!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a positive number (factor on the scale μ), "
+                        f"got {type(value).__name__} {value!r}")
+    v = float(value)
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name}: expected a finite number > 0 (factor on the scale μ), "
+                         f"got {value!r}")
+    return v
+
+
+def _with_scale_factors(init):
+    """Wrap a process constructor so that it also takes ``mur_factor``/``muf_factor``.
+
+    The wrapped constructor runs first; a factor given as keyword is then set (and
+    checked), one not given keeps what the constructor left (the default 1). The
+    signature shown by ``inspect``/``help`` gains both as keyword-only settings.
+    """
+
+    @functools.wraps(init)
+    def __init__(self, *args, mur_factor=_UNSET, muf_factor=_UNSET, **kwargs):  # noqa: N807
+        init(self, *args, **kwargs)
+        if mur_factor is not _UNSET:
+            self.mur_factor = mur_factor
+        if muf_factor is not _UNSET:
+            self.muf_factor = muf_factor
+
+    sig = inspect.signature(init)
+    pars = list(sig.parameters.values())
+    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=1.0, annotation=float)
+             for n in SCALE_FACTOR_SETTINGS]
+    cut = next((i for i, p in enumerate(pars) if p.kind == inspect.Parameter.VAR_KEYWORD),
+               len(pars))
+    __init__.__signature__ = sig.replace(parameters=pars[:cut] + extra + pars[cut:])
+    __init__._takes_scale_factors = True
+    return __init__
 
 
 @dataclass(frozen=True)
@@ -61,6 +132,14 @@ class Process(abc.ABC):
     :meth:`scales`; :meth:`cuts` and :meth:`observables` have generic defaults.
     A subclass is found by name (``get_process``, the CLI, saved files) once it is
     registered with :func:`forward.processes.register_process`.
+
+    Every subclass's constructor also takes the keyword settings ``mur_factor`` and
+    ``muf_factor`` (default 1; added by the base class, listed by
+    :meth:`setting_names` and saved with the other settings): factors on the μ_R and
+    μ_F that :meth:`scales` returns, applied by :meth:`hard_scales`. They are factors
+    on μ, so the scales squared are multiplied by their squares (Pythia's
+    ``SigmaProcess:renormMultFac``/``factorMultFac`` multiply Q² = μ²: ``mur_factor =
+    0.5`` matches ``renormMultFac = 0.25``).
     """
 
     #: registry name, e.g. ``"drell-yan"``; set by :func:`forward.processes.register_process`
@@ -74,6 +153,35 @@ class Process(abc.ABC):
     final_state: tuple[int, ...]
     #: (pid of parton from beam 1, pid of parton from beam 2), one per ME column
     flavour_channels: tuple[tuple[int, int], ...]
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None or getattr(init, "_takes_scale_factors", False):
+            return
+        declared = inspect.signature(init).parameters
+        if any(n in declared for n in SCALE_FACTOR_SETTINGS):
+            return  # the class takes (and must set) the factors itself
+        cls.__init__ = _with_scale_factors(init)
+
+    # -- scale factors ----------------------------------------------------------------
+    @property
+    def mur_factor(self) -> float | torch.Tensor:
+        """Factor on the default renormalisation scale μ_R (a setting, default 1)."""
+        return self.__dict__.get("_mur_factor", 1.0)
+
+    @mur_factor.setter
+    def mur_factor(self, value) -> None:
+        self.__dict__["_mur_factor"] = scale_factor("mur_factor", value)
+
+    @property
+    def muf_factor(self) -> float | torch.Tensor:
+        """Factor on the default factorisation scale μ_F (a setting, default 1)."""
+        return self.__dict__.get("_muf_factor", 1.0)
+
+    @muf_factor.setter
+    def muf_factor(self, value) -> None:
+        self.__dict__["_muf_factor"] = scale_factor("muf_factor", value)
 
     # -- parameters -------------------------------------------------------------------
     def params(
@@ -122,9 +230,11 @@ class Process(abc.ABC):
 
     @classmethod
     def setting_names(cls) -> list[str]:
-        """Names of the constructor's keyword settings (cuts, flavour choices, ...)."""
+        """Names of the constructor's keyword settings (cuts, flavour choices, ...),
+        ``mur_factor`` and ``muf_factor`` included."""
         sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p != "self"]
+        names = [p for p in sig.parameters if p != "self"]
+        return names + [n for n in SCALE_FACTOR_SETTINGS if n not in names]
 
     # -- physics ----------------------------------------------------------------------
     @abc.abstractmethod
@@ -174,7 +284,39 @@ class Process(abc.ABC):
     def scales(
         self, events: HardEvents, params: Mapping[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Factorisation and renormalisation scales squared, each shape (n,) in GeV²."""
+        """The process's default factorisation and renormalisation scales squared.
+
+        Consumers call :meth:`hard_scales`, which applies ``muf_factor`` and
+        ``mur_factor``; a process implements only its central choice here.
+
+        Returns:
+            (μ_F², μ_R²), each shape (n,) in GeV².
+        """
+
+    def hard_scales(
+        self, events: HardEvents, params: Mapping[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The scales the hard process is evaluated at: :meth:`scales` times the factors.
+
+        The one place where ``muf_factor`` and ``mur_factor`` enter: PDFs are taken at
+        μ_F² = muf_factor² · μ_F,0² and α_s at μ_R² = mur_factor² · μ_R,0², with
+        (μ_F,0², μ_R,0²) from :meth:`scales`.
+
+        Args:
+            events: hard events, ``momenta`` of shape (n, k, 4) in GeV.
+            params: parameter tensors from :meth:`params`.
+
+        Returns:
+            (μ_F², μ_R²), each shape (n,) in GeV².
+        """
+        mu_f2, mu_r2 = self.scales(events, params)
+        muf, mur = self.muf_factor, self.mur_factor
+        # a tensor factor always multiplies: its gradient is needed even at 1
+        if isinstance(muf, torch.Tensor) or muf != 1.0:
+            mu_f2 = mu_f2 * muf**2
+        if isinstance(mur, torch.Tensor) or mur != 1.0:
+            mu_r2 = mu_r2 * mur**2
+        return mu_f2, mu_r2
 
     def cuts(self, events: HardEvents) -> torch.Tensor:
         """Fiducial cuts: boolean mask of shape (n,); all events pass by default."""

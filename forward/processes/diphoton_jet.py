@@ -326,7 +326,7 @@ class DiphotonJet(Process):
         """
         self._check_events(events)
         s, t, u = production_invariants(events)
-        _, mu_r2 = self.scales(events, params)
+        _, mu_r2 = self.hard_scales(events, params)
         als = self._alpha_s(params["alpha_s"], mu_r2)
         unit = me2_qqbar_aag(s, t, u, 1.0, als, params["alpha_em"]) * SYMMETRY_FACTOR
         q4 = torch.tensor(self._charges4, dtype=unit.dtype, device=unit.device)

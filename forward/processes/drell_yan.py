@@ -19,7 +19,9 @@ helicities,
            \text{ for } X = Y \text{ or } X \ne Y,
 
 where θ is the angle between the incoming **quark** and the outgoing ℓ⁻ in the
-partonic rest frame and α = α_EM(ŝ). This is Pythia 8's ``Sigma1ffbar2gmZZprime``
+partonic rest frame and α = α_EM(μ_R²) with μ_R² = ``mur_factor``² · ŝ, as Pythia's
+α_EM(Q²_ren) (so with ``alpha_em="running"`` σ moves with ``mur_factor`` although there
+is no α_s at this order; with ``"fixed"`` it does not). This is Pythia 8's ``Sigma1ffbar2gmZZprime``
 (and ``Sigma1ffbar2gmZ``) cross section for massless leptons.
 
 Final state: ``momenta[:, 0]`` is ℓ⁻ and ``momenta[:, 1]`` is ℓ⁺ (``final_state``
@@ -198,7 +200,8 @@ class DrellYan(Process):
             ValueError: wrong momentum shape, NaN/inf momenta or x.
         """
         shat, cos_q1 = self._kinematics(events)
-        return self._me_from_invariants(shat, cos_q1, params)
+        return self._me_from_invariants(shat, cos_q1, params,
+                                        self.hard_scales(events, params)[1])
 
     def weighted_matrix_element(self, events: HardEvents, weights: torch.Tensor):
         """Σ_c w_c |M|²_c at fixed events, with all θ-independent work done once.
@@ -218,6 +221,7 @@ class DrellYan(Process):
             back to :meth:`matrix_element`).
         """
         shat, cos_q1 = self._kinematics(events)
+        mu_r2 = self.hard_scales(events, None)[1]  # independent of θ
         gz, _ = self.widths(self.params(None, dtype=shat.dtype, device=shat.device))
         chi_z = torch.complex(*_propagator(shat, MZ, gz))
         use_gamma_z = 0.0 if self.mode == "zprime_only" else 1.0
@@ -225,7 +229,7 @@ class DrellYan(Process):
         kap = kappa()
         lep = 11
         gz_l = _chiral(vector_coupling(lep), axial_coupling(lep))
-        pref = (4.0 * math.pi * alpha_em(shat, self.alpha_em)) ** 2 / 12.0 * len(self.lepton_pids)
+        pref = (4.0 * math.pi * alpha_em(mu_r2, self.alpha_em)) ** 2 / 12.0 * len(self.lepton_pids)
         plus, minus = (1.0 + cos_q1) ** 2, (1.0 - cos_q1) ** 2
         # weight of each (quark type, same/opposite helicity) summed over its channels
         w_same = {1: 0.0, 2: 0.0}
@@ -285,9 +289,14 @@ class DrellYan(Process):
         return shat, (u - t) / (t + u)
 
     def _me_from_invariants(
-        self, shat: torch.Tensor, cos_q1: torch.Tensor, params: Mapping[str, torch.Tensor]
+        self, shat: torch.Tensor, cos_q1: torch.Tensor, params: Mapping[str, torch.Tensor],
+        mu_r2: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """|M|² (n, n_channels) from ŝ (n,) in GeV² and cos θ(beam-1 parton, ℓ⁻) (n,)."""
+        """|M|² (n, n_channels) from ŝ (n,) in GeV² and cos θ(beam-1 parton, ℓ⁻) (n,).
+
+        α_EM is taken at ``mu_r2`` (n,) in GeV², the μ_R² of :meth:`hard_scales`;
+        None means ŝ (the default scale without ``mur_factor``).
+        """
         kap = kappa()
         gz, gzp = self.widths(params)
         mzp = params["mzp"]
@@ -302,7 +311,7 @@ class DrellYan(Process):
         e_l = charge(lep)
         gz_l = _chiral(vector_coupling(lep), axial_coupling(lep))
         gp_l = _chiral(*zcpl["e"])
-        alpha = alpha_em(shat, self.alpha_em)
+        alpha = alpha_em(shat if mu_r2 is None else mu_r2, self.alpha_em)
         pref = (4.0 * math.pi * alpha) ** 2 / 12.0 * len(self.lepton_pids)
         columns = {}
         for q in (1, 2):  # down- and up-type quarks: d, s, b (and u, c) share couplings
@@ -383,7 +392,8 @@ class DrellYan(Process):
     def scales(
         self, events: HardEvents, params: Mapping[str, torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """μ_F² = μ_R² = ŝ, each shape (n,) in GeV²."""
+        """Default scales μ_F² = μ_R² = ŝ, each shape (n,) in GeV² (PDFs at μ_F, α_EM at
+        μ_R; :meth:`hard_scales` applies ``muf_factor``/``mur_factor``)."""
         shat = events.shat
         return shat, shat
 

@@ -328,7 +328,7 @@ class TTbar(Process):
             params: from :meth:`params`: ``mt`` and ``alpha_s``, shape () or (n,).
         """
         shat, that, uhat, mt2, above = self._onshell(events, params)
-        _, mu_r2 = self.scales(events, params)
+        _, mu_r2 = self.hard_scales(events, params)
         als = self._running_alpha_s(params["alpha_s"], mu_r2)
         gg = me2_gg_ttbar(shat, that, uhat, mt2, als)
         # q from beam 1: t̂ as defined; q̄ from beam 1: t̂ ↔ û

@@ -340,6 +340,7 @@ class SurrogateProcess(Process):
         self.final_state = process.final_state
         self.flavour_channels = process.flavour_channels
         self.pdf = getattr(process, "pdf", None)
+        self.mur_factor, self.muf_factor = process.mur_factor, process.muf_factor
 
     def matrix_element(self, events, params):
         """Surrogate |M|², shape (n, n_channels) (see :class:`SurrogateMatrixElement`)."""

@@ -34,7 +34,7 @@ from pyro.infer.autoguide.initialization import init_to_uniform, init_to_value
 
 from invsim.infer.init import initial_points
 from invsim.infer.model import InferenceProblem
-from invsim.infer.results import to_inference_data
+from invsim.infer.results import prior_draws, to_inference_data
 
 __all__ = ["ESS_PER_CHAIN", "RHAT_MAX", "ConvergenceWarning", "convergence_diagnostics",
            "sample_nuts"]
@@ -47,6 +47,27 @@ ESS_PER_CHAIN = 100
 
 class ConvergenceWarning(UserWarning):
     """The chains did not converge: large r̂, small ESS or divergent transitions."""
+
+
+class _EnergyNUTS(NUTS):
+    """Pyro's NUTS, also recording the Hamiltonian H = U(q) + K(p) of every transition.
+
+    H is taken at the start of each transition, after the momentum is drawn (the value
+    the trajectory conserves up to integration error; Betancourt's "energy", what
+    ``arviz.bfmi`` and ``arviz.plot_energy`` read), with U = −log joint density on the
+    unconstrained scale. Step-size searches (``r_presample_*`` draws) are not recorded.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.energies: list[float] = []
+
+    def _sample_r(self, name):
+        r, r_unscaled = super()._sample_r(name)
+        if name.startswith("r_t="):
+            self.energies.append(float(self._kinetic_energy(r_unscaled)
+                                       + self._potential_energy_last))
+        return r, r_unscaled
 
 
 def _positive_int(name: str, value, minimum: int = 1) -> int:
@@ -142,6 +163,7 @@ def sample_nuts(
     full_mass: bool = False,
     progress: bool | None = None,
     observed_data=None,
+    prior_samples: int | None = None,
 ):
     """Sample the posterior with NUTS and return ``arviz.InferenceData``.
 
@@ -167,10 +189,14 @@ def sample_nuts(
         progress: show Pyro's tqdm progress bar per chain; None: only when stderr is a
             terminal.
         observed_data: extra entries for the ``observed_data`` group.
+        prior_samples: draws per chain for the ``prior`` group (default
+            ``num_samples``; 0 for none), from a generator seeded with ``seed``.
 
     Returns:
         ``arviz.InferenceData`` (see :mod:`invsim.infer.results`); sample_stats hold
-        ``lp``, ``diverging`` and ``step_size``; the ``sample_stats`` attributes hold the
+        ``lp``, ``diverging``, ``energy`` (the Hamiltonian of each transition, so
+        ``az.bfmi`` and ``az.plot_energy`` work) and ``step_size``; a ``prior`` group
+        (dims chain, draw) holds draws from the priors; the ``sample_stats`` attributes hold the
         acceptance rate of each chain; ``posterior.attrs["convergence"]`` (and
         ``idata.attrs``) the JSON text of :func:`convergence_diagnostics`;
         ``posterior.attrs["init"]`` the JSON starting values per chain.
@@ -185,6 +211,8 @@ def sample_nuts(
     _positive_int("warmup", warmup, 0)
     _positive_int("chains", chains)
     _positive_int("seed", seed, 0)
+    prior_samples = num_samples if prior_samples is None else _positive_int(
+        "prior_samples", prior_samples, 0)
     if not 0 < float(target_accept) < 1:
         raise ValueError(f"target_accept: expected a value in (0, 1), got {target_accept!r}")
     if progress is None:
@@ -193,14 +221,14 @@ def sample_nuts(
                                   seed=seed)
     device = next(iter(problem.reference_point().values())).device
     draws = {n: [] for n in problem.names}
-    diverging, step_size, accept = [], [], []
+    diverging, step_size, accept, energy = [], [], [], []
     for c in range(chains):
         fork = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=fork):
             torch.manual_seed(seed + c)
             strategy = (init_to_value(values=starts[c], fallback=init_to_uniform)
                         if starts[c] else init_to_uniform)
-            kernel = NUTS(problem.model, target_accept_prob=float(target_accept),
+            kernel = _EnergyNUTS(problem.model, target_accept_prob=float(target_accept),
                           max_tree_depth=max_tree_depth, full_mass=bool(full_mass),
                           jit_compile=False, init_strategy=strategy)
             mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=warmup, num_chains=1,
@@ -214,6 +242,7 @@ def sample_nuts(
         div_idx = torch.as_tensor(diag["divergences"]["chain 0"], dtype=torch.long)
         div[div_idx[(div_idx >= 0) & (div_idx < num_samples)]] = True
         diverging.append(div)
+        energy.append(torch.tensor(kernel.energies[-num_samples:], dtype=torch.float64))
         step_size.append(torch.full((num_samples,), float(kernel.step_size), dtype=torch.float64))
         accept.append(float(diag["acceptance rate"]["chain 0"]))
     init_info = {"strategy": init_strategy,
@@ -225,8 +254,10 @@ def sample_nuts(
     idata = to_inference_data(
         problem, {n: torch.stack(v) for n, v in draws.items()}, method="nuts",
         seeds=[seed + c for c in range(chains)],
-        sample_stats={"diverging": torch.stack(diverging), "step_size": torch.stack(step_size)},
+        sample_stats={"diverging": torch.stack(diverging), "step_size": torch.stack(step_size),
+                      "energy": torch.stack(energy)},
         observed_data=observed_data,
+        prior=prior_draws(problem, chains, prior_samples, seed) if prior_samples else None,
         attrs={"num_samples": num_samples, "warmup": warmup, "chains": chains,
                "target_accept": float(target_accept), "full_mass": int(bool(full_mass)),
                "init_strategy": init_strategy},

@@ -4,7 +4,10 @@ Groups written by :func:`to_inference_data`:
 
 * ``posterior``: one variable per parameter, dims (chain, draw);
 * ``sample_stats``: ``lp`` (log prior + log likelihood) and whatever the sampler adds
-  (``diverging``, ``step_size``; ``log_poisson`` for the extended likelihood);
+  (NUTS: ``diverging``, ``energy``, ``step_size``; ``log_poisson`` for the extended
+  likelihood);
+* ``prior``: draws from the priors, one variable per parameter, dims (chain, draw),
+  when the sampler passes them (:func:`prior_draws`; NUTS and SVI do);
 * ``log_likelihood``: ``events``, the per-event log p(x_i | θ), dims (chain, draw, event),
   so ``az.loo`` and ``az.waic`` work;
 * ``observed_data``: ``n_events`` and anything the caller passes;
@@ -28,7 +31,7 @@ from invsim.infer.flags import FlagCounter, handle_flags
 from invsim.infer.likelihood import check_event_log_prob
 from invsim.infer.model import InferenceProblem
 
-__all__ = ["load_inference", "save_inference", "to_inference_data", "versions"]
+__all__ = ["load_inference", "prior_draws", "save_inference", "to_inference_data", "versions"]
 
 
 def versions() -> dict[str, str]:
@@ -40,6 +43,27 @@ def versions() -> dict[str, str]:
 
     return {"invsim_version": __version__, "torch_version": str(torch.__version__),
             "pyro_version": str(pyro.__version__), "arviz_version": str(arviz.__version__)}
+
+
+def prior_draws(problem: InferenceProblem, chains: int, draws: int,
+                seed: int) -> dict[str, torch.Tensor]:
+    """Independent draws from the priors for the ``prior`` group.
+
+    Args:
+        problem: the inference problem (its ``priors``).
+        chains, draws: the shape of each parameter's draws, (chains, draws).
+        seed: seeds torch's generator of the priors' device inside
+            :func:`torch.random.fork_rng` (the caller's random state is untouched).
+
+    Returns:
+        name -> tensor of shape (chains, draws).
+    """
+    devices = sorted({v.device for v in problem.reference_point().values()
+                      if v.device.type == "cuda"}, key=str)
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            return {n: p.sample((chains, draws)) for n, p in problem.priors.items()}
 
 
 def _batched_event_ll(problem: InferenceProblem, flat: Mapping[str, torch.Tensor],
@@ -81,6 +105,7 @@ def to_inference_data(
     observed_data: Mapping | None = None,
     attrs: Mapping | None = None,
     batch_size: int = 256,
+    prior: Mapping[str, torch.Tensor] | None = None,
 ):
     """Package posterior draws with per-event log-likelihoods as ``arviz.InferenceData``.
 
@@ -94,6 +119,8 @@ def to_inference_data(
             ``observed_data`` group, next to ``n_events``.
         attrs: extra attributes (numbers or text).
         batch_size: θ points per batched likelihood call.
+        prior: draws from the priors for the ``prior`` group (name -> (chains', draws'),
+            every parameter), e.g. from :func:`prior_draws`; None for no group.
 
     Returns:
         ``arviz.InferenceData`` with the groups listed in the module docstring.
@@ -146,8 +173,16 @@ def to_inference_data(
         "seeds": [int(s) for s in (seeds or [])], **versions(),
         **({} if flags is None else flags.to_attrs()), **dict(attrs or {}),
     }
+    if prior is not None:
+        if set(prior) != set(names):
+            raise ValueError(f"prior: expected the parameters {list(names)}, got {sorted(prior)}")
+        pshape = tuple(prior[names[0]].shape)
+        if len(pshape) != 2 or any(tuple(prior[n].shape) != pshape for n in names):
+            raise ValueError("prior: expected every parameter of the same shape (chains, "
+                             f"draws), got { {n: tuple(prior[n].shape) for n in names} }")
     return az.from_dict(
         posterior={n: np_(draws[n]) for n in names},
+        prior=None if prior is None else {n: np_(prior[n]) for n in names},
         sample_stats=stats,
         log_likelihood={"events": np_(ev_ll.reshape(*shape, -1))},
         observed_data=observed,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from invsim.infer.model import InferenceProblem
-from invsim.infer.results import to_inference_data
+from invsim.infer.results import prior_draws, to_inference_data
 
 __all__ = ["GaussianGuide", "fit_svi"]
 
@@ -81,7 +81,8 @@ def fit_svi(
 
     Returns:
         ``(idata, guide)``: InferenceData with one chain of ``num_samples`` draws (attrs
-        ``elbo``, ``steps``) and the fitted :class:`GaussianGuide`.
+        ``elbo``, ``steps``; a ``prior`` group of as many prior draws, seeded with
+        ``seed``) and the fitted :class:`GaussianGuide`.
     """
     if not isinstance(problem, InferenceProblem):
         raise TypeError(f"problem: expected an InferenceProblem, got {type(problem).__name__}")
@@ -135,5 +136,6 @@ def fit_svi(
         draws = guide.sample(num_samples, generator=gen)
     idata = to_inference_data(problem, {n: v.reshape(1, -1) for n, v in draws.items()},
                               method="svi", seeds=[seed], observed_data=observed_data,
+                              prior=prior_draws(problem, 1, num_samples, seed),
                               attrs={"elbo": guide.elbo, "steps": steps, "particles": particles})
     return idata, guide

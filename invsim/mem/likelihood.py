@@ -24,6 +24,7 @@ These common random numbers make log p̂(θ) smooth and differentiable in θ (fo
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import warnings
@@ -32,15 +33,37 @@ from collections.abc import Mapping, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from forward._validation import as_tensor, check_finite, check_floating, make_generator
+from forward._validation import (
+    as_tensor,
+    check_choice,
+    check_finite,
+    check_floating,
+    check_range,
+    make_generator,
+)
 from forward.events import HardEvents
+from forward.processes.base import Parameter
 from invsim.infer.flags import FlaggedEventsError, check_on_flagged
 from invsim.mem.estimator import MEMResult, flag_events, flag_reasons, summarize_weights
 from invsim.mem.model import MEMModel
 from invsim.mem.pareto import pareto_khat
 from invsim.mem.reweight import FiducialSample, parameter_points
 
-__all__ = ["DifferentialCache", "MEMLikelihood", "MEMWarning"]
+__all__ = ["OUTSIDE_RANGE", "SCALE_NUISANCES", "DifferentialCache", "MEMLikelihood",
+           "MEMWarning"]
+
+#: choices of ``MEMLikelihood(outside_range=...)``
+OUTSIDE_RANGE = ("auto", "-inf", "raise")
+
+#: theory nuisance parameters ``MEMLikelihood(nuisances=...)`` takes: log₂ of the factors
+#: on μ_R and μ_F (multiplying the process's ``mur_factor``/``muf_factor``), in [-1, 1]
+#: (factors ½ to 2) with default 0
+SCALE_NUISANCES: dict[str, Parameter] = {
+    "log2_mur": Parameter("log2_mur", 0.0, -1.0, 1.0, "",
+                          "log2 of the factor on the renormalisation scale (nuisance)"),
+    "log2_muf": Parameter("log2_muf", 0.0, -1.0, 1.0, "",
+                          "log2 of the factor on the factorisation scale (nuisance)"),
+}
 
 
 class MEMWarning(UserWarning):
@@ -52,6 +75,18 @@ def _safe_log(x: torch.Tensor) -> torch.Tensor:
     pos = x > 0
     return torch.where(pos, torch.log(torch.where(pos, x, torch.ones_like(x))),
                        torch.full_like(x, -math.inf))
+
+
+class _NuisanceSpace:
+    """:data:`SCALE_NUISANCES` as a parameter space for :func:`parameter_points`."""
+
+    @staticmethod
+    def params(values, *, device=None, dtype=torch.float64) -> dict[str, torch.Tensor]:
+        """The values, checked against the nuisances' declared ranges."""
+        for name, v in values.items():
+            par = SCALE_NUISANCES[name]
+            check_range(name, v.detach(), par.low, par.high)
+        return dict(values)
 
 
 class DifferentialCache:
@@ -91,7 +126,7 @@ class DifferentialCache:
             for ev in self._chunks():
                 contrib = integrand.channel_contributions(ev, ref)
                 me = self.process.matrix_element(ev, ref)
-                mu2.append(self.process.scales(ev, ref)[0])
+                mu2.append(self.process.hard_scales(ev, ref)[0])
                 if not bool((me > 0).all() and torch.isfinite(me).all()):
                     cacheable = False
                 lumi.append(contrib / torch.where(me > 0, me, torch.ones_like(me)))
@@ -111,11 +146,14 @@ class DifferentialCache:
         for start in range(0, n, self.chunk_size):
             yield self.events[start : start + self.chunk_size]
 
-    def __call__(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def __call__(self, params: Mapping[str, torch.Tensor], scale_factors=None) -> torch.Tensor:
         """log dσ/dμ at the cached events for one parameter point.
 
         Args:
             params: complete parameter tensors of shape () (from ``Process.params``).
+            scale_factors: None, or (mur, muf): factors (numbers or tensors of shape (),
+                differentiable) multiplying the process's ``mur_factor``/``muf_factor``
+                for this evaluation; the PDF × flux cache is then not used.
 
         Returns:
             Tensor (n,) float64, -inf where dσ/dμ = 0; keeps the autograd graph in θ.
@@ -123,17 +161,24 @@ class DifferentialCache:
         Raises:
             ValueError: NaN or negative dσ/dμ, naming the parameter point.
         """
+        integrand = self.integrand
+        if scale_factors is not None:
+            varied = copy.copy(self.process)
+            varied.mur_factor = self.process.mur_factor * scale_factors[0]
+            varied.muf_factor = self.process.muf_factor * scale_factors[1]
+            integrand = copy.copy(self.integrand)
+            integrand.process = varied
         out = []
         for i, ev in enumerate(self._chunks()):
             sl = slice(i * self.chunk_size, i * self.chunk_size + len(ev))
             ds = None
-            if self.lumi is not None:
-                mu2 = self.process.scales(ev, params)[0]
+            if self.lumi is not None and scale_factors is None:
+                mu2 = self.process.hard_scales(ev, params)[0]
                 # a scale that depends on θ (requires grad) must keep its PDF gradient
                 if not mu2.requires_grad and torch.equal(mu2, self.mu_f2[sl]):
                     ds = self._weighted[i](params)
             if ds is None:
-                ds = self.integrand.differential(ev, params)
+                ds = integrand.differential(ev, params)
             out.append(ds)
         ds = torch.cat(out)
         ds = torch.where(self.physical, ds, torch.zeros_like(ds))
@@ -170,6 +215,17 @@ class MEMLikelihood:
             own ``on_flagged``.
         progress: show tqdm bars while drawing.
         device: device of the cached samples; default that of ``x_reco``.
+        outside_range: what :meth:`log_prob`, :meth:`log_prob_and_log_sigma_fid` and
+            :meth:`log_sigma_fid` do at θ outside the process's declared parameter
+            ranges: ``"auto"`` (default) returns -inf there when called inside a running
+            Pyro model (any Pyro effect handler active, e.g. NUTS or SVI on a user's
+            model, so ``init_to_uniform`` and trajectories that leave the range are
+            simply rejected) and raises ``ValueError`` otherwise; ``"-inf"`` always
+            returns -inf; ``"raise"`` always raises. :meth:`evaluate` always raises.
+        nuisances: theory nuisance parameters appended to ``parameter_names``, names of
+            :data:`SCALE_NUISANCES` (``"log2_mur"``, ``"log2_muf"``): log₂ of factors on
+            μ_R and μ_F entering dσ(θ)/dμ exactly at the cached samples (and σ_fid), so
+            scans profile them and NUTS marginalises them; declared range [-1, 1].
 
     Attributes:
         parameter_names: names of θ, in order.
@@ -198,6 +254,8 @@ class MEMLikelihood:
         on_flagged: str = "warn",
         progress: bool = False,
         device=None,
+        outside_range: str = "auto",
+        nuisances: Sequence[str] = (),
     ) -> None:
         if not isinstance(model, MEMModel):
             raise TypeError(f"model: expected a MEMModel, got {type(model).__name__}")
@@ -213,6 +271,8 @@ class MEMLikelihood:
         if not (0 <= defensive < 1):
             raise ValueError(f"defensive: expected a share in [0, 1), got {defensive!r}")
         on_flagged = check_on_flagged(on_flagged)
+        check_choice("outside_range", outside_range, OUTSIDE_RANGE)
+        self.outside_range = outside_range
         self.model = model
         self.process = model.process
         self.device = torch.device(device) if device is not None else x_reco.device
@@ -234,7 +294,16 @@ class MEMLikelihood:
                 f"parameter_names: expected distinct names of {sorted(self.process.parameters)} "
                 f"not in fixed, got {list(names)}"
             )
-        self.parameter_names = names
+        if isinstance(nuisances, str):
+            raise TypeError(f"nuisances: expected a sequence of names, got {nuisances!r}")
+        nuisances = tuple(nuisances)
+        if (any(n not in SCALE_NUISANCES for n in nuisances) or len(set(nuisances))
+                != len(nuisances) or set(nuisances) & set(self.process.parameters)):
+            raise ValueError(f"nuisances: expected distinct names of {list(SCALE_NUISANCES)}, "
+                             f"got {list(nuisances)}")
+        self._process_names = names
+        self.nuisances = nuisances
+        self.parameter_names = names + nuisances
         self.limits = dict(max_error=max_error, min_ess=min_ess, max_pareto_k=max_pareto_k)
         self.on_flagged = on_flagged
         self._warned: set[int] = set()
@@ -334,7 +403,7 @@ class MEMLikelihood:
         scans default to it: the proposal covers no more)."""
         out = {}
         for p in self.parameter_names:
-            par = self.process.parameters[p]
+            par = self._declared(p)
             if p in self.model.ranges:
                 lo, hi = self.model.ranges[p]
                 par = dataclasses.replace(par, low=lo, high=hi,
@@ -342,29 +411,104 @@ class MEMLikelihood:
             out[p] = par
         return out
 
-    def _points(self, theta) -> tuple[list[dict[str, torch.Tensor]], bool]:
-        """Complete parameters per θ point, and whether θ was batched."""
-        return parameter_points(self.process, self.parameter_names, self.fixed, theta,
-                                self.device)
+    def _declared(self, name: str) -> Parameter:
+        """The declared parameter of a θ component (process parameter or nuisance)."""
+        return SCALE_NUISANCES[name] if name in self.nuisances else self.process.parameters[name]
+
+    def _points(self, theta) -> tuple[list[tuple[dict, tuple | None]], bool]:
+        """Per θ point: (complete process parameters, scale factors (mur, muf) or None),
+        and whether θ was batched."""
+        if not self.nuisances:
+            points, batched = parameter_points(self.process, self.parameter_names, self.fixed,
+                                               theta, self.device)
+            return [(p, None) for p in points], batched
+        if not isinstance(theta, Mapping):
+            raise TypeError(f"theta: expected a mapping of {list(self.parameter_names)} to "
+                            f"tensors, got {type(theta).__name__}")
+        # the nuisances are checked and batched like parameters, then split off
+        nuis, batched_n = parameter_points(_NuisanceSpace(), self.nuisances, {},
+                                           {k: theta[k] for k in self.nuisances if k in theta},
+                                           self.device)
+        rest = {k: v for k, v in theta.items() if k not in self.nuisances}
+        missing = [k for k in self.nuisances if k not in theta]
+        if missing:
+            raise ValueError(f"theta: expected exactly the parameters "
+                             f"{list(self.parameter_names)}, missing {missing}")
+        points, batched = parameter_points(self.process, self._process_names, self.fixed, rest,
+                                           self.device)
+        if len(points) == 1 and len(nuis) > 1:
+            points = points * len(nuis)
+        elif len(nuis) == 1 and len(points) > 1:
+            nuis = nuis * len(points)
+        if len(points) != len(nuis):
+            raise ValueError(f"theta: expected every value of shape () or the same (b,), got "
+                             f"{len(points)} and {len(nuis)} points")
+        two = torch.tensor(2.0, dtype=torch.float64, device=self.device)
+        out = [(p, (two ** n["log2_mur"] if "log2_mur" in n else 1.0,
+                    two ** n["log2_muf"] if "log2_muf" in n else 1.0))
+               for p, n in zip(points, nuis, strict=True)]
+        return out, batched or batched_n
 
     # -- likelihood ----------------------------------------------------------------------
-    def _log_dsigma(self, params) -> tuple[torch.Tensor, torch.Tensor]:
+    def _log_dsigma(self, params, factors=None) -> tuple[torch.Tensor, torch.Tensor]:
         """log dσ/dμ at the proposal draws (m, n) and at the fiducial sample (N,)."""
-        both = self._dsigma(params)
+        both = self._dsigma(params, factors)
         k = self.n_events * self.n_samples
         return both[:k].view(self.n_events, self.n_samples), both[k:]
 
     def _log_sigma_fid(self, log_dsigma_fid) -> tuple[torch.Tensor, torch.Tensor]:
         return self._fid.log_sigma(log_dsigma_fid)
 
-    def log_sigma_fid(self, theta) -> torch.Tensor:
-        """log(σ_fid(θ) / pb) from the fixed fiducial sample, shape () or (b,), differentiable."""
-        points, batched = self._points(theta)
-        out = torch.stack([self._log_sigma_fid(self._log_dsigma(p)[1])[0] for p in points])
-        return out if batched else out[0]
+    def _outside(self, theta):
+        """θ with points outside the declared ranges moved to the defaults, and their mask.
 
-    def _point(self, params, *, full: bool):
-        log_ds, log_ds_fid = self._log_dsigma(params)
+        Returns:
+            (theta, mask): ``mask`` is None when every point is inside or when such
+            points must raise (``outside_range``), else a bool tensor of shape () or (b,).
+        """
+        if self.outside_range == "raise" or not isinstance(theta, Mapping):
+            return theta, None
+        if self.outside_range == "auto":
+            from pyro.poutine.runtime import am_i_wrapped
+
+            if not am_i_wrapped():
+                return theta, None
+        mask = None
+        for p in self.parameter_names:
+            v = theta.get(p)
+            if not isinstance(v, torch.Tensor) or not v.is_floating_point():
+                return theta, None  # numbers and bad input: checked (and raised) as usual
+            par = self._declared(p)
+            out = (v.detach() < par.low) | (v.detach() > par.high)
+            mask = out if mask is None else mask | out
+        if mask is None or not bool(mask.any()):
+            return theta, None
+        safe = dict(theta)
+        for p in self.parameter_names:
+            default = torch.full_like(theta[p], self._declared(p).default)
+            safe[p] = torch.where(mask, default, theta[p])
+        return safe, mask
+
+    @staticmethod
+    def _neg_inf_where(mask, value: torch.Tensor) -> torch.Tensor:
+        """``value`` with -inf at the masked θ points (mask () or (b,), value (…) or (b, …))."""
+        if mask is None:
+            return value
+        m = mask.reshape(mask.shape + (1,) * (value.ndim - mask.ndim))
+        return torch.where(m, torch.full_like(value, -math.inf), value)
+
+    def log_sigma_fid(self, theta) -> torch.Tensor:
+        """log(σ_fid(θ) / pb) from the fixed fiducial sample, shape () or (b,), differentiable.
+
+        Outside the declared ranges: -inf or ``ValueError``, see ``outside_range``."""
+        theta, mask = self._outside(theta)
+        points, batched = self._points(theta)
+        out = torch.stack([self._log_sigma_fid(self._log_dsigma(p, f)[1])[0]
+                           for p, f in points])
+        return self._neg_inf_where(mask, out if batched else out[0])
+
+    def _point(self, params, factors, *, full: bool):
+        log_ds, log_ds_fid = self._log_dsigma(params, factors)
         log_w = self.log_a + log_ds
         s = summarize_weights(log_w)
         lsf, sf_err = self._log_sigma_fid(log_ds_fid)
@@ -380,7 +524,11 @@ class MEMLikelihood:
 
         Returns:
             Tensor (n_events,) or (b, n_events), float64, w.r.t. the reco observables'
-            measure of the transfer function.
+            measure of the transfer function; -inf at θ outside the declared ranges when
+            ``outside_range`` says so (by default inside a running Pyro model).
+
+        Raises:
+            ValueError: θ outside the declared ranges (outside a Pyro model, by default).
         """
         return self.log_prob_and_log_sigma_fid(theta)[0]
 
@@ -397,18 +545,24 @@ class MEMLikelihood:
             (log p of shape (n_events,) or (b, n_events), log(σ_fid/pb) of shape () or
             (b,)), float64, differentiable in θ.
         """
+        theta, mask = self._outside(theta)
         points, batched = self._points(theta)
         out, sig, n_bad = [], [], 0
-        for params in points:
-            lp, s, lsf, _, _ = self._point(params, full=False)
+        skip = [False] * len(points) if mask is None else mask.reshape(-1).expand(
+            len(points)).tolist()
+        for (params, factors), stand_in in zip(points, skip, strict=True):
+            lp, s, lsf, _, _ = self._point(params, factors, full=False)
             bad = flag_events(lp, s.error, s.ess, None, max_error=self.limits["max_error"],
                               min_ess=self.limits["min_ess"], max_pareto_k=math.inf)
-            n_bad = max(n_bad, int(bad.sum()))
+            if not stand_in:  # points outside the range were evaluated at the defaults
+                n_bad = max(n_bad, int(bad.sum()))
             out.append(lp)
             sig.append(lsf)
         self._report(n_bad)
         out, sig = torch.stack(out), torch.stack(sig)
-        return (out, sig) if batched else (out[0], sig[0])
+        if not batched:
+            out, sig = out[0], sig[0]
+        return self._neg_inf_where(mask, out), self._neg_inf_where(mask, sig)
 
     def _report(self, n_bad: int) -> None:
         if n_bad == 0 or self.on_flagged == "ignore":
@@ -434,8 +588,8 @@ class MEMLikelihood:
         """
         points, batched = self._points(theta)
         rows = []
-        for params in points:
-            lp, s, lsf, sf_err, k = self._point(params, full=True)
+        for params, factors in points:
+            lp, s, lsf, sf_err, k = self._point(params, factors, full=True)
             why = flag_reasons(lp, s.error, s.ess, k, **self.limits)
             flagged = torch.stack(list(why.values())).any(0)
             rows.append((lp, s.error, s.ess, k, flagged, lsf, sf_err, *why.values()))
