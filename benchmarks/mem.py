@@ -6,11 +6,16 @@ the closed-form :class:`forward.detector.GaussianLeptonDetector` (``gaussian``, 
 default; here σ_pT/pT = 3 %, σ_η = σ_φ = 0.02, pT > 100 GeV, |η| < 2.5), or the card
 detector (``cms``: the Delphes-CMS-like card of :mod:`forward.detector.card`, e⁺e⁻ and
 μ⁺μ⁻ with their own resolutions and efficiencies, its exact lepton response from
-:meth:`forward.detector.Detector.closed_form` in the brute force). With the card the
-networks come from :func:`invsim.mem.recipe.build_model` through the detector protocol
-(the response after the selection; ``--selected-response`` does not apply) and the
-"mixture" proposal is the model's own (unfolder + reco-centred t at the resolutions
-measured on the training pairs).
+:meth:`forward.detector.Detector.closed_form` in the brute force; ``--leptons`` picks
+one flavour, a channel of :class:`invsim.mem.ChannelLikelihood`). With ``--recipe
+protocol`` (the default) the networks of either detector come from
+:func:`invsim.mem.recipe.build_model` through the detector protocol, the recipe of
+``invsim train`` (the response after the selection; ``--selected-response`` does not
+apply), and the "mixture" proposal is the model's own (unfolder + reco-centred t at
+the resolutions measured on the training pairs per reco |η| and pT bin).
+``--recipe dilepton`` is the older Gaussian-detector recipe
+(:func:`invsim.mem.recipe.build_dilepton_model`, mixed 50/50 with a reco-centred t at
+the detector's exact widths).
 
 1. **Train** on pairs simulated at mzp = 2000 GeV (``--smearings`` detector draws per
    hard event, :func:`invsim.mem.recipe.build_dilepton_model`): a residual transfer flow
@@ -187,6 +192,8 @@ def main(argv=None) -> dict:
                     help="file caching the brute-force result ('' for none)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--detector", choices=["gaussian", "cms"], default="gaussian")
+    ap.add_argument("--recipe", choices=["protocol", "dilepton"], default="protocol",
+                    help="training recipe (the card needs protocol)")
     ap.add_argument("--leptons", choices=["both", "ee", "mumu"], default="both",
                     help="lepton flavours of the Drell-Yan process (its `leptons` setting)")
     args = ap.parse_args(argv)
@@ -200,15 +207,17 @@ def main(argv=None) -> dict:
     detector = (CardLeptons(process) if card else
                 GaussianLeptonDetector(args.sigma_pt, args.sigma_angle, args.sigma_angle,
                                        100.0, 2.5))
-    obs = RecoObservables(leptons=2) if card else None
+    protocol = card or args.recipe == "protocol"
+    obs = RecoObservables.for_process(process) if protocol else None
     out: dict = {"args": vars(args), "detector": _detector_key(detector), "threads":
                  torch.get_num_threads(), "device": "cpu"}
     if os.path.exists(os.path.join(args.model_dir, "mem.json")) and not args.retrain:
         model = MEMModel.load(args.model_dir)
         out["model"] = {"loaded": args.model_dir}
-    elif card:
+    elif protocol:
         model, info = build_any_model(
-            process, detector.detector, observables=obs, n_trials=args.n_trials,
+            process, detector.detector if card else detector, observables=obs,
+            n_trials=args.n_trials,
             epochs=args.epochs, seed=args.seed, progress=True, smearings=args.smearings,
             batch_size=args.batch_size, lr=args.lr, acceptance_hidden=tuple(
                 int(h) for h in args.acceptance_hidden.split(",")),

@@ -22,7 +22,8 @@ from forward.events import HardEvents, order_final_state
 from forward.eventset import EventSet
 from invsim.observables import RecoObservables
 
-__all__ = ["ObservedEvents", "PartonLevelData", "file_sha256", "load_observed", "load_parton",
+__all__ = ["ObservedEvents", "PartonLevelData", "channel_likelihood", "file_sha256",
+           "load_observed", "load_parton",
            "model_likelihood"]
 
 
@@ -247,3 +248,63 @@ def model_likelihood(model, data: str | os.PathLike, *, parameters=None,
                         n_fiducial=n_fiducial, progress=progress, device=device)
     return lik, observed
 
+
+
+def _overlap(a: RecoObservables, b: RecoObservables) -> bool:
+    """Whether one event can pass both selections (their exact lepton counts and, when
+    both are set, electron counts decide; other objects are 'at least' requirements)."""
+    if a.leptons != b.leptons:
+        return False
+    return a.electrons is None or b.electrons is None or a.electrons == b.electrons
+
+
+def channel_likelihood(models, data: str | os.PathLike, **options):
+    """One likelihood of an events file split into channels, one model each.
+
+    Each model's observables select its own events from ``data`` (for example
+    ``electrons=2`` and ``electrons=0`` for the ee and μμ channels of Drell–Yan; see
+    :class:`~invsim.mem.ChannelLikelihood`), so the selections must be disjoint.
+
+    Args:
+        models: channel name -> :class:`~invsim.mem.MEMModel` or model directory.
+        data: a reco-level events file (see :func:`load_observed`).
+        **options: as for :func:`model_likelihood` (parameters, n_samples, seed, ...);
+            the same for every channel.
+
+    Returns:
+        (likelihood, observed): the :class:`~invsim.mem.ChannelLikelihood` and a dict
+        channel name -> :class:`ObservedEvents`.
+
+    Raises:
+        ValueError: fewer than one model, overlapping selections, parton-level data or
+            a channel with no selected events (each message names the channel).
+    """
+    from invsim.mem import ChannelLikelihood, MEMModel
+    from invsim.mem.parton import PartonLikelihood
+
+    if not isinstance(models, dict) or not models:
+        raise ValueError(f"models: expected a non-empty dict name -> model, got {models!r}")
+    device = options.get("device")
+    loaded = {k: m if isinstance(m, MEMModel) else MEMModel.load(m, map_location=device)
+              for k, m in models.items()}
+    names = list(loaded)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            oa, ob = loaded[a].observables, loaded[b].observables
+            if oa is None or ob is None or _overlap(oa, ob):
+                raise ValueError(f"models: the selections of channels {a!r} and {b!r} overlap "
+                                 "(an event could be counted twice); give each channel "
+                                 "observables of its own lepton flavour content "
+                                 "(RecoObservables.electrons, e.g. a process with "
+                                 "--set leptons=ee and one with leptons=mumu)")
+    liks, observed = {}, {}
+    for name, model in loaded.items():
+        try:
+            lik, obs = model_likelihood(model, data, **options)
+        except ValueError as err:
+            raise ValueError(f"channel {name!r}: {err}") from err
+        if isinstance(lik, PartonLikelihood):
+            raise ValueError(f"channel {name!r}: {data!s} holds parton-level events; channels "
+                             "split reco-level events")
+        liks[name], observed[name] = lik, obs
+    return ChannelLikelihood(liks), observed
