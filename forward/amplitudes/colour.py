@@ -149,7 +149,8 @@ def _colour_matrix(n: int, basis: str, nc: int) -> torch.Tensor:
         for t, tau in enumerate(rows.tolist()):
             # C_{στ} = C_{id, σ⁻¹∘τ}
             mat[s, t] = first[index[tuple(inv[leg] for leg in tau)]]
-    return mat
+    # C_{id,π} and C_{id,π⁻¹} are equal up to rounding (different contraction orders)
+    return 0.5 * (mat + mat.T)
 
 
 def colour_matrix(n: int, basis: str = "ddm", nc: int = 3) -> torch.Tensor:
