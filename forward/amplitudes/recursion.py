@@ -36,27 +36,31 @@ import math
 import torch
 
 from forward._validation import check_finite, check_floating
-from forward.amplitudes.spinors import complex_dtype, minkowski_dot
+from forward.amplitudes.spinors import complex_dtype
 
 __all__ = ["colour_ordered_amplitude"]
 
 _INV_ROOT2 = 1.0 / math.sqrt(2.0)
 
 
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Minkowski product over the leading component axis (4, ...)."""
+    prod = a * b
+    return prod[0] - prod[1:].sum(0)
+
+
 def _vertex3(j1, p1, j2, p2):
-    """Colour-ordered three-vertex contracted with two currents (without the i/√2)."""
-    return (
-        minkowski_dot(j1, j2).unsqueeze(-1) * (p1 - p2)
-        + minkowski_dot(p1 + 2 * p2, j1).unsqueeze(-1) * j2
-        - minkowski_dot(2 * p1 + p2, j2).unsqueeze(-1) * j1
-    )
+    """Colour-ordered three-vertex contracted with two currents, without the i/√2.
+
+    Component-first layout (4, ...): (J₁·J₂)(P₁-P₂) + ((P₁+2P₂)·J₁) J₂ - ((2P₁+P₂)·J₂) J₁.
+    """
+    return (_dot(j1, j2) * (p1 - p2) + _dot(p1 + 2 * p2, j1) * j2
+            - _dot(2 * p1 + p2, j2) * j1)
 
 
 def _vertex4(j1, j2, j3):
-    """Colour-ordered four-vertex contracted with three currents (without the factor i)."""
-    return minkowski_dot(j1, j3).unsqueeze(-1) * j2 - 0.5 * (
-        minkowski_dot(j2, j3).unsqueeze(-1) * j1 + minkowski_dot(j1, j2).unsqueeze(-1) * j3
-    )
+    """Colour-ordered four-vertex contracted with three currents, without the factor i."""
+    return _dot(j1, j3) * j2 - 0.5 * (_dot(j2, j3) * j1 + _dot(j1, j2) * j3)
 
 
 def colour_ordered_amplitude(momenta: torch.Tensor, polarisations: torch.Tensor) -> torch.Tensor:
@@ -98,34 +102,33 @@ def colour_ordered_amplitude(momenta: torch.Tensor, polarisations: torch.Tensor)
     n = momenta.shape[-2]
     m = n - 1
     shape = torch.broadcast_shapes(momenta.shape[:-2], polarisations.shape[:-2])
-    mom = momenta.expand(*shape, n, 4)
-    eps = polarisations.expand(*shape, n, 4)
-    # cur[L]: currents of the L consecutive legs starting at s = 0..m-L, shape (..., m-L+1, 4)
-    cur = {1: eps[..., :m, :]}
-    csum = torch.cat([torch.zeros_like(mom[..., :1, :]), mom[..., :m, :].cumsum(-2)], -2)
-    mom_of = {L: csum[..., L:, :] - csum[..., : m - L + 1, :] for L in range(1, m + 1)}
+    # component-first layout (4, legs, *batch): contiguous slices for every operation
+    mom = momenta.expand(*shape, n, 4).to(cdt).movedim((-1, -2), (0, 1))
+    eps = polarisations.expand(*shape, n, 4).movedim((-1, -2), (0, 1))
+    # cur[L]: currents of the L consecutive legs starting at s = 0..m-L, (4, m-L+1, *batch),
+    # rescaled: the vertex factors i/√2, i and the propagator -i/P² combine into the real
+    # J(i,j) = [Σ V₃/√2 + Σ V₄] / P² with V₃, V₄ the bracketed contractions
+    cur = {1: eps[:, :m].contiguous()}
+    csum = torch.cat([torch.zeros_like(mom[:, :1]), mom[:, :m].cumsum(1)], 1)
+    mom_of = {L: csum[:, L:] - csum[:, : m - L + 1] for L in range(1, m + 1)}
     vsum = None
     for L in range(2, m + 1):
         count = m - L + 1
         v = None
         for a in range(1, L):
             b = L - a
-            term = _vertex3(cur[a][..., :count, :], mom_of[a][..., :count, :],
-                            cur[b][..., a:a + count, :], mom_of[b][..., a:a + count, :])
+            term = _vertex3(cur[a][:, :count], mom_of[a][:, :count],
+                            cur[b][:, a:a + count], mom_of[b][:, a:a + count])
             v = term if v is None else v + term
-        v = v * (1j * _INV_ROOT2)
-        v4 = None
+        v = v * _INV_ROOT2
         for a in range(1, L - 1):
             for b in range(1, L - a):
                 c = L - a - b
-                term = _vertex4(cur[a][..., :count, :], cur[b][..., a:a + count, :],
-                                cur[c][..., a + b:a + b + count, :])
-                v4 = term if v4 is None else v4 + term
-        if v4 is not None:
-            v = v + 1j * v4
+                v = v + _vertex4(cur[a][:, :count], cur[b][:, a:a + count],
+                                 cur[c][:, a + b:a + b + count])
         if L < m:
-            p2 = minkowski_dot(mom_of[L], mom_of[L]).unsqueeze(-1)
-            cur[L] = v * (-1j) / p2
+            cur[L] = v / _dot(mom_of[L], mom_of[L])
         else:
-            vsum = v[..., 0, :]
-    return minkowski_dot(eps[..., m, :], vsum)
+            vsum = v[:, 0]
+    # A = ε_n · (i/√2 Σ V₃ + i Σ V₄)
+    return 1j * _dot(eps[:, m], vsum)

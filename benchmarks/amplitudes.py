@@ -1,0 +1,122 @@
+"""Cost of the exact n-gluon |M|² from forward.amplitudes as a function of n (one CPU thread).
+
+For g g -> (n-2) g, n = 4 ... 7, at RAMBO points (√ŝ = 1 TeV), the time per phase-space
+point of
+
+* one colour-ordered amplitude for one helicity configuration (Berends–Giele, O(n⁴));
+* |M|² summed over helicities at leading colour ((n-1)! orderings);
+* |M|² summed over helicities and colours with the DDM colour matrix ((n-2)! orderings;
+  the colour matrix is built once per n and cached, its build time is listed apart).
+
+The single amplitude is timed on 2000 points, the sums on 2000, 500, 100, 10 points
+for n = 4, 5, 6, 7.
+
+Each time is the median of ``--repeats`` runs over a batch of points; the scaling
+exponent is the least-squares slope of log(time) against log(n) and, more tellingly,
+the growth factor between successive n.
+
+    OMP_NUM_THREADS=1 python3 benchmarks/amplitudes.py
+    OMP_NUM_THREADS=1 python3 benchmarks/amplitudes.py --out benchmarks/results/amplitudes.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+
+import torch
+
+from forward.amplitudes import (
+    colour_matrix,
+    colour_ordered_amplitude,
+    gluon_me2,
+    polarisation_vectors,
+)
+from forward.phasespace.rambo import Rambo
+
+__all__ = ["collision_points", "main", "time_per_point"]
+
+
+def collision_points(n: int, npts: int, seed: int, sqrt_s: float = 1000.0) -> torch.Tensor:
+    """All-outgoing momenta (npts, n, 4) of g g -> (n-2) g: crossed beams, then RAMBO."""
+    gen = torch.Generator().manual_seed(seed)
+    r = torch.rand(npts, 3 * (n - 2) - 4, generator=gen, dtype=torch.float64)
+    big_p = torch.tensor([sqrt_s, 0, 0, 0], dtype=torch.float64).expand(npts, 4)
+    out, _ = Rambo([0.0] * (n - 2)).forward(big_p, r)
+    e = 0.5 * sqrt_s
+    beams = torch.tensor([[-e, 0, 0, -e], [-e, 0, 0, e]], dtype=torch.float64)
+    return torch.cat([beams.expand(npts, 2, 4), out], 1)
+
+
+def time_per_point(fn, npts: int, repeats: int) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` runs, divided by ``npts`` (seconds)."""
+    fn()  # warm-up (caches, allocator)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) / npts
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-max", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    rows = []
+    for n in range(4, args.n_max + 1):
+        npts = {4: 2000, 5: 500, 6: 100, 7: 10}.get(n, 4)
+        k = collision_points(n, npts, seed=n)
+        k_many = collision_points(n, 2000, seed=100 + n)  # one amplitude: a large batch
+        eps = polarisation_vectors(k_many, k_many.roll(-1, dims=1))
+        hel = torch.tensor([0, 0] + [1] * (n - 2))
+        e_one = eps[:, torch.arange(n), hel]
+        t0 = time.perf_counter()
+        colour_matrix(n, "ddm")
+        build = time.perf_counter() - t0
+        row = {
+            "n": n,
+            "points": npts,
+            "points_one_amplitude": 2000,
+            "one_amplitude_s": time_per_point(
+                lambda k=k_many, e=e_one: colour_ordered_amplitude(k, e), 2000, args.repeats),
+            "leading_colour_s": time_per_point(
+                lambda k=k: gluon_me2(k, colour="leading"), npts, args.repeats),
+            "full_colour_s": time_per_point(lambda k=k: gluon_me2(k), npts, args.repeats),
+            "colour_matrix_build_s": build,
+        }
+        rows.append(row)
+        print(f"n={n}: done", flush=True)
+    keys = ("one_amplitude_s", "leading_colour_s", "full_colour_s")
+    print("\n| n | one A(σ,h) [µs/pt] | leading colour [ms/pt] | full colour [ms/pt] "
+          "| colour matrix build [s] |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['n']} | {1e6 * r['one_amplitude_s']:.2f} | {1e3 * r['leading_colour_s']:.3f} "
+              f"| {1e3 * r['full_colour_s']:.3f} | {r['colour_matrix_build_s']:.2f} |")
+    scaling = {}
+    for key in keys:
+        xs = [math.log(r["n"]) for r in rows]
+        ys = [math.log(r[key]) for r in rows]
+        mx, my = statistics.fmean(xs), statistics.fmean(ys)
+        cov = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+        slope = cov / sum((x - mx) ** 2 for x in xs)
+        growth = [rows[i + 1][key] / rows[i][key] for i in range(len(rows) - 1)]
+        scaling[key] = {"log_log_slope": slope, "growth_per_extra_gluon": growth}
+        print(f"{key}: time ∝ n^{slope:.1f} over n = 4..{rows[-1]['n']}; growth per extra "
+              f"gluon " + ", ".join(f"{g:.1f}×" for g in growth))
+    result = {"threads": torch.get_num_threads(), "rows": rows, "scaling": scaling}
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(result, fh, indent=2)
+    return result
+
+
+if __name__ == "__main__":
+    main()
