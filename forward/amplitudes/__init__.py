@@ -5,7 +5,9 @@ vectors; all-outgoing conventions), :mod:`~forward.amplitudes.recursion`
 (colour-ordered gluon currents and amplitudes), :mod:`~forward.amplitudes.colour`
 (SU(N) generators, DDM and trace bases, colour matrices; Tr(T^a T^b) = δ^{ab}),
 :mod:`~forward.amplitudes.gluons` (colour- and helicity-summed |M|²) and
-:mod:`~forward.amplitudes.mhv` (Parke–Taylor MHV amplitudes, the closed-form reference).
+:mod:`~forward.amplitudes.mhv` (Parke–Taylor MHV amplitudes, the closed-form reference),
+:mod:`~forward.amplitudes.quarks` (massless quark lines with vector bosons: spinor
+strings, f f̄ → n V, q q̄ → γ*/Z → ℓ⁻ℓ⁺).
 """
 
 from forward.amplitudes.colour import (
@@ -24,6 +26,12 @@ from forward.amplitudes.gluons import (
     helicity_configurations,
 )
 from forward.amplitudes.mhv import parke_taylor
+from forward.amplitudes.quarks import (
+    quark_lepton_neutral_current_me2,
+    quark_line_amplitudes,
+    quark_vector_bosons_me2,
+    spinor_string,
+)
 from forward.amplitudes.recursion import colour_ordered_amplitude
 from forward.amplitudes.spinors import (
     angle_product,
@@ -49,7 +57,11 @@ __all__ = [
     "orderings",
     "parke_taylor",
     "polarisation_vectors",
+    "quark_lepton_neutral_current_me2",
+    "quark_line_amplitudes",
+    "quark_vector_bosons_me2",
     "sandwich",
+    "spinor_string",
     "spinors",
     "square_product",
     "structure_constants",
