@@ -250,6 +250,12 @@ def test_six_gluons_bases_agree_and_leading_colour_differs():
     # leading colour misses O(1/N²) terms from n = 6 on: a genuine, visible difference
     lead = gluon_me2(k, colour="leading")
     assert ((lead - ddm).abs() / ddm).max() > 1e-4
+    # the leading-colour sum uses reflection; against all (n-1)! = 120 orderings and all
+    # 64 helicities explicitly
+    hel = helicity_configurations(6, nonvanishing=False)
+    amps = gluon_amplitudes(k, orderings(6, "trace"), hel)
+    explicit = (amps.abs() ** 2).sum((1, 2)) * 3**4 * 8
+    assert ((lead - explicit).abs() / explicit).max() < 1e-10
 
 
 # -- symmetries ---------------------------------------------------------------------------

@@ -16,8 +16,9 @@ the result for a physical process is then obtained by relabelling (crossing).
   with the DDM basis ((n-2)! orderings, default) or the trace basis ((n-1)!);
   n ≤ 7.
 * ``colour="leading"`` — **leading colour only**: g_s^{2n-4} N^{n-2}(N²-1)
-  Σ_h Σ_{σ ∈ S_{n-1}} |A(1, σ)(h)|². Exact for n ≤ 5 (tested against the full sum),
-  missing relative O(1/N²) terms for n ≥ 6; any n.
+  Σ_h Σ_{σ ∈ S_{n-1}} |A(1, σ)(h)|² (the (n-1)!/2 orderings up to reflection,
+  counted twice). Exact for n ≤ 5 (tested against the full sum), missing relative
+  O(1/N²) terms for n ≥ 6; any n.
 
 **Helicities.** By default the sum runs over the configurations with at least two
 gluons of each helicity (the others vanish at tree level for n ≥ 4; tested), using
@@ -217,8 +218,13 @@ def gluon_me2(
         helicities = helicity_configurations(n, parity=parity)
         factor = 2.0 if parity else 1.0
     if colour == "leading":
-        amps = gluon_amplitudes(momenta, orderings(n, "trace"), helicities, max_batch=max_batch)
-        summed = (amps.real**2 + amps.imag**2).sum((1, 2)) * float(nc ** (n - 2) * (nc**2 - 1))
+        # reflection: A(1, σ_n, ..., σ_2) = (-1)^n A(1, σ_2, ..., σ_n), so only the
+        # orderings with σ_2 < σ_n are evaluated, each counted twice
+        rows = orderings(n, "trace")
+        rows = rows[rows[:, 1] < rows[:, -1]]
+        amps = gluon_amplitudes(momenta, rows, helicities, max_batch=max_batch)
+        summed = (amps.real**2 + amps.imag**2).sum((1, 2)) * float(
+            2 * nc ** (n - 2) * (nc**2 - 1))
     else:
         cmat = colour_matrix(n, basis, nc).to(dtype=momenta.dtype, device=momenta.device)
         amps = gluon_amplitudes(momenta, orderings(n, basis), helicities, max_batch=max_batch)
