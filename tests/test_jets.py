@@ -134,3 +134,12 @@ def test_gg_to_gg_cross_section_against_pythia():
     res = cross_section(proc, 800_000, seed=2026, method="vegas")
     pull = (res.value - ref) / math.hypot(res.error, ref_err)
     assert abs(pull) < 4.0, (res, ref, ref_err, pull)
+
+
+def test_cli_generate_jets(tmp_path):
+    out = tmp_path / "jets.h5"
+    res = CliRunner().invoke(cli, ["generate", "jets", "--events", "50", "--set", "n_jets=2",
+                                   "--set", "pt_min=50", "--train-calls", "5000", "--seed", "2",
+                                   "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert out.stat().st_size > 0 and "jets: 50 events" in res.output
