@@ -14,7 +14,7 @@ import math
 
 import pytest
 import torch
-from _helpers import seeded
+from _helpers import five_gluon_parke_taylor, seeded
 
 from forward.amplitudes import (
     colour_matrix,
@@ -197,18 +197,6 @@ def gg_to_gg_textbook(k):
     """Σ over colours and helicities: 256 · g⁴ (9/2)(3 - tu/s² - su/t² - st/u²), g = 1."""
     s, t, u = sij(k, 0, 1), sij(k, 0, 2), sij(k, 0, 3)
     return 256 * 4.5 * (3 - t * u / s**2 - s * u / t**2 - s * t / u**2)
-
-
-def five_gluon_parke_taylor(k, nc=3):
-    """g⁶ N³(N²-1) · 2 Σ_{i<j} s_ij⁴ · Σ_{σ ∈ S_4} 1/|s_1σ2 s_σ2σ3 s_σ3σ4 s_σ4σ5 s_σ5 1|, g = 1.
-
-    The factor 2 counts the MHV-bar helicities; Tr(T^a T^b) = δ^ab.
-    """
-    num = sum(sij(k, a, b) ** 4 for a, b in itertools.combinations(range(5), 2))
-    den = sum(1.0 / (sij(k, 0, p[0]) * sij(k, p[0], p[1]) * sij(k, p[1], p[2])
-                     * sij(k, p[2], p[3]) * sij(k, p[3], 0)).abs()
-              for p in itertools.permutations(range(1, 5)))
-    return nc**3 * (nc**2 - 1) * 2 * num * den
 
 
 @pytest.mark.parametrize("basis", ["ddm", "trace"])

@@ -12,7 +12,7 @@ import math
 
 import pytest
 import torch
-from _helpers import seeded
+from _helpers import five_gluon_parke_taylor, seeded
 from click.testing import CliRunner
 
 from forward.events import HardEvents
@@ -75,6 +75,12 @@ def test_three_jets_symmetric_and_finite():
     keep = proc.cuts(events)
     assert int(keep.sum()) > 20
     assert bool(torch.isfinite(me).all()) and bool((me[keep] > 0).all())
+    # normalisation: the Parke–Taylor five-gluon sum, averaged over 256 initial states,
+    # with 1/3! for the identical gluons and g_s⁶ at μ_R
+    mu2 = proc.scales(events, params)[1]
+    g2 = 4 * math.pi * running_alpha_s(torch.tensor(0.118, dtype=F64), mu2, 1)
+    ref = five_gluon_parke_taylor(outgoing_momenta(events)) * g2**3 / (256 * 6)
+    assert ((me[keep] - ref[keep]).abs() / ref[keep]).max() < 1e-10
     perm = HardEvents(momenta=events.momenta[:, [2, 0, 1]], x1=events.x1, x2=events.x2,
                       sqrt_s=events.sqrt_s)
     assert torch.allclose(proc.matrix_element(perm, params)[:, 0], me, rtol=1e-10, atol=0)
