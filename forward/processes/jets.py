@@ -50,7 +50,7 @@ from forward._validation import check_choice, check_finite
 from forward.alphas import RunningAlphaS
 from forward.amplitudes import gluon_me2
 from forward.events import HardEvents
-from forward.kinematics import delta_r, pseudorapidity, pt
+from forward.kinematics import delta_r, mass, pseudorapidity, pt
 from forward.phasespace import HadronicMap, PowerLawSampling, Rambo
 from forward.processes.base import Parameter, Process, _finite_positive
 from forward.processes.ttbar import running_alpha_s
@@ -67,8 +67,8 @@ def outgoing_momenta(events: HardEvents) -> torch.Tensor:
     """All-outgoing momenta (n, 2 + k, 4) of a 2 → k event: (-p_a, -p_b, k_1, ..., k_k).
 
     p_a = x1 √s/2 (1, 0, 0, 1) from beam 1 and p_b = x2 √s/2 (1, 0, 0, -1), massless,
-    in GeV; the final state is moved to the partons' frame exactly as given (the
-    momenta already conserve p_a + p_b = Σ k_i for events of the phase-space maps).
+    in GeV, followed by the final-state momenta as given (lab frame; events of the
+    phase-space maps conserve p_a + p_b = Σ k_i).
     """
     ea = events.x1 * (0.5 * events.sqrt_s)
     eb = events.x2 * (0.5 * events.sqrt_s)
@@ -196,7 +196,7 @@ class Jets(Process):
         """μ_F² = μ_R² in GeV², each shape (n,) (``scale`` setting)."""
         pts = pt(events.momenta)
         if self.scale == "pt":
-            mu2 = torch.exp(2.0 * torch.log(pts.clamp(min=1e-300)).mean(-1))
+            mu2 = torch.exp(2.0 * torch.log(pts.clamp(min=torch.finfo(pts.dtype).tiny)).mean(-1))
         elif self.scale == "ht":
             mu2 = (0.5 * pts.sum(-1)) ** 2
         else:
@@ -222,8 +222,6 @@ class Jets(Process):
     def observables(self, events: HardEvents) -> dict[str, torch.Tensor]:
         """``pt_j1``, ``eta_j1``, ``pt_j2``, ``eta_j2`` (leading jets by p_T), ``ht`` (Σ p_T),
         ``m_jj`` (mass of the leading pair), all in GeV or dimensionless, shape (n,)."""
-        from forward.kinematics import mass
-
         p = events.momenta
         order = pt(p).argsort(-1, descending=True)
         ps = torch.gather(p, 1, order.unsqueeze(-1).expand_as(p))
