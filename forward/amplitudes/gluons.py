@@ -49,8 +49,17 @@ __all__ = [
 
 #: the colour treatments of :func:`gluon_me2`
 COLOUR_MODES = ("full", "leading")
-#: elements of the (points × configurations) batch evaluated at once
-_DEFAULT_MAX_BATCH = 1 << 16
+#: points × configurations evaluated at once by default: small enough on a CPU for the
+#: currents to stay in cache (2× faster at n = 6 than 2^16), large on a GPU
+_DEFAULT_MAX_BATCH = {"cpu": 1 << 12, "cuda": 1 << 20}
+
+
+def _max_batch(max_batch, device: torch.device) -> int:
+    if max_batch is None:
+        return _DEFAULT_MAX_BATCH.get(device.type, 1 << 16)
+    if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+        raise ValueError(f"max_batch: expected a positive int or None, got {max_batch!r}")
+    return max_batch
 
 
 def helicity_configurations(n: int, *, nonvanishing: bool = True, parity: bool = False
@@ -128,7 +137,7 @@ def gluon_amplitudes(
     leg_orders: torch.Tensor,
     helicities: torch.Tensor,
     *,
-    max_batch: int = _DEFAULT_MAX_BATCH,
+    max_batch: int | None = None,
 ) -> torch.Tensor:
     """Colour-ordered amplitudes A(σ)(h) for every ordering σ and helicity configuration h.
 
@@ -138,7 +147,8 @@ def gluon_amplitudes(
         leg_orders: orderings as leg indices, shape (n_orderings, n), int64 (e.g.
             :func:`forward.amplitudes.orderings`).
         helicities: helicities ±1 of legs 0..n-1, shape (n_helicities, n), int64.
-        max_batch: bound on points × configurations evaluated at once (memory).
+        max_batch: points × configurations evaluated at once (memory and cache); None:
+            4096 on a CPU, 2^20 on CUDA.
 
     Returns:
         Shape (N, n_orderings, n_helicities), complex, in GeV^(4-n).
@@ -154,9 +164,8 @@ def gluon_amplitudes(
     sorted_orders = leg_orders.sort(-1).values
     if bool((sorted_orders != torch.arange(n, device=leg_orders.device)).any()):
         raise ValueError(f"leg_orders: expected permutations of 0..{n - 1}")
-    if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
-        raise ValueError(f"max_batch: expected a positive int, got {max_batch!r}")
     device = momenta.device
+    max_batch = _max_batch(max_batch, device)
     eps_all = polarisation_vectors(momenta, momenta.roll(-1, dims=1))  # (N, n, 2, 4)
     n_ord, n_hel = leg_orders.shape[0], helicities.shape[0]
     legs = leg_orders.to(device).repeat_interleave(n_hel, 0)  # (C, n)
@@ -185,7 +194,7 @@ def gluon_me2(
     g_s: torch.Tensor | float = 1.0,
     helicities: torch.Tensor | None = None,
     parity: bool = True,
-    max_batch: int = _DEFAULT_MAX_BATCH,
+    max_batch: int | None = None,
 ) -> torch.Tensor:
     """|M|² of n gluons summed over all colours and helicities (module docstring).
 
@@ -200,7 +209,8 @@ def gluon_me2(
         helicities: configurations (m, n) of ±1 to sum over; default all that do not
             vanish (with ``parity``, those with h_1 = -1, counted twice).
         parity: use |A(-h)| = |A(h)| when ``helicities`` is None.
-        max_batch: bound on points × configurations evaluated at once.
+        max_batch: points × configurations evaluated at once (None: by device, see
+            :func:`gluon_amplitudes`).
 
     Returns:
         Shape (N,), real, in GeV^(8-2n) (GeV⁰ for 2 → 2).
