@@ -18,6 +18,22 @@ the time per configuration and point, so the factorial growth of the colour sum 
 the polynomial growth of the recursion are seen apart. The scaling exponent is the
 least-squares slope of log(time) against log(n), with the growth factor per gluon.
 
+Measured (one thread of a shared 2-core CPU, so ±50 % between runs; float64, full
+colour in the DDM basis, parity-halved non-vanishing helicities):
+
+| n | one A(σ,h) | full colour | configurations | per configuration | leading colour |
+|---|---|---|---|---|---|
+| 4 | 1.4 µs | 0.04 ms | 6 | 7 µs | 0.07 ms |
+| 5 | 8.9 µs | 0.5 ms | 60 | 9 µs | 1.2 ms |
+| 6 | 17 µs | 12 ms | 600 | 21 µs | 27 ms |
+| 7 | 24 µs | 180 ms | 6720 | 26 µs | 520 ms |
+
+Scaling: the full-colour |M|² grows by 13–24× per extra gluon (≈ n^15 over n = 4..7):
+the (n-2)! orderings times 2^(n-1) helicity configurations, each a Berends–Giele
+recursion whose cost grows like n^3 here (O(n⁴) arithmetic, partly hidden by fixed
+per-call overhead at small n). Leading colour is not cheaper in this implementation:
+it needs (n-1)!/2 orderings against (n-2)! for the DDM full-colour sum.
+
     OMP_NUM_THREADS=1 python3 benchmarks/amplitudes.py
     OMP_NUM_THREADS=1 python3 benchmarks/amplitudes.py --out benchmarks/results/amplitudes.json
 """

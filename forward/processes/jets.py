@@ -35,8 +35,8 @@ p_T² (for 2 → 2 the p_T of either parton, Pythia's default ``renormScale2 = 2
 invariant mass of n massless partons with zero total p_T is at least Σ p_T); 3n - 2
 random numbers, exact inverse.
 
-**Cost.** One |M|² at n = 2, 3, 4, 5 costs about 0.05, 1, 25, 350 ms per point on one
-CPU thread (``benchmarks/amplitudes.py``, n + 2 gluons).
+**Cost.** One |M|² at n = 2, 3, 4, 5 costs about 0.04, 0.5, 12, 180 ms per point on
+one CPU thread (``benchmarks/amplitudes.py``, n + 2 gluons, full colour).
 """
 
 from __future__ import annotations
