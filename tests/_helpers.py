@@ -6,6 +6,8 @@ imports them as ``from _helpers import ...``.
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -51,3 +53,20 @@ def pythia_hard_process(
     info = py.infoPython()
     mom = torch.tensor(leptons, dtype=torch.float64) if keep_events else None
     return info.sigmaGen() * 1e9, info.sigmaErr() * 1e9, mom
+
+
+def five_gluon_parke_taylor(k, nc=3):
+    """Σ over colours and helicities of |M|² of five gluons, all outgoing k (n, 5, 4).
+
+    g⁶ N³(N²-1) · 2 Σ_{i<j} s_ij⁴ · Σ_{σ ∈ S_4} 1/|s_1σ2 s_σ2σ3 s_σ3σ4 s_σ4σ5 s_σ5 1|, g = 1.
+
+    The factor 2 counts the MHV-bar helicities; Tr(T^a T^b) = δ^ab.
+    """
+    def sij(k, a, b):
+        return 2.0 * (k[:, a, 0] * k[:, b, 0] - (k[:, a, 1:] * k[:, b, 1:]).sum(-1))
+
+    num = sum(sij(k, a, b) ** 4 for a, b in itertools.combinations(range(5), 2))
+    den = sum(1.0 / (sij(k, 0, p[0]) * sij(k, p[0], p[1]) * sij(k, p[1], p[2])
+                     * sij(k, p[2], p[3]) * sij(k, p[3], 0)).abs()
+              for p in itertools.permutations(range(1, 5)))
+    return nc**3 * (nc**2 - 1) * 2 * num * den

@@ -53,6 +53,7 @@ BUILTIN_PROCESSES: dict[str, tuple[str, str]] = {
     "drell-yan": ("forward.processes.drell_yan", "DrellYan"),
     "ttbar": ("forward.processes.ttbar", "TTbar"),
     "diphoton-jet": ("forward.processes.diphoton_jet", "DiphotonJet"),
+    "jets": ("forward.processes.jets", "Jets"),
 }
 
 #: entry-point group searched for processes of installed packages

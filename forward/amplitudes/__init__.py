@@ -1,0 +1,69 @@
+"""Tree-level amplitudes by Berends–Giele recursion in torch (batched, any device).
+
+Modules: :mod:`~forward.amplitudes.spinors` (spinors, spinor products, polarisation
+vectors; all-outgoing conventions), :mod:`~forward.amplitudes.recursion`
+(colour-ordered gluon currents and amplitudes), :mod:`~forward.amplitudes.colour`
+(SU(N) generators, DDM and trace bases, colour matrices; Tr(T^a T^b) = δ^{ab}),
+:mod:`~forward.amplitudes.gluons` (colour- and helicity-summed |M|²) and
+:mod:`~forward.amplitudes.mhv` (Parke–Taylor MHV amplitudes, the closed-form reference),
+:mod:`~forward.amplitudes.quarks` (massless quark lines with vector bosons: spinor
+strings, f f̄ → n V, q q̄ → γ*/Z → ℓ⁻ℓ⁺).
+"""
+
+from forward.amplitudes.colour import (
+    BASES,
+    MAX_FULL_COLOUR_GLUONS,
+    colour_matrix,
+    orderings,
+    structure_constants,
+    su_n_generators,
+)
+from forward.amplitudes.gluons import (
+    COLOUR_MODES,
+    check_gluon_momenta,
+    gluon_amplitudes,
+    gluon_me2,
+    helicity_configurations,
+)
+from forward.amplitudes.mhv import parke_taylor
+from forward.amplitudes.quarks import (
+    quark_lepton_neutral_current_me2,
+    quark_line_amplitudes,
+    quark_vector_bosons_me2,
+    spinor_string,
+)
+from forward.amplitudes.recursion import colour_ordered_amplitude
+from forward.amplitudes.spinors import (
+    angle_product,
+    minkowski_dot,
+    polarisation_vectors,
+    sandwich,
+    spinors,
+    square_product,
+)
+
+__all__ = [
+    "BASES",
+    "COLOUR_MODES",
+    "MAX_FULL_COLOUR_GLUONS",
+    "angle_product",
+    "check_gluon_momenta",
+    "colour_matrix",
+    "colour_ordered_amplitude",
+    "gluon_amplitudes",
+    "gluon_me2",
+    "helicity_configurations",
+    "minkowski_dot",
+    "orderings",
+    "parke_taylor",
+    "polarisation_vectors",
+    "quark_lepton_neutral_current_me2",
+    "quark_line_amplitudes",
+    "quark_vector_bosons_me2",
+    "sandwich",
+    "spinor_string",
+    "spinors",
+    "square_product",
+    "structure_constants",
+    "su_n_generators",
+]
