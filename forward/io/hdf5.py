@@ -10,25 +10,71 @@ Layout (format version 1)::
     /reco/<field>     every tensor field of RecoEvents, optional group
 
 Arrays are stored with their dtype (float64 stays float64), so a round trip is bit-exact.
+
+Integrity (files written since invsim 0.3; still format version 1, older readers ignore
+it): every dataset has an attribute ``sha256``, the SHA-256 of its dtype, shape and raw
+bytes (:func:`dataset_digest`); the root has ``integrity = "sha256"``, the counts
+``n_events`` and ``n_reco`` (-1 without reco) and ``attrs_sha256``, the SHA-256 of the
+provenance attributes above. :func:`load_hdf5` verifies them and checks every file's
+content (dtypes, counts, x1, x2 in (0, 1], finite momenta, weights and MET, integer
+ids, masses >= 0); files without hashes load after the content checks, with a one-time
+warning.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from forward.detector.objects import RecoEvents
 from forward.eventset import FORMAT_VERSION, EventSet
 from forward.files import atomic_target
 
-__all__ = ["load_hdf5", "save_hdf5"]
+__all__ = ["dataset_digest", "load_hdf5", "save_hdf5"]
 
 _FORMAT = "invsim.EventSet"
 _HARD = ("momenta", "x1", "x2", "weights", "pids")
+_INTEGRITY = "sha256"
+_PROVENANCE = ("format", "format_version", "process", "sqrt_s", "seed", "has_seed",
+               "cross_section", "cross_section_error", "parameters", "settings", "metadata")
+# reco fields stored as integers / booleans (the rest are floating point)
+_RECO_INTEGER = ("types", "charges", "particle_index", "counts", "hard_index")
+_RECO_BOOL = ("mask", "passed")
+_WARNED: set[str] = set()
+
+
+def dataset_digest(array: np.ndarray) -> str:
+    """Hex SHA-256 of an array's dtype, shape and raw bytes (C order).
+
+    The value of a dataset's ``sha256`` attribute: a changed dtype, shape or any byte
+    of the data changes it.
+    """
+    array = np.ascontiguousarray(array)
+    h = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    h.update(memoryview(array).cast("B") if array.size else b"")
+    return h.hexdigest()
+
+
+def _attrs_digest(attrs) -> str:
+    """SHA-256 of the provenance attributes (canonical JSON of their values)."""
+    def plain(v):
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, bytes):
+            v = v.decode("utf-8", "surrogateescape")
+        if isinstance(v, float) and math.isnan(v):
+            return "nan"
+        return v
+
+    values = {k: plain(attrs[k]) if k in attrs else None for k in _PROVENANCE}
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
 
 
 def _h5py():
@@ -43,7 +89,9 @@ def save_hdf5(events: EventSet, path: str | os.PathLike, *, overwrite: bool = Fa
     """Write an event set to an HDF5 file.
 
     The file is written next to ``path`` under a temporary name and moved into place
-    when complete, so an interrupted write never leaves a half-written ``path``.
+    when complete (:func:`forward.files.atomic_target`), so an interrupted write never
+    leaves a half-written ``path``. Every dataset carries the SHA-256 of its content
+    and the root the counts and the SHA-256 of the provenance (module docstring).
 
     Args:
         events: the event set (tensors on any device; written from CPU copies).
@@ -55,6 +103,7 @@ def save_hdf5(events: EventSet, path: str | os.PathLike, *, overwrite: bool = Fa
 
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is False.
+        forward.files.OutputBusyError: another running process writes ``path``.
     """
     h5py = _h5py()
     if not isinstance(events, EventSet):
@@ -73,22 +122,126 @@ def save_hdf5(events: EventSet, path: str | os.PathLike, *, overwrite: bool = Fa
                 f.attrs[name] = math.nan if v is None else float(v)
             for name in ("parameters", "settings", "metadata"):
                 f.attrs[name] = json.dumps(getattr(events, name))
+            f.attrs["integrity"] = _INTEGRITY
+            f.attrs["n_events"] = len(events)
+            f.attrs["n_reco"] = -1 if events.reco is None else len(events.reco)
+            f.attrs["attrs_sha256"] = _attrs_digest(f.attrs)
             hard = f.create_group("hard")
             for name in _HARD:
-                hard.create_dataset(name, data=getattr(events, name).detach().cpu().numpy())
+                _write(hard, name, getattr(events, name))
             if events.incoming_pids is not None:
-                hard.create_dataset("incoming_pids", data=events.incoming_pids.cpu().numpy())
+                _write(hard, "incoming_pids", events.incoming_pids)
             if events.reco is not None:
                 reco = f.create_group("reco")
                 for name in RecoEvents.field_names():
-                    reco.create_dataset(name, data=getattr(events.reco, name).cpu().numpy())
+                    _write(reco, name, getattr(events.reco, name))
     return path
 
 
-def _dataset(f, key: str, path: Path, device) -> torch.Tensor:
-    if key not in f:
-        raise ValueError(f"{str(path)!r}: missing required dataset {key!r}; the file is incomplete")
-    return torch.from_numpy(f[key][()]).to(device)
+def _write(group, name: str, tensor: torch.Tensor) -> None:
+    data = np.ascontiguousarray(tensor.detach().cpu().numpy())
+    group.create_dataset(name, data=data).attrs["sha256"] = dataset_digest(data)
+
+
+def _dataset(f, key: str, path: Path, verify: bool) -> np.ndarray:
+    """The array of dataset ``key``, its hash verified when the file has hashes."""
+    where = f"{str(path)!r}, dataset {key!r}"
+    try:
+        if key not in f:
+            raise ValueError(f"{str(path)!r}: missing required dataset {key!r}; the file is "
+                             "incomplete")
+        ds = f[key]
+        data = ds[()]
+        digest = ds.attrs.get("sha256") if verify else None
+    except (OSError, KeyError, RuntimeError, TypeError) as err:
+        raise ValueError(f"{where}: unreadable, the file is corrupted ({err})") from None
+    if not isinstance(data, np.ndarray):
+        raise ValueError(f"{where}: expected an array, got a scalar {data!r}")
+    if verify:
+        if isinstance(digest, bytes):
+            digest = digest.decode("ascii", "replace")
+        if not isinstance(digest, str):
+            raise ValueError(f"{where}: no sha256 attribute although the file records hashes; "
+                             "the file is corrupted")
+        if dataset_digest(data) != digest:
+            raise ValueError(f"{where}: content differs from its SHA-256; the file is corrupted")
+    return data
+
+
+def _check(path: Path, key: str, data: np.ndarray, kind: str, shape: tuple) -> None:
+    """Dtype kind ('f' float, 'i' integer, 'b' bool) and shape (None = any) of a dataset."""
+    where = f"{str(path)!r}, dataset {key!r}"
+    ok = {"f": np.issubdtype(data.dtype, np.floating),
+          "i": np.issubdtype(data.dtype, np.integer),
+          "b": data.dtype == np.bool_}[kind]
+    if not ok:
+        want = {"f": "floating point", "i": "integer", "b": "boolean"}[kind]
+        raise ValueError(f"{where}: expected {want} values, got dtype {data.dtype}")
+    if len(shape) != data.ndim or any(w is not None and w != g for w, g in zip(shape, data.shape,
+                                                                              strict=True)):
+        want = "(" + ", ".join("*" if w is None else str(w) for w in shape) + ")"
+        raise ValueError(f"{where}: expected shape {want}, got {data.shape}")
+    if kind == "f" and not np.isfinite(data).all():
+        bad = int(np.argwhere(~np.isfinite(data))[0][0])
+        raise ValueError(f"{where}: non-finite value (NaN or inf) in row {bad}")
+
+
+def _check_masses(path: Path, key: str, p: np.ndarray) -> None:
+    """E >= 0 and m² = E² - |p|² >= 0 (within rounding: -1e-4 E²)."""
+    e2 = p[..., 0] ** 2
+    m2 = e2 - (p[..., 1:] ** 2).sum(-1)
+    bad = (p[..., 0] < 0) | (m2 < -1e-4 * e2)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        worst = float(m2[np.unravel_index(np.argmax(bad), bad.shape)])
+        raise ValueError(f"{str(path)!r}, dataset {key!r}: negative energy or mass² < 0 "
+                         f"(E² - |p|² = {worst:.6g} GeV²) in row {row}")
+
+
+def _validated(f, path: Path, verify: bool) -> tuple[dict, np.ndarray | None, dict | None]:
+    """The hard, incoming and reco arrays of an open file, verified and checked."""
+    hard = {name: _dataset(f, f"hard/{name}", path, verify) for name in _HARD}
+    mom = hard["momenta"]
+    _check(path, "hard/momenta", mom, "f", (None, None, 4))
+    n, k = mom.shape[:2]
+    for name in ("x1", "x2", "weights"):
+        _check(path, f"hard/{name}", hard[name], "f", (n,))
+    for name in ("x1", "x2"):
+        x = hard[name]
+        if ((x <= 0) | (x > 1)).any():
+            row = int(np.argwhere((x <= 0) | (x > 1))[0][0])
+            raise ValueError(f"{str(path)!r}, dataset 'hard/{name}': expected momentum "
+                             f"fractions in (0, 1], got {float(x[row])!r} in row {row}")
+    _check(path, "hard/pids", hard["pids"], "i", (k,) if hard["pids"].ndim == 1 else (n, k))
+    _check_masses(path, "hard/momenta", mom)
+    incoming = None
+    if "hard/incoming_pids" in f:
+        incoming = _dataset(f, "hard/incoming_pids", path, verify)
+        _check(path, "hard/incoming_pids", incoming, "i", (n, 2))
+    reco = None
+    if "reco" in f:
+        reco = {name: _dataset(f, f"reco/{name}", path, verify)
+                for name in RecoEvents.field_names()}
+        _check(path, "reco/momenta", reco["momenta"], "f", (None, None, 4))
+        nr, m = reco["momenta"].shape[:2]
+        shapes = {"types": (nr, m), "charges": (nr, m), "mask": (nr, m),
+                  "particle_index": (nr, m), "met": (nr, 2), "counts": (nr, None),
+                  "passed": (nr,), "hard_index": (nr,)}
+        for name, shape in shapes.items():
+            kind = "i" if name in _RECO_INTEGER else "b" if name in _RECO_BOOL else "f"
+            _check(path, f"reco/{name}", reco[name], kind, shape)
+        _check_masses(path, "reco/momenta", reco["momenta"])
+        hi = reco["hard_index"]
+        if nr and (int(hi.min()) < 0 or int(hi.max()) >= n):
+            raise ValueError(f"{str(path)!r}, dataset 'reco/hard_index': expected indices in "
+                             f"[0, {n}), got values in [{int(hi.min())}, {int(hi.max())}]")
+    if verify:
+        counts = {"n_events": n, "n_reco": -1 if reco is None else len(reco["momenta"])}
+        for key, got in counts.items():
+            if int(f.attrs.get(key, -2)) != got:
+                raise ValueError(f"{str(path)!r}: attribute {key} = {f.attrs.get(key)!r} but the "
+                                 f"datasets hold {got} rows; the file is corrupted")
+    return hard, incoming, reco
 
 
 def load_hdf5(path: str | os.PathLike, *, device: torch.device | str | None = None) -> EventSet:
@@ -103,47 +256,93 @@ def load_hdf5(path: str | os.PathLike, *, device: torch.device | str | None = No
 
     Raises:
         ValueError: not an invsim event file, a newer/unknown format version (the message
-            says which version the file has and which this code reads), or a missing
-            required dataset.
+            says which version the file has and which this code reads), a missing
+            required dataset, or a corrupted file: content that differs from its
+            SHA-256, counts that do not match, a wrong dtype or shape, x1 or x2 outside
+            (0, 1], non-finite momenta, weights or MET, negative masses. The message
+            names the file and the dataset.
     """
     h5py = _h5py()
     path = Path(path)
     device = torch.device("cpu") if device is None else device
-    with h5py.File(path, "r") as f:
-        if f.attrs.get("format") != _FORMAT:
-            raise ValueError(f"{str(path)!r}: not an invsim event file (no format={_FORMAT!r})")
-        version = f.attrs.get("format_version")
-        if version is None or int(version) != version or not 1 <= int(version) <= FORMAT_VERSION:
-            raise ValueError(
-                f"{str(path)!r}: event-file format version {version} is not supported; this "
-                f"version of invsim reads format versions 1 to {FORMAT_VERSION} (upgrade invsim "
-                "to read newer files)"
-            )
-        for key in ("process", "sqrt_s", "parameters", "settings", "metadata"):
-            if key not in f.attrs:
-                raise ValueError(f"{str(path)!r}: missing required attribute {key!r}")
-        hard = {name: _dataset(f, f"hard/{name}", path, device) for name in _HARD}
-        incoming = (
-            _dataset(f, "hard/incoming_pids", path, device) if "hard/incoming_pids" in f else None
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        if not path.exists():
+            raise FileNotFoundError(f"{str(path)!r}: no such file") from None
+        raise ValueError(f"{str(path)!r}: not a readable HDF5 file ({err})") from None
+    try:
+        return _load(f, path, device)
+    except (OSError, KeyError, RuntimeError, UnicodeDecodeError, json.JSONDecodeError,
+            TypeError) as err:
+        raise ValueError(f"{str(path)!r}: unreadable, the file is corrupted "
+                         f"({type(err).__name__}: {err})") from None
+    finally:
+        f.close()
+
+
+def _load(f, path: Path, device) -> EventSet:
+    """The event set of an open invsim HDF5 file (see :func:`load_hdf5`)."""
+    if f.attrs.get("format") != _FORMAT:
+        raise ValueError(f"{str(path)!r}: not an invsim event file (no format={_FORMAT!r})")
+    version = f.attrs.get("format_version")
+    if version is None or int(version) != version or not 1 <= int(version) <= FORMAT_VERSION:
+        raise ValueError(
+            f"{str(path)!r}: event-file format version {version} is not supported; this "
+            f"version of invsim reads format versions 1 to {FORMAT_VERSION} (upgrade invsim "
+            "to read newer files)"
         )
-        reco = None
-        if "reco" in f:
-            reco = RecoEvents(
-                **{n: _dataset(f, f"reco/{n}", path, device) for n in RecoEvents.field_names()}
-            )
-        attrs = f.attrs
-        xs = [float(attrs.get(k, math.nan)) for k in ("cross_section", "cross_section_error")]
-        return EventSet(
-            process=str(attrs["process"]),
-            sqrt_s=float(attrs["sqrt_s"]),
-            incoming_pids=incoming,
-            reco=reco,
-            parameters=json.loads(attrs["parameters"]),
-            settings=json.loads(attrs["settings"]),
-            metadata=json.loads(attrs["metadata"]),
-            cross_section=None if math.isnan(xs[0]) else xs[0],
-            cross_section_error=None if math.isnan(xs[1]) else xs[1],
-            seed=int(attrs["seed"]) if bool(attrs.get("has_seed", False)) else None,
-            format_version=int(version),
-            **hard,
-        )
+    for key in ("process", "sqrt_s", "parameters", "settings", "metadata"):
+        if key not in f.attrs:
+            raise ValueError(f"{str(path)!r}: missing required attribute {key!r}")
+    integrity = f.attrs.get("integrity")
+    verify = integrity is not None
+    if verify:
+        if integrity != _INTEGRITY:
+            raise ValueError(f"{str(path)!r}: unknown integrity scheme {integrity!r}; the file "
+                             "is corrupted or newer than this invsim")
+        if f.attrs.get("attrs_sha256") != _attrs_digest(f.attrs):
+            raise ValueError(f"{str(path)!r}: the file's attributes (process, parameters, "
+                             "settings, metadata, ...) differ from their SHA-256; the file "
+                             "is corrupted")
+    elif str(path.resolve()) not in _WARNED:
+        _WARNED.add(str(path.resolve()))
+        warnings.warn(f"{str(path)!r}: event file without content hashes (written by an "
+                      "older invsim); its content is range-checked but not verified. Write "
+                      "it again with save_hdf5 to add them", UserWarning, stacklevel=3)
+    hard_np, inc_np, reco_np = _validated(f, path, verify)
+
+    def tensor(a):
+        return torch.from_numpy(a).to(device)
+
+    hard = {k: tensor(v) for k, v in hard_np.items()}
+    incoming = None if inc_np is None else tensor(inc_np)
+    reco = None
+    if reco_np is not None:
+        try:
+            reco = RecoEvents(**{k: tensor(v) for k, v in reco_np.items()})
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{str(path)!r}, group 'reco': {err}") from None
+    attrs = f.attrs
+    xs = [float(attrs.get(k, math.nan)) for k in ("cross_section", "cross_section_error")]
+    return _event_set(path, dict(
+        process=str(attrs["process"]),
+        sqrt_s=float(attrs["sqrt_s"]),
+        incoming_pids=incoming,
+        reco=reco,
+        parameters=json.loads(attrs["parameters"]),
+        settings=json.loads(attrs["settings"]),
+        metadata=json.loads(attrs["metadata"]),
+        cross_section=None if math.isnan(xs[0]) else xs[0],
+        cross_section_error=None if math.isnan(xs[1]) else xs[1],
+        seed=int(attrs["seed"]) if bool(attrs.get("has_seed", False)) else None,
+        format_version=int(version),
+        **hard,
+    ))
+
+
+def _event_set(path: Path, fields: dict) -> EventSet:
+    try:
+        return EventSet(**fields)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{str(path)!r}: {err}") from None
