@@ -46,6 +46,7 @@ __all__ = [
     "check_output",
     "check_target",
     "clean_stale",
+    "same_file",
     "sha256_file",
     "temp_name",
     "verify_manifest",
@@ -137,17 +138,13 @@ def clean_stale(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
-class _Terminated(BaseException):
-    """SIGTERM turned into an exception, so that ``finally`` clauses clean up."""
-
-
 @contextmanager
 def _terminate_raises() -> Iterator[None]:
-    """While active, SIGTERM raises (like SIGINT's KeyboardInterrupt) instead of killing.
+    """While active, SIGTERM raises ``SystemExit(143)`` instead of killing at once.
 
-    Only in the main thread and only if SIGTERM has its default action; the previous
-    handler is restored on exit. The process still exits with status 143 if nothing
-    catches the exception.
+    So ``finally`` clauses (temporary files, lock files) run, as they do for SIGINT's
+    ``KeyboardInterrupt``, and the process still exits with status 128 + 15. Only in the
+    main thread and only if SIGTERM has its default action; restored on exit.
     """
     if threading.current_thread() is not threading.main_thread() or \
             signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
@@ -155,15 +152,12 @@ def _terminate_raises() -> Iterator[None]:
         return
 
     def handler(signum, frame):
-        raise _Terminated(f"terminated by signal {signum}")
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, handler)
     try:
         yield
-    except _Terminated:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)  # exit as terminated, after the cleanup
-        raise
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
@@ -454,6 +448,16 @@ class OutputLock:
                 self._signals.__exit__(*exc)
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name the same file or directory (after resolving links)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False
+
+
 def check_output(path: str | os.PathLike, *, inputs: Iterable = (), overwrite: bool = False,
                  directory: bool = False) -> OutputLock:
     """Check an output before any work starts, and lock it.
@@ -490,8 +494,7 @@ def check_output(path: str | os.PathLike, *, inputs: Iterable = (), overwrite: b
         if inp is None:
             continue
         src = Path(os.path.realpath(os.fspath(inp)))
-        same = src == real or (path.exists() and Path(inp).exists()
-                               and os.path.samefile(path, inp))
+        same = same_file(path, inp)
         if same or (directory and real in src.parents):
             raise ValueError(f"output {str(path)!r} is the input {os.fspath(inp)!r}"
                              + ("" if same else " (or contains it)")
@@ -502,8 +505,9 @@ def check_output(path: str | os.PathLike, *, inputs: Iterable = (), overwrite: b
         if not directory and path.is_dir():
             raise FileExistsError(f"output {str(path)!r} is a directory; expected a file")
         if not overwrite and (not directory or any(path.iterdir())):
-            raise FileExistsError(f"output {str(path)!r} exists; pass --overwrite "
-                                  "(overwrite=True) to replace it")
+            raise FileExistsError(f"output {str(path)!r} exists" + (" and is not empty" if
+                                  directory else "") + "; pass --overwrite (overwrite=True) "
+                                  "to replace it")
         if not os.access(path, os.W_OK):
             raise PermissionError(f"output {str(path)!r} is not writable")
     return OutputLock(path)
