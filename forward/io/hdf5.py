@@ -179,7 +179,8 @@ def _check(path: Path, key: str, data: np.ndarray, kind: str, shape: tuple) -> N
         raise ValueError(f"{where}: expected {want} values, got dtype {data.dtype}")
     if len(shape) != data.ndim or any(w is not None and w != g for w, g in zip(shape, data.shape,
                                                                               strict=True)):
-        want = "(" + ", ".join("*" if w is None else str(w) for w in shape) + ")"
+        want = "(" + ", ".join("*" if w is None else str(w) for w in shape) + \
+            ("," if len(shape) == 1 else "") + ")"
         raise ValueError(f"{where}: expected shape {want}, got {data.shape}")
     if kind == "f" and not np.isfinite(data).all():
         bad = int(np.argwhere(~np.isfinite(data))[0][0])
@@ -238,8 +239,10 @@ def _validated(f, path: Path, verify: bool) -> tuple[dict, np.ndarray | None, di
     if verify:
         counts = {"n_events": n, "n_reco": -1 if reco is None else len(reco["momenta"])}
         for key, got in counts.items():
-            if int(f.attrs.get(key, -2)) != got:
-                raise ValueError(f"{str(path)!r}: attribute {key} = {f.attrs.get(key)!r} but the "
+            value = f.attrs.get(key)
+            value = value.item() if isinstance(value, np.generic) else value
+            if not isinstance(value, int) or value != got:
+                raise ValueError(f"{str(path)!r}: attribute {key} = {value!r} but the "
                                  f"datasets hold {got} rows; the file is corrupted")
     return hard, incoming, reco
 
