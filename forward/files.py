@@ -138,13 +138,25 @@ def clean_stale(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
+_TERMINATED: list[int] = []  # the SIGTERM received while a write was going on
+
+
+def _stop_if_terminated() -> None:
+    """Raise ``SystemExit(143)`` if SIGTERM arrived (its exception may have been lost)."""
+    if _TERMINATED:
+        raise SystemExit(128 + _TERMINATED[0])
+
+
 @contextmanager
 def _terminate_raises() -> Iterator[None]:
     """While active, SIGTERM raises ``SystemExit(143)`` instead of killing at once.
 
     So ``finally`` clauses (temporary files, lock files) run, as they do for SIGINT's
-    ``KeyboardInterrupt``, and the process still exits with status 128 + 15. Only in the
-    main thread and only if SIGTERM has its default action; restored on exit.
+    ``KeyboardInterrupt``, and the process still exits with status 128 + 15. The signal
+    is also remembered: an exception raised where Python ignores it (a weakref callback,
+    a ``__del__``) is raised again before the output is committed
+    (:func:`_stop_if_terminated`) and when the block ends. Only in the main thread and
+    only if SIGTERM has its default action; restored on exit.
     """
     if threading.current_thread() is not threading.main_thread() or \
             signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
@@ -152,7 +164,7 @@ def _terminate_raises() -> Iterator[None]:
         return
 
     def handler(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _TERMINATED.append(signum)
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, handler)
@@ -160,6 +172,7 @@ def _terminate_raises() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _stop_if_terminated()
 
 
 def _refuse_foreign_lock(path: Path) -> None:
@@ -200,6 +213,7 @@ def atomic_target(path: Path, overwrite: bool, suffix: str = "") -> Iterator[Pat
         try:
             yield tmp
             check_target(path, overwrite)
+            _stop_if_terminated()
             os.replace(tmp, path)
         finally:
             if tmp.exists():
@@ -272,6 +286,7 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool, *,
         try:
             yield tmp
             write_manifest(tmp)
+            _stop_if_terminated()
             if path.exists():
                 if not _exchange(tmp, path):
                     old = temp_name(path, kind="old")

@@ -21,3 +21,23 @@ def save_refusing_overwrite(obj, path) -> None:
     obj.save(path)
     with pytest.raises(FileExistsError):
         obj.save(path)
+
+
+def small_mem_model():
+    """A Drell-Yan :class:`~invsim.mem.MEMModel` of exact pieces (no training): a
+    two-part proposal mixture, exact transfer and acceptance; five small files saved."""
+    from forward.detector import GaussianLeptonDetector
+    from forward.processes import get_process
+    from invsim.exact import ExactAcceptance, ExactTransfer
+    from invsim.mem import MEMModel, StratifiedMixtureProposal
+    from invsim.mem.reco_proposal import RecoGaussianProposal
+
+    process = get_process("drell-yan", mll_min=1500.0, mll_max=2500.0)
+    det = GaussianLeptonDetector(0.05, 0.03, 0.03, 100.0, 2.5)
+    proposal = StratifiedMixtureProposal(
+        [RecoGaussianProposal(det, process.sqrt_s),
+         RecoGaussianProposal(GaussianLeptonDetector(0.1, 0.05, 0.05), process.sqrt_s)],
+        [0.7, 0.3])
+    return MEMModel(process, proposal, ExactTransfer(det), ExactAcceptance(det),
+                    hard_observables="pt_eta_phi", params={"mzp": 2050.0},
+                    ranges={"mzp": (1800.0, 2300.0)})

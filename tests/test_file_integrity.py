@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from _helpers import small_mem_model
 from click.testing import CliRunner
 from test_io import _assert_same, _event_set
 
@@ -195,24 +196,6 @@ def test_hdf5_not_a_file_and_truncated_file(tmp_path):
 # ---------------------------------------------------------------- model directories
 
 
-def _model():
-    from forward.detector import GaussianLeptonDetector
-    from forward.processes import get_process
-    from invsim.exact import ExactAcceptance, ExactTransfer
-    from invsim.mem import MEMModel, StratifiedMixtureProposal
-    from invsim.mem.reco_proposal import RecoGaussianProposal
-
-    process = get_process("drell-yan", mll_min=1500.0, mll_max=2500.0)
-    det = GaussianLeptonDetector(0.05, 0.03, 0.03, 100.0, 2.5)
-    proposal = StratifiedMixtureProposal(
-        [RecoGaussianProposal(det, process.sqrt_s),
-         RecoGaussianProposal(GaussianLeptonDetector(0.1, 0.05, 0.05), process.sqrt_s)],
-        [0.7, 0.3])
-    return MEMModel(process, proposal, ExactTransfer(det), ExactAcceptance(det),
-                    hard_observables="pt_eta_phi", params={"mzp": 2050.0},
-                    ranges={"mzp": (1800.0, 2300.0)})
-
-
 @pytest.mark.parametrize("per_file", [
     20, pytest.param(200, marks=pytest.mark.slow, id="200-slow")])
 def test_model_directory_byte_flip_sweep(tmp_path, per_file):
@@ -221,7 +204,7 @@ def test_model_directory_byte_flip_sweep(tmp_path, per_file):
     parsed manifest changes; every corrupting flip is refused."""
     from invsim.mem import MEMModel
 
-    _model().save(tmp_path / "m")
+    small_mem_model().save(tmp_path / "m")
     folder = tmp_path / "m"
     files = sorted(p.name for p in folder.iterdir())
     assert MANIFEST in files and "mem.json" in files and len(files) == 6
@@ -261,7 +244,7 @@ def test_model_directory_byte_flip_sweep(tmp_path, per_file):
 def test_model_directory_mixture_of_two_saves_is_refused(tmp_path):
     from invsim.mem import MEMModel
 
-    a, b = _model(), _model()
+    a, b = small_mem_model(), small_mem_model()
     b.params = {"mzp": 2100.0}
     a.save(tmp_path / "a")
     b.save(tmp_path / "b")
