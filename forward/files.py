@@ -240,7 +240,8 @@ def _exchange(a: Path, b: Path) -> bool:
 @contextmanager
 def atomic_directory(path: str | os.PathLike, overwrite: bool, *,
                      replaceable: Callable[[Path], bool] | None = None,
-                     kind: str = "directory this writer made") -> Iterator[Path]:
+                     kind: str = "directory this writer made",
+                     manifest: bool = True) -> Iterator[Path]:
     """Write a directory under a temporary name beside ``path`` and swap it in at the end.
 
     A :data:`MANIFEST` of every file's SHA-256 is written into the new directory last
@@ -255,6 +256,7 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool, *,
         replaceable: called with an existing non-empty ``path`` when ``overwrite``; False
             refuses to replace it (e.g. a folder that is not a saved model).
         kind: what ``replaceable`` accepts, for the message.
+        manifest: write the :data:`MANIFEST` (for readers that verify it).
 
     Yields:
         The temporary directory (created, empty) to write into.
@@ -285,7 +287,8 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool, *,
         tmp.mkdir()
         try:
             yield tmp
-            write_manifest(tmp)
+            if manifest:
+                write_manifest(tmp)
             _stop_if_terminated()
             if path.exists():
                 if not _exchange(tmp, path):

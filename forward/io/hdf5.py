@@ -28,6 +28,7 @@ import json
 import math
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +110,15 @@ def save_hdf5(events: EventSet, path: str | os.PathLike, *, overwrite: bool = Fa
     if not isinstance(events, EventSet):
         raise TypeError(f"events: expected an EventSet, got {type(events).__name__}")
     path = Path(path)
-    with atomic_target(path, overwrite) as tmp:
+    arrays = {f"hard/{name}": getattr(events, name) for name in _HARD}
+    if events.incoming_pids is not None:
+        arrays["hard/incoming_pids"] = events.incoming_pids
+    if events.reco is not None:
+        arrays |= {f"reco/{name}": getattr(events.reco, name)
+                   for name in RecoEvents.field_names()}
+    arrays = {k: np.ascontiguousarray(t.detach().cpu().numpy()) for k, t in arrays.items()}
+    with atomic_target(path, overwrite) as tmp, _pool() as pool:
+        digests = {k: pool.submit(dataset_digest, a) for k, a in arrays.items()}
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = _FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
@@ -126,25 +135,19 @@ def save_hdf5(events: EventSet, path: str | os.PathLike, *, overwrite: bool = Fa
             f.attrs["n_events"] = len(events)
             f.attrs["n_reco"] = -1 if events.reco is None else len(events.reco)
             f.attrs["attrs_sha256"] = _attrs_digest(f.attrs)
-            hard = f.create_group("hard")
-            for name in _HARD:
-                _write(hard, name, getattr(events, name))
-            if events.incoming_pids is not None:
-                _write(hard, "incoming_pids", events.incoming_pids)
-            if events.reco is not None:
-                reco = f.create_group("reco")
-                for name in RecoEvents.field_names():
-                    _write(reco, name, getattr(events.reco, name))
+            for key, data in arrays.items():
+                f.create_dataset(key, data=data).attrs["sha256"] = digests[key].result()
     return path
 
 
-def _write(group, name: str, tensor: torch.Tensor) -> None:
-    data = np.ascontiguousarray(tensor.detach().cpu().numpy())
-    group.create_dataset(name, data=data).attrs["sha256"] = dataset_digest(data)
+def _pool() -> ThreadPoolExecutor:
+    """Threads for hashing datasets while others are read, written or checked (hashlib
+    releases the GIL on large buffers)."""
+    return ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
 
 
-def _dataset(f, key: str, path: Path, verify: bool) -> np.ndarray:
-    """The array of dataset ``key``, its hash verified when the file has hashes."""
+def _dataset(f, key: str, path: Path, verify: bool) -> tuple[np.ndarray, str | None]:
+    """The array of dataset ``key`` and its recorded SHA-256 (None when not ``verify``)."""
     where = f"{str(path)!r}, dataset {key!r}"
     try:
         if key not in f:
@@ -163,9 +166,7 @@ def _dataset(f, key: str, path: Path, verify: bool) -> np.ndarray:
         if not isinstance(digest, str):
             raise ValueError(f"{where}: no sha256 attribute although the file records hashes; "
                              "the file is corrupted")
-        if dataset_digest(data) != digest:
-            raise ValueError(f"{where}: content differs from its SHA-256; the file is corrupted")
-    return data
+    return data, digest
 
 
 def _check(path: Path, key: str, data: np.ndarray, kind: str, shape: tuple) -> None:
@@ -182,17 +183,20 @@ def _check(path: Path, key: str, data: np.ndarray, kind: str, shape: tuple) -> N
         want = "(" + ", ".join("*" if w is None else str(w) for w in shape) + \
             ("," if len(shape) == 1 else "") + ")"
         raise ValueError(f"{where}: expected shape {want}, got {data.shape}")
-    if kind == "f" and not np.isfinite(data).all():
+    # one reduction instead of a boolean array: NaN and inf propagate into the sum (a
+    # finite overflow only triggers the exact check below)
+    if kind == "f" and not np.isfinite(np.add.reduce(data, axis=None)) and \
+            not np.isfinite(data).all():
         bad = int(np.argwhere(~np.isfinite(data))[0][0])
         raise ValueError(f"{where}: non-finite value (NaN or inf) in row {bad}")
 
 
 def _check_masses(path: Path, key: str, p: np.ndarray) -> None:
     """E >= 0 and m² = E² - |p|² >= 0 (within rounding: -1e-4 E²)."""
-    e2 = p[..., 0] ** 2
-    m2 = e2 - (p[..., 1:] ** 2).sum(-1)
-    bad = (p[..., 0] < 0) | (m2 < -1e-4 * e2)
-    if bad.any():
+    m2 = np.einsum("...i,i,...i->...", p, np.array([1.0, -1, -1, -1], dtype=p.dtype), p)
+    e = p[..., 0]
+    if (e < 0).any() or (m2 < -1e-4 * e * e).any():
+        bad = (e < 0) | (m2 < -1e-4 * e * e)
         row = int(np.argwhere(bad)[0][0])
         worst = float(m2[np.unravel_index(np.argmax(bad), bad.shape)])
         raise ValueError(f"{str(path)!r}, dataset {key!r}: negative energy or mass² < 0 "
@@ -200,8 +204,38 @@ def _check_masses(path: Path, key: str, p: np.ndarray) -> None:
 
 
 def _validated(f, path: Path, verify: bool) -> tuple[dict, np.ndarray | None, dict | None]:
-    """The hard, incoming and reco arrays of an open file, verified and checked."""
-    hard = {name: _dataset(f, f"hard/{name}", path, verify) for name in _HARD}
+    """The hard, incoming and reco arrays of an open file, verified and checked.
+
+    The datasets are read first; their hashes are computed in threads while the content
+    is checked. A hash mismatch is reported before a content error (it says more).
+    """
+    keys = [f"hard/{name}" for name in _HARD]
+    if "hard/incoming_pids" in f:
+        keys.append("hard/incoming_pids")
+    if "reco" in f:
+        keys += [f"reco/{name}" for name in RecoEvents.field_names()]
+    raw = {k: _dataset(f, k, path, verify) for k in keys}
+    arrays = {k: v[0] for k, v in raw.items()}
+    if not verify:
+        return _checked(f, path, arrays, verify)
+    with _pool() as pool:
+        digests = {k: pool.submit(dataset_digest, a) for k, a in arrays.items()}
+        try:
+            result, error = _checked(f, path, arrays, verify), None
+        except ValueError as err:
+            result, error = None, err
+        for k, future in digests.items():
+            if future.result() != raw[k][1]:
+                raise ValueError(f"{str(path)!r}, dataset {k!r}: content differs from its "
+                                 "SHA-256; the file is corrupted")
+    if error is not None:
+        raise error
+    return result
+
+
+def _checked(f, path: Path, arrays: dict, verify: bool):
+    """Dtypes, shapes, counts and ranges of the arrays read by :func:`_validated`."""
+    hard = {name: arrays[f"hard/{name}"] for name in _HARD}
     mom = hard["momenta"]
     _check(path, "hard/momenta", mom, "f", (None, None, 4))
     n, k = mom.shape[:2]
@@ -215,14 +249,12 @@ def _validated(f, path: Path, verify: bool) -> tuple[dict, np.ndarray | None, di
                              f"fractions in (0, 1], got {float(x[row])!r} in row {row}")
     _check(path, "hard/pids", hard["pids"], "i", (k,) if hard["pids"].ndim == 1 else (n, k))
     _check_masses(path, "hard/momenta", mom)
-    incoming = None
-    if "hard/incoming_pids" in f:
-        incoming = _dataset(f, "hard/incoming_pids", path, verify)
+    incoming = arrays.get("hard/incoming_pids")
+    if incoming is not None:
         _check(path, "hard/incoming_pids", incoming, "i", (n, 2))
     reco = None
-    if "reco" in f:
-        reco = {name: _dataset(f, f"reco/{name}", path, verify)
-                for name in RecoEvents.field_names()}
+    if "reco/momenta" in arrays:
+        reco = {name: arrays[f"reco/{name}"] for name in RecoEvents.field_names()}
         _check(path, "reco/momenta", reco["momenta"], "f", (None, None, 4))
         nr, m = reco["momenta"].shape[:2]
         shapes = {"types": (nr, m), "charges": (nr, m), "mask": (nr, m),
