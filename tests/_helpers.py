@@ -41,3 +41,32 @@ def small_mem_model():
     return MEMModel(process, proposal, ExactTransfer(det), ExactAcceptance(det),
                     hard_observables="pt_eta_phi", params={"mzp": 2050.0},
                     ranges={"mzp": (1800.0, 2300.0)})
+
+
+def reseal_hdf5(path) -> None:
+    """Recompute the integrity block of an event file edited with h5py, as if invsim had
+    written it so (to test the checks behind the digests)."""
+    from pathlib import Path
+
+    import h5py
+
+    from forward.io.hdf5 import _seal
+
+    spans = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda k, o: spans.__setitem__(k, (o.id.get_offset(),
+                                                        o.id.get_storage_size()))
+                     if isinstance(o, h5py.Dataset) and o.id.get_offset() is not None else None)
+    _seal(Path(path), spans)
+
+
+def unseal_hdf5(path) -> None:
+    """Make an event file look as an older invsim wrote it: no integrity block, no
+    ``integrity`` and count attributes."""
+    import h5py
+
+    with h5py.File(path, "a") as f:
+        for name in ("integrity", "n_events", "n_reco"):
+            f.attrs.pop(name, None)
+    with open(path, "r+b") as fh:
+        fh.write(b"\0" * 4096)

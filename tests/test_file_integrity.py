@@ -2,13 +2,15 @@
 reading (hashes, counts, dtypes, ranges), LHE files are line-checked, and outputs are
 checked and locked before any work (``forward.files.check_output``).
 
-The byte-flip sweeps define *corrupting* as a flip that changes what the file decodes
-to: for an event file, any dataset's dtype, shape or values or any provenance attribute
-as h5py reads them without verification (or h5py cannot read them at all); for a model
-directory, any byte of a file other than the manifest, or the manifest's parsed JSON.
-Every corrupting flip must be refused with a ValueError naming the file; the other
-flips (unused padding, B-tree slack, the name of the ``integrity`` attribute) may load,
-and then must load to exactly the data written.
+The byte-flip sweeps define *corrupting* as follows. Event file: a flip of any byte
+after the 4096-byte user block (HDF5's own structures, attributes and the data: the
+integrity block covers every one of them, and HDF5 is not asked to parse a corrupted
+file, since it can crash on one), and a flip in the user block that changes the parsed
+integrity block; flips in the block's unused padding are not corrupting and must load
+to exactly the events written. Model directory: any byte of a file other than the
+manifest, or a change of the manifest's parsed JSON. Every corrupting flip must be
+refused with a ValueError naming the file (and, for a flip inside a dataset's stored
+bytes, the dataset).
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import torch
-from _helpers import small_mem_model
+from _helpers import reseal_hdf5, small_mem_model, unseal_hdf5
 from click.testing import CliRunner
 from test_io import _assert_same, _event_set
 
@@ -36,41 +39,15 @@ from forward.files import (
     temp_name,
 )
 from forward.io import load_hdf5, read_lhe, save_hdf5, write_lhe
-from forward.io.hdf5 import _PROVENANCE
 
 # ---------------------------------------------------------------- HDF5 event files
 
 
-def _raw(path) -> tuple[dict, dict] | None:
-    """Every dataset and provenance attribute as h5py reads them, unverified; None if
-    h5py cannot read the file."""
-    try:
-        with h5py.File(path, "r") as f:
-            arrays = {}
-            f.visititems(lambda k, o: arrays.__setitem__(k, o[()])
-                         if isinstance(o, h5py.Dataset) else None)
-            attrs = {k: f.attrs[k] for k in _PROVENANCE if k in f.attrs}
-        return arrays, attrs
-    except Exception:  # noqa: BLE001 - any failure: unreadable, hence corrupted
-        return None
-
-
-def _same_raw(a, b) -> bool:
-    if a is None or b is None or a[0].keys() != b[0].keys() or a[1].keys() != b[1].keys():
-        return False
-    for k in a[0]:
-        x, y = a[0][k], b[0][k]
-        if x.dtype != y.dtype or x.shape != y.shape or x.tobytes() != y.tobytes():
-            return False
-    return all(str(a[1][k]) == str(b[1][k]) for k in a[1])
-
-
-def _data_offsets(path) -> list[tuple[int, int]]:
-    with h5py.File(path, "r") as f:
-        spans = []
-        f.visititems(lambda k, o: spans.append((o.id.get_offset(), o.id.get_storage_size()))
-                     if isinstance(o, h5py.Dataset) and o.id.get_offset() is not None else None)
-    return spans
+def _spans(path) -> dict[str, tuple[int, int]]:
+    """Byte range of each dataset's stored data, from the file's integrity block."""
+    head = Path(path).read_bytes()[:4096]
+    table = json.loads(head[head.index(b"\n") + 1:].split(b"\n")[0])
+    return {k: (v[0], v[0] + v[1]) for k, v in table["datasets"].items()}
 
 
 @pytest.mark.parametrize("n_flips", [
@@ -81,52 +58,55 @@ def test_hdf5_byte_flip_sweep_refuses_every_corrupting_flip(tmp_path, n_flips):
     events = _event_set(n=30)
     good = save_hdf5(events, tmp_path / "good.h5")
     data = good.read_bytes()
-    reference = _raw(good)
+    head = data[:4096]
+    block_end = head.index(b"\n", head.index(b"\n") + 1) + 1  # magic line + JSON line
+    spans = _spans(good)
     rng = np.random.default_rng(18)
-    spans = _data_offsets(good)
-    inside = np.concatenate([np.arange(o, o + s) for o, s in spans])
+    inside = np.concatenate([np.arange(a, b) for a, b in spans.values()])
     positions = np.concatenate([rng.integers(0, len(data), n_flips // 2),
                                 rng.choice(inside, n_flips - n_flips // 2)])
-    counts = {"tried": 0, "corrupting": 0, "refused": 0, "corrupting_refused": 0,
-              "harmless_loaded": 0}
+    counts = {"tried": 0, "corrupting": 0, "corrupting_refused": 0, "harmless_loaded": 0,
+              "named_dataset": 0}
     bad = tmp_path / "flip.h5"
     for pos in positions:
         flipped = bytearray(data)
         flipped[pos] ^= int(rng.integers(1, 256))
         bad.write_bytes(bytes(flipped))
-        corrupting = not _same_raw(_raw(bad), reference)
+        corrupting = bool(pos >= 4096 or pos < block_end)
         counts["tried"] += 1
         counts["corrupting"] += corrupting
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # a flipped 'integrity' name
-            try:
-                back = load_hdf5(bad)
-            except ValueError as err:
-                assert "flip.h5" in str(err)
-                counts["refused"] += 1
-                counts["corrupting_refused"] += corrupting
-                continue
-        assert not corrupting, f"flip at byte {pos} changed the data and was accepted"
+        try:
+            back = load_hdf5(bad)
+        except ValueError as err:
+            assert "flip.h5" in str(err)
+            assert corrupting, f"flip at byte {pos} (user-block padding) was refused: {err}"
+            counts["corrupting_refused"] += 1
+            hit = [k for k, (a, b) in spans.items() if a <= pos < b]
+            if hit:
+                assert f"dataset {hit[0]!r}" in str(err), (pos, str(err))
+                counts["named_dataset"] += 1
+            continue
+        assert not corrupting, f"flip at byte {pos} was accepted"
         _assert_same(back, events)
         counts["harmless_loaded"] += 1
     print(f"\nHDF5 byte-flip sweep ({len(data)} bytes): {counts}")
     assert counts["corrupting_refused"] == counts["corrupting"] > n_flips // 2
+    assert counts["named_dataset"] >= n_flips - n_flips // 2
     assert counts["tried"] == n_flips
 
 
-def _edit(path, key, fn, *, drop_hashes=False):
+def _edit(path, key, fn, mode):
     with h5py.File(path, "a") as f:
         data = fn(f[key][()])
-        digest = f[key].attrs["sha256"]
         del f[key]
         f[key] = data
-        f[key].attrs["sha256"] = digest  # as a writer that kept the old hash would
-        if drop_hashes:  # an older invsim's file: only the range checks protect it
-            for name in ("integrity", "attrs_sha256", "n_events", "n_reco"):
-                f.attrs.pop(name, None)
+    if mode == "resealed":  # as a writer that sealed bad content would
+        reseal_hdf5(path)
+    elif mode == "old":  # an older invsim's file: only the content checks protect it
+        unseal_hdf5(path)
 
 
-@pytest.mark.parametrize("drop_hashes", [False, True])
+@pytest.mark.parametrize("mode", ["edited", "resealed", "old"])
 @pytest.mark.parametrize(("key", "fn", "message"), [
     ("hard/x1", lambda a: np.where(np.arange(len(a)) == 3, np.nan, a), "non-finite"),
     ("hard/x1", lambda a: np.where(np.arange(len(a)) == 3, 5.0, a), r"\(0, 1\]"),
@@ -141,12 +121,13 @@ def _edit(path, key, fn, *, drop_hashes=False):
     ("hard/weights", lambda a: a[:-1], r"shape \(30,\)"),
     ("reco/hard_index", lambda a: a + 100, r"indices in \[0, 30\)"),
 ])
-def test_hdf5_bad_content_is_refused_naming_file_and_dataset(tmp_path, key, fn, message,
-                                                             drop_hashes):
+def test_hdf5_bad_content_is_refused_naming_file_and_dataset(tmp_path, key, fn, message, mode):
+    """Edited after writing: the digests refuse it; sealed with bad content or an older
+    file: the content checks refuse it, naming the dataset."""
     path = save_hdf5(_event_set(n=30), tmp_path / "ev.h5")
-    _edit(path, key, fn, drop_hashes=drop_hashes)
-    expected = (f"'{key}'.*{message}" if drop_hashes
-                else f"dataset '{key}': content differs from its SHA-256")
+    _edit(path, key, fn, mode)
+    expected = ("SHA-256|changed after invsim wrote it" if mode == "edited"
+                else f"'{key}'.*{message}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         with pytest.raises(ValueError, match=expected) as info:
@@ -154,27 +135,28 @@ def test_hdf5_bad_content_is_refused_naming_file_and_dataset(tmp_path, key, fn, 
     assert "ev.h5" in str(info.value)
 
 
-def test_hdf5_counts_and_attributes_are_verified(tmp_path):
+def test_hdf5_attributes_and_counts_are_verified(tmp_path):
     path = save_hdf5(_event_set(n=30), tmp_path / "ev.h5")
     with h5py.File(path, "a") as f:
+        f.attrs["process"] = "drell-yam"
+    with pytest.raises(ValueError, match="changed after invsim wrote it"):
+        load_hdf5(path)
+    with h5py.File(path, "a") as f:
+        f.attrs["process"] = "drell-yan"
         f.attrs["n_events"] = 29
+    reseal_hdf5(path)
     with pytest.raises(ValueError, match="n_events = 29 but the datasets hold 30"):
         load_hdf5(path)
-    path = save_hdf5(_event_set(n=30), tmp_path / "ev.h5", overwrite=True)
-    with h5py.File(path, "a") as f:
-        f.attrs["process"] = "drell-yam"
-    with pytest.raises(ValueError, match="attributes .* differ from their SHA-256"):
+    with open(path, "r+b") as fh:  # the block's first line damaged: the attribute says
+        fh.write(b"X")
+    with pytest.raises(ValueError, match="integrity block .* is missing or damaged"):
         load_hdf5(path)
 
 
 def test_hdf5_old_files_without_hashes_load_with_one_warning(tmp_path):
     events = _event_set(n=30)
     path = save_hdf5(events, tmp_path / "old.h5")
-    with h5py.File(path, "a") as f:
-        for name in ("integrity", "attrs_sha256", "n_events", "n_reco"):
-            del f.attrs[name]
-        f.visititems(lambda k, o: o.attrs.__delitem__("sha256")
-                     if isinstance(o, h5py.Dataset) else None)
+    unseal_hdf5(path)
     with pytest.warns(UserWarning, match="without content hashes"):
         back = load_hdf5(path)
     _assert_same(back, events)
@@ -189,7 +171,7 @@ def test_hdf5_not_a_file_and_truncated_file(tmp_path):
     path = save_hdf5(_event_set(n=30), tmp_path / "ev.h5")
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match="ev.h5"):
+    with pytest.raises(ValueError, match="ev.h5.*truncated"):
         load_hdf5(path)
 
 

@@ -11,14 +11,17 @@ Layout (format version 1)::
 
 Arrays are stored with their dtype (float64 stays float64), so a round trip is bit-exact.
 
-Integrity (files written since invsim 0.3; still format version 1, older readers ignore
-it): every dataset has an attribute ``sha256``, the SHA-256 of its dtype, shape and raw
-bytes (:func:`dataset_digest`); the root has ``integrity = "sha256"``, the counts
-``n_events`` and ``n_reco`` (-1 without reco) and ``attrs_sha256``, the SHA-256 of the
-provenance attributes above. :func:`load_hdf5` verifies them and checks every file's
-content (dtypes, counts, x1, x2 in (0, 1], finite momenta, weights and MET, integer
-ids, masses >= 0); files without hashes load after the content checks, with a one-time
-warning.
+Integrity (files written since this release; still format version 1, older readers
+ignore it): the file starts with a 4096-byte HDF5 *user block* (bytes HDF5 leaves to the
+application) holding ``invsim-integrity 1`` and a JSON line: the file's size, the
+SHA-256 of each dataset's stored bytes with their offset and length, and the SHA-256 of
+every other byte after the user block (HDF5 headers, attributes, B-trees). The root has
+``integrity = "sha256-userblock"`` and the counts ``n_events`` and ``n_reco`` (-1
+without reco). :func:`load_hdf5` checks the digests *before* HDF5 parses the file (a
+corrupted file can crash the HDF5 library), naming the dataset whose bytes changed,
+then checks every file's content (dtypes, counts, x1, x2 in (0, 1], finite momenta,
+weights and MET, integer ids, masses >= 0). Files without the block (older invsim)
+load after the content checks, with a one-time warning.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ import json
 import math
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +40,14 @@ from forward.detector.objects import RecoEvents
 from forward.eventset import FORMAT_VERSION, EventSet
 from forward.files import atomic_target
 
-__all__ = ["dataset_digest", "load_hdf5", "save_hdf5"]
+__all__ = ["load_hdf5", "save_hdf5", "verify_hdf5"]
 
 _FORMAT = "invsim.EventSet"
 _HARD = ("momenta", "x1", "x2", "weights", "pids")
-_INTEGRITY = "sha256"
+_INTEGRITY = "sha256-userblock"
+_USERBLOCK = 4096
+_MAGIC = b"invsim-integrity 1\n"
+_CHUNK = 1 << 23
 _PROVENANCE = ("format", "format_version", "process", "sqrt_s", "seed", "has_seed",
                "cross_section", "cross_section_error", "parameters", "settings", "metadata")
 # reco fields stored as integers / booleans (the rest are floating point)
@@ -51,31 +56,99 @@ _RECO_BOOL = ("mask", "passed")
 _WARNED: set[str] = set()
 
 
-def dataset_digest(array: np.ndarray) -> str:
-    """Hex SHA-256 of an array's dtype, shape and raw bytes (C order).
+def _hash_range(fh, start: int, end: int, h=None):
+    """SHA-256 object updated with bytes [start, end) of the open file ``fh``."""
+    h = hashlib.sha256() if h is None else h
+    fh.seek(start)
+    while start < end:
+        block = fh.read(min(_CHUNK, end - start))
+        if not block:
+            break
+        h.update(block)
+        start += len(block)
+    return h
 
-    The value of a dataset's ``sha256`` attribute: a changed dtype, shape or any byte
-    of the data changes it.
+
+def _digests(fh, size: int, spans: dict[str, tuple[int, int]]) -> tuple[dict, str]:
+    """(per-dataset SHA-256 of its byte range, SHA-256 of all other bytes after the user
+    block) of the open file ``fh`` of ``size`` bytes; one pass over the file."""
+    rest = hashlib.sha256()
+    out, pos = {}, _USERBLOCK
+    for key, (start, length) in sorted(spans.items(), key=lambda kv: kv[1][0]):
+        _hash_range(fh, pos, start, rest)
+        out[key] = _hash_range(fh, start, start + length).hexdigest()
+        pos = start + length
+    _hash_range(fh, pos, size, rest)
+    return out, rest.hexdigest()
+
+
+def _seal(path: Path, spans: dict[str, tuple[int, int]]) -> None:
+    """Write the integrity block into the user block of the closed file ``path``."""
+    with open(path, "r+b") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        digests, rest = _digests(fh, size, spans)
+        table = {"size": size, "other": rest,
+                 "datasets": {k: [*spans[k], d] for k, d in digests.items()}}
+        text = _MAGIC + json.dumps(table, separators=(",", ":")).encode() + b"\n"
+        if len(text) > _USERBLOCK:
+            raise RuntimeError(f"{str(path)!r}: integrity block of {len(text)} bytes does not fit "
+                               f"the {_USERBLOCK}-byte user block")
+        fh.seek(0)
+        fh.write(text)
+
+
+def verify_hdf5(path: str | os.PathLike) -> bool:
+    """Check an event file's bytes against the integrity block of its user block.
+
+    Runs before HDF5 parses the file (see the module docstring).
+
+    Args:
+        path: the HDF5 file.
+
+    Returns:
+        True if verified, False if the file has no integrity block (an older file, or a
+        block whose first line is damaged: :func:`load_hdf5` then looks at the root
+        attribute ``integrity``).
+
+    Raises:
+        ValueError: the file's size or bytes differ from the block (the message names the
+            dataset whose bytes changed, or says that HDF5's own structures did), or the
+            block is damaged.
     """
-    array = np.ascontiguousarray(array)
-    h = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
-    h.update(memoryview(array).cast("B") if array.size else b"")
-    return h.hexdigest()
-
-
-def _attrs_digest(attrs) -> str:
-    """SHA-256 of the provenance attributes (canonical JSON of their values)."""
-    def plain(v):
-        if isinstance(v, np.generic):
-            v = v.item()
-        if isinstance(v, bytes):
-            v = v.decode("utf-8", "surrogateescape")
-        if isinstance(v, float) and math.isnan(v):
-            return "nan"
-        return v
-
-    values = {k: plain(attrs[k]) if k in attrs else None for k in _PROVENANCE}
-    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
+    path = Path(path)
+    with open(path, "rb") as fh:
+        head = fh.read(_USERBLOCK)
+        if not head.startswith(_MAGIC):
+            return False
+        where = f"{str(path)!r}"
+        try:
+            line = head[len(_MAGIC): head.index(b"\n", len(_MAGIC))]
+            table = json.loads(line)
+            size, rest = int(table["size"]), str(table["other"])
+            spans = {str(k): (int(v[0]), int(v[1])) for k, v in table["datasets"].items()}
+            recorded = {str(k): str(v[2]) for k, v in table["datasets"].items()}
+            ok = all(_USERBLOCK <= o and o + n <= size for o, n in spans.values())
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
+            raise ValueError(f"{where}: the integrity block is damaged ({err}); the file is "
+                             "corrupted") from None
+        if not ok:
+            raise ValueError(f"{where}: the integrity block is damaged (a dataset outside the "
+                             "file); the file is corrupted")
+        actual = os.fstat(fh.fileno()).st_size
+        if actual != size:
+            raise ValueError(f"{where}: {actual} bytes, its integrity block says {size}; "
+                             + ("the file is truncated" if actual < size else
+                                "the file is corrupted or was changed after invsim wrote it"))
+        digests, other = _digests(fh, size, spans)
+    bad = sorted(k for k, d in digests.items() if d != recorded[k])
+    if bad:
+        raise ValueError(f"{where}, dataset {bad[0]!r}"
+                         + (f" (and {bad[1:]})" if len(bad) > 1 else "")
+                         + ": content differs from its SHA-256; the file is corrupted")
+    if other != rest:
+        raise ValueError(f"{where}: HDF5 headers or attributes differ from their SHA-256; the "
+                         "file is corrupted or was changed after invsim wrote it")
+    return True
 
 
 def _h5py():
@@ -117,9 +190,8 @@ def save_hdf5(events: EventSet, path: str | os.PathLike, *, overwrite: bool = Fa
         arrays |= {f"reco/{name}": getattr(events.reco, name)
                    for name in RecoEvents.field_names()}
     arrays = {k: np.ascontiguousarray(t.detach().cpu().numpy()) for k, t in arrays.items()}
-    with atomic_target(path, overwrite) as tmp, _pool() as pool:
-        digests = {k: pool.submit(dataset_digest, a) for k, a in arrays.items()}
-        with h5py.File(tmp, "w") as f:
+    with atomic_target(path, overwrite) as tmp:
+        with h5py.File(tmp, "w", userblock_size=_USERBLOCK) as f:
             f.attrs["format"] = _FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["process"] = events.process
@@ -134,20 +206,17 @@ def save_hdf5(events: EventSet, path: str | os.PathLike, *, overwrite: bool = Fa
             f.attrs["integrity"] = _INTEGRITY
             f.attrs["n_events"] = len(events)
             f.attrs["n_reco"] = -1 if events.reco is None else len(events.reco)
-            f.attrs["attrs_sha256"] = _attrs_digest(f.attrs)
+            spans = {}
             for key, data in arrays.items():
-                f.create_dataset(key, data=data).attrs["sha256"] = digests[key].result()
+                ds = f.create_dataset(key, data=data)
+                if ds.id.get_offset() is not None:
+                    spans[key] = (ds.id.get_offset(), ds.id.get_storage_size())
+        _seal(tmp, spans)
     return path
 
 
-def _pool() -> ThreadPoolExecutor:
-    """Threads for hashing datasets while others are read, written or checked (hashlib
-    releases the GIL on large buffers)."""
-    return ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
-
-
-def _dataset(f, key: str, path: Path, verify: bool) -> tuple[np.ndarray, str | None]:
-    """The array of dataset ``key`` and its recorded SHA-256 (None when not ``verify``)."""
+def _dataset(f, key: str, path: Path) -> np.ndarray:
+    """The array of dataset ``key``."""
     where = f"{str(path)!r}, dataset {key!r}"
     try:
         if key not in f:
@@ -155,18 +224,11 @@ def _dataset(f, key: str, path: Path, verify: bool) -> tuple[np.ndarray, str | N
                              "incomplete")
         ds = f[key]
         data = ds[()]
-        digest = ds.attrs.get("sha256") if verify else None
     except (OSError, KeyError, RuntimeError, TypeError) as err:
         raise ValueError(f"{where}: unreadable, the file is corrupted ({err})") from None
     if not isinstance(data, np.ndarray):
         raise ValueError(f"{where}: expected an array, got a scalar {data!r}")
-    if verify:
-        if isinstance(digest, bytes):
-            digest = digest.decode("ascii", "replace")
-        if not isinstance(digest, str):
-            raise ValueError(f"{where}: no sha256 attribute although the file records hashes; "
-                             "the file is corrupted")
-    return data, digest
+    return data
 
 
 def _check(path: Path, key: str, data: np.ndarray, kind: str, shape: tuple) -> None:
@@ -193,10 +255,11 @@ def _check(path: Path, key: str, data: np.ndarray, kind: str, shape: tuple) -> N
 
 def _check_masses(path: Path, key: str, p: np.ndarray) -> None:
     """E >= 0 and m² = E² - |p|² >= 0 (within rounding: -1e-4 E²)."""
-    m2 = np.einsum("...i,i,...i->...", p, np.array([1.0, -1, -1, -1], dtype=p.dtype), p)
     e = p[..., 0]
-    if (e < 0).any() or (m2 < -1e-4 * e * e).any():
-        bad = (e < 0) | (m2 < -1e-4 * e * e)
+    slack = e * e * (1 + 1e-4) - p[..., 1] ** 2 - p[..., 2] ** 2 - p[..., 3] ** 2
+    if slack.min(initial=0.0) < 0 or e.min(initial=0.0) < 0:
+        m2 = e * e - p[..., 1] ** 2 - p[..., 2] ** 2 - p[..., 3] ** 2
+        bad = (e < 0) | (slack < 0)
         row = int(np.argwhere(bad)[0][0])
         worst = float(m2[np.unravel_index(np.argmax(bad), bad.shape)])
         raise ValueError(f"{str(path)!r}, dataset {key!r}: negative energy or mass² < 0 "
@@ -204,33 +267,13 @@ def _check_masses(path: Path, key: str, p: np.ndarray) -> None:
 
 
 def _validated(f, path: Path, verify: bool) -> tuple[dict, np.ndarray | None, dict | None]:
-    """The hard, incoming and reco arrays of an open file, verified and checked.
-
-    The datasets are read first; their hashes are computed in threads while the content
-    is checked. A hash mismatch is reported before a content error (it says more).
-    """
+    """The hard, incoming and reco arrays of an open file, checked (:func:`_checked`)."""
     keys = [f"hard/{name}" for name in _HARD]
     if "hard/incoming_pids" in f:
         keys.append("hard/incoming_pids")
     if "reco" in f:
         keys += [f"reco/{name}" for name in RecoEvents.field_names()]
-    raw = {k: _dataset(f, k, path, verify) for k in keys}
-    arrays = {k: v[0] for k, v in raw.items()}
-    if not verify:
-        return _checked(f, path, arrays, verify)
-    with _pool() as pool:
-        digests = {k: pool.submit(dataset_digest, a) for k, a in arrays.items()}
-        try:
-            result, error = _checked(f, path, arrays, verify), None
-        except ValueError as err:
-            result, error = None, err
-        for k, future in digests.items():
-            if future.result() != raw[k][1]:
-                raise ValueError(f"{str(path)!r}, dataset {k!r}: content differs from its "
-                                 "SHA-256; the file is corrupted")
-    if error is not None:
-        raise error
-    return result
+    return _checked(f, path, {k: _dataset(f, k, path) for k in keys}, verify)
 
 
 def _checked(f, path: Path, arrays: dict, verify: bool):
@@ -300,6 +343,9 @@ def load_hdf5(path: str | os.PathLike, *, device: torch.device | str | None = No
     h5py = _h5py()
     path = Path(path)
     device = torch.device("cpu") if device is None else device
+    if not path.exists():
+        raise FileNotFoundError(f"{str(path)!r}: no such file")
+    sealed = verify_hdf5(path)
     try:
         f = h5py.File(path, "r")
     except OSError as err:
@@ -307,7 +353,7 @@ def load_hdf5(path: str | os.PathLike, *, device: torch.device | str | None = No
             raise FileNotFoundError(f"{str(path)!r}: no such file") from None
         raise ValueError(f"{str(path)!r}: not a readable HDF5 file ({err})") from None
     try:
-        return _load(f, path, device)
+        return _load(f, path, device, sealed)
     except (OSError, KeyError, RuntimeError, UnicodeDecodeError, json.JSONDecodeError,
             TypeError) as err:
         raise ValueError(f"{str(path)!r}: unreadable, the file is corrupted "
@@ -316,7 +362,7 @@ def load_hdf5(path: str | os.PathLike, *, device: torch.device | str | None = No
         f.close()
 
 
-def _load(f, path: Path, device) -> EventSet:
+def _load(f, path: Path, device, sealed: bool) -> EventSet:
     """The event set of an open invsim HDF5 file (see :func:`load_hdf5`)."""
     if f.attrs.get("format") != _FORMAT:
         raise ValueError(f"{str(path)!r}: not an invsim event file (no format={_FORMAT!r})")
@@ -331,16 +377,15 @@ def _load(f, path: Path, device) -> EventSet:
         if key not in f.attrs:
             raise ValueError(f"{str(path)!r}: missing required attribute {key!r}")
     integrity = f.attrs.get("integrity")
-    verify = integrity is not None
-    if verify:
-        if integrity != _INTEGRITY:
-            raise ValueError(f"{str(path)!r}: unknown integrity scheme {integrity!r}; the file "
-                             "is corrupted or newer than this invsim")
-        if f.attrs.get("attrs_sha256") != _attrs_digest(f.attrs):
-            raise ValueError(f"{str(path)!r}: the file's attributes (process, parameters, "
-                             "settings, metadata, ...) differ from their SHA-256; the file "
-                             "is corrupted")
-    elif str(path.resolve()) not in _WARNED:
+    verify = integrity is not None or sealed
+    if verify and not sealed:
+        raise ValueError(f"{str(path)!r}: the integrity block in the file's first "
+                         f"{_USERBLOCK} bytes is missing or damaged (the root attribute "
+                         f"integrity = {integrity!r} says it has one); the file is corrupted")
+    if verify and integrity != _INTEGRITY:
+        raise ValueError(f"{str(path)!r}: unknown integrity scheme {integrity!r}; the file "
+                         "is corrupted or newer than this invsim")
+    if not verify and str(path.resolve()) not in _WARNED:
         _WARNED.add(str(path.resolve()))
         warnings.warn(f"{str(path)!r}: event file without content hashes (written by an "
                       "older invsim); its content is range-checked but not verified. Write "
