@@ -262,7 +262,7 @@ def read_lhe(
         if isinstance(err, FileNotFoundError):
             raise
         raise ValueError(f"{str(path)!r}: not a readable LHE file ({type(err).__name__}: "
-                         f"{err})") from None
+                         f"{err})") from err
     moms, x1s, x2s, ws, pid_rows, inc_rows = [], [], [], [], [], []
     for ev in events:
         for store, val in zip((moms, x1s, x2s, ws, pid_rows, inc_rows), ev, strict=True):

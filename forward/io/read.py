@@ -152,6 +152,11 @@ def read_events(
             return read_lhe(path, final_state=final_state, device=device, **kw)
         except (UnicodeDecodeError, OSError, EOFError) as err:
             raise _refuse(path, "not a readable LHE file", err) from err
+        except ValueError as err:  # read_lhe's wrapping of the errors above
+            cause = err.__cause__
+            if isinstance(cause, (UnicodeDecodeError, OSError, EOFError)):
+                raise _refuse(path, "not a readable LHE file", cause) from cause
+            raise
     if name.endswith((".root", ".h5", ".hdf5")):
         want = "root" if name.endswith(".root") else "hdf5"
         sealed = want == "hdf5" and _has_integrity_block(path)  # verified before parsing
