@@ -46,6 +46,7 @@ def small_mem_model():
 def reseal_hdf5(path) -> None:
     """Recompute the integrity block of an event file edited with h5py, as if invsim had
     written it so (to test the checks behind the digests)."""
+    import hashlib
     from pathlib import Path
 
     import h5py
@@ -57,7 +58,9 @@ def reseal_hdf5(path) -> None:
         f.visititems(lambda k, o: spans.__setitem__(k, (o.id.get_offset(),
                                                         o.id.get_storage_size()))
                      if isinstance(o, h5py.Dataset) and o.id.get_offset() is not None else None)
-    _seal(Path(path), spans)
+    data = Path(path).read_bytes()
+    _seal(Path(path), spans, {k: hashlib.sha256(data[o: o + n]).hexdigest()
+                              for k, (o, n) in spans.items()})
 
 
 def unseal_hdf5(path) -> None:

@@ -420,3 +420,18 @@ def test_cli_refuses_bad_outputs_before_work(tmp_path):
         other.wait()
     assert not (tmp_path / "out.h5").exists()
     assert torch.equal(load_hdf5(ev).momenta, _event_set(n=5).momenta)
+
+
+def test_verify_hdf5_checks_every_byte_without_hdf5(tmp_path):
+    from forward.io.hdf5 import verify_hdf5
+
+    path = save_hdf5(_event_set(n=30), tmp_path / "ev.h5")
+    assert verify_hdf5(path)
+    data = bytearray(path.read_bytes())
+    name, (start, _) = sorted(_spans(path).items())[0]
+    data[start] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=f"dataset '{name}': content differs"):
+        verify_hdf5(path)
+    unseal_hdf5(path)
+    assert not verify_hdf5(path)

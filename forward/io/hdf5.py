@@ -31,6 +31,7 @@ import json
 import math
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -69,26 +70,37 @@ def _hash_range(fh, start: int, end: int, h=None):
     return h
 
 
-def _digests(fh, size: int, spans: dict[str, tuple[int, int]]) -> tuple[dict, str]:
-    """(per-dataset SHA-256 of its byte range, SHA-256 of all other bytes after the user
-    block) of the open file ``fh`` of ``size`` bytes; one pass over the file."""
+def _array_digest(array: np.ndarray) -> str:
+    """Hex SHA-256 of a C-contiguous array's raw bytes (= the bytes HDF5 stores for it:
+    contiguous layout, native dtype)."""
+    return hashlib.sha256(memoryview(np.ascontiguousarray(array)).cast("B")
+                          if array.size else b"").hexdigest()
+
+
+def _other_digest(fh, size: int, spans: dict[str, tuple[int, int]]) -> str:
+    """SHA-256 of every byte after the user block outside the datasets' ``spans``
+    (offset, length): HDF5's headers, attributes and B-trees."""
     rest = hashlib.sha256()
-    out, pos = {}, _USERBLOCK
-    for key, (start, length) in sorted(spans.items(), key=lambda kv: kv[1][0]):
+    pos = _USERBLOCK
+    for start, length in sorted(spans.values()):
         _hash_range(fh, pos, start, rest)
-        out[key] = _hash_range(fh, start, start + length).hexdigest()
         pos = start + length
     _hash_range(fh, pos, size, rest)
-    return out, rest.hexdigest()
+    return rest.hexdigest()
 
 
-def _seal(path: Path, spans: dict[str, tuple[int, int]]) -> None:
-    """Write the integrity block into the user block of the closed file ``path``."""
+def _seal(path: Path, spans: dict[str, tuple[int, int]], digests: dict[str, str]) -> None:
+    """Write the integrity block into the user block of the closed file ``path``.
+
+    Args:
+        path: the file.
+        spans: (offset, length) of each dataset's stored bytes.
+        digests: SHA-256 of each dataset's bytes (from the arrays written).
+    """
     with open(path, "r+b") as fh:
         size = os.fstat(fh.fileno()).st_size
-        digests, rest = _digests(fh, size, spans)
-        table = {"size": size, "other": rest,
-                 "datasets": {k: [*spans[k], d] for k, d in digests.items()}}
+        table = {"size": size, "other": _other_digest(fh, size, spans),
+                 "datasets": {k: [*spans[k], digests[k]] for k in spans}}
         text = _MAGIC + json.dumps(table, separators=(",", ":")).encode() + b"\n"
         if len(text) > _USERBLOCK:
             raise RuntimeError(f"{str(path)!r}: integrity block of {len(text)} bytes does not fit "
@@ -97,10 +109,48 @@ def _seal(path: Path, spans: dict[str, tuple[int, int]]) -> None:
         fh.write(text)
 
 
-def verify_hdf5(path: str | os.PathLike) -> bool:
-    """Check an event file's bytes against the integrity block of its user block.
+def _integrity_block(path: Path) -> dict | None:
+    """The file's integrity block, its size and HDF5 structures verified; None if none.
 
-    Runs before HDF5 parses the file (see the module docstring).
+    Returns:
+        ``{dataset: (offset, length, sha256)}`` of the block, or None when the file does
+        not start with it.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(_USERBLOCK)
+        if not head.startswith(_MAGIC):
+            return None
+        where = f"{str(path)!r}"
+        try:
+            line = head[len(_MAGIC): head.index(b"\n", len(_MAGIC))]
+            table = json.loads(line)
+            size, rest = int(table["size"]), str(table["other"])
+            datasets = {str(k): (int(v[0]), int(v[1]), str(v[2]))
+                        for k, v in table["datasets"].items()}
+            ok = all(_USERBLOCK <= o and o + n <= size for o, n, _ in datasets.values())
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
+            raise ValueError(f"{where}: the integrity block is damaged ({err}); the file is "
+                             "corrupted") from None
+        if not ok:
+            raise ValueError(f"{where}: the integrity block is damaged (a dataset outside the "
+                             "file); the file is corrupted")
+        actual = os.fstat(fh.fileno()).st_size
+        if actual != size:
+            raise ValueError(f"{where}: {actual} bytes, its integrity block says {size}; "
+                             + ("the file is truncated" if actual < size else
+                                "the file is corrupted or was changed after invsim wrote it"))
+        spans = {k: (o, n) for k, (o, n, _) in datasets.items()}
+        if _other_digest(fh, size, spans) != rest:
+            raise ValueError(f"{where}: HDF5 headers or attributes differ from their SHA-256; "
+                             "the file is corrupted or was changed after invsim wrote it")
+    return datasets
+
+
+def verify_hdf5(path: str | os.PathLike) -> bool:
+    """Check every byte of an event file against the integrity block in its user block.
+
+    Reads the file without HDF5 (see the module docstring); :func:`load_hdf5` does the
+    same, checking the datasets' bytes as it reads them.
 
     Args:
         path: the HDF5 file.
@@ -116,39 +166,21 @@ def verify_hdf5(path: str | os.PathLike) -> bool:
             block is damaged.
     """
     path = Path(path)
+    datasets = _integrity_block(path)
+    if datasets is None:
+        return False
     with open(path, "rb") as fh:
-        head = fh.read(_USERBLOCK)
-        if not head.startswith(_MAGIC):
-            return False
-        where = f"{str(path)!r}"
-        try:
-            line = head[len(_MAGIC): head.index(b"\n", len(_MAGIC))]
-            table = json.loads(line)
-            size, rest = int(table["size"]), str(table["other"])
-            spans = {str(k): (int(v[0]), int(v[1])) for k, v in table["datasets"].items()}
-            recorded = {str(k): str(v[2]) for k, v in table["datasets"].items()}
-            ok = all(_USERBLOCK <= o and o + n <= size for o, n in spans.values())
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
-            raise ValueError(f"{where}: the integrity block is damaged ({err}); the file is "
-                             "corrupted") from None
-        if not ok:
-            raise ValueError(f"{where}: the integrity block is damaged (a dataset outside the "
-                             "file); the file is corrupted")
-        actual = os.fstat(fh.fileno()).st_size
-        if actual != size:
-            raise ValueError(f"{where}: {actual} bytes, its integrity block says {size}; "
-                             + ("the file is truncated" if actual < size else
-                                "the file is corrupted or was changed after invsim wrote it"))
-        digests, other = _digests(fh, size, spans)
-    bad = sorted(k for k, d in digests.items() if d != recorded[k])
+        bad = sorted(k for k, (o, n, d) in datasets.items()
+                     if _hash_range(fh, o, o + n).hexdigest() != d)
+    _refuse_datasets(path, bad)
+    return True
+
+
+def _refuse_datasets(path: Path, bad: list[str]) -> None:
     if bad:
-        raise ValueError(f"{where}, dataset {bad[0]!r}"
+        raise ValueError(f"{str(path)!r}, dataset {bad[0]!r}"
                          + (f" (and {bad[1:]})" if len(bad) > 1 else "")
                          + ": content differs from its SHA-256; the file is corrupted")
-    if other != rest:
-        raise ValueError(f"{where}: HDF5 headers or attributes differ from their SHA-256; the "
-                         "file is corrupted or was changed after invsim wrote it")
-    return True
 
 
 def _h5py():
@@ -190,7 +222,8 @@ def save_hdf5(events: EventSet, path: str | os.PathLike, *, overwrite: bool = Fa
         arrays |= {f"reco/{name}": getattr(events.reco, name)
                    for name in RecoEvents.field_names()}
     arrays = {k: np.ascontiguousarray(t.detach().cpu().numpy()) for k, t in arrays.items()}
-    with atomic_target(path, overwrite) as tmp:
+    with atomic_target(path, overwrite) as tmp, _pool() as pool:
+        digests = {k: pool.submit(_array_digest, a) for k, a in arrays.items()}
         with h5py.File(tmp, "w", userblock_size=_USERBLOCK) as f:
             f.attrs["format"] = _FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
@@ -211,8 +244,14 @@ def save_hdf5(events: EventSet, path: str | os.PathLike, *, overwrite: bool = Fa
                 ds = f.create_dataset(key, data=data)
                 if ds.id.get_offset() is not None:
                     spans[key] = (ds.id.get_offset(), ds.id.get_storage_size())
-        _seal(tmp, spans)
+        _seal(tmp, spans, {k: digests[k].result() for k in spans})
     return path
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Threads hashing datasets while others are written or checked (hashlib releases
+    the GIL on large buffers)."""
+    return ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
 
 
 def _dataset(f, key: str, path: Path) -> np.ndarray:
@@ -256,24 +295,42 @@ def _check(path: Path, key: str, data: np.ndarray, kind: str, shape: tuple) -> N
 def _check_masses(path: Path, key: str, p: np.ndarray) -> None:
     """E >= 0 and m² = E² - |p|² >= 0 (within rounding: -1e-4 E²)."""
     e = p[..., 0]
-    slack = e * e * (1 + 1e-4) - p[..., 1] ** 2 - p[..., 2] ** 2 - p[..., 3] ** 2
-    if slack.min(initial=0.0) < 0 or e.min(initial=0.0) < 0:
-        m2 = e * e - p[..., 1] ** 2 - p[..., 2] ** 2 - p[..., 3] ** 2
-        bad = (e < 0) | (slack < 0)
+    with np.errstate(over="ignore", invalid="ignore"):  # huge values: refused, not warned
+        slack = e * e * (1 + 1e-4) - p[..., 1] ** 2 - p[..., 2] ** 2 - p[..., 3] ** 2
+    if not slack.min(initial=0.0) >= 0 or e.min(initial=0.0) < 0:
+        with np.errstate(over="ignore", invalid="ignore"):
+            m2 = e * e - p[..., 1] ** 2 - p[..., 2] ** 2 - p[..., 3] ** 2
+        bad = (e < 0) | ~(slack >= 0)
         row = int(np.argwhere(bad)[0][0])
         worst = float(m2[np.unravel_index(np.argmax(bad), bad.shape)])
         raise ValueError(f"{str(path)!r}, dataset {key!r}: negative energy or mass² < 0 "
                          f"(E² - |p|² = {worst:.6g} GeV²) in row {row}")
 
 
-def _validated(f, path: Path, verify: bool) -> tuple[dict, np.ndarray | None, dict | None]:
-    """The hard, incoming and reco arrays of an open file, checked (:func:`_checked`)."""
+def _validated(f, path: Path, block: dict | None) -> tuple[dict, np.ndarray | None,
+                                                           dict | None]:
+    """The hard, incoming and reco arrays of an open file, verified against the
+    integrity ``block`` (hashed in threads while :func:`_checked` runs) and checked."""
     keys = [f"hard/{name}" for name in _HARD]
     if "hard/incoming_pids" in f:
         keys.append("hard/incoming_pids")
     if "reco" in f:
         keys += [f"reco/{name}" for name in RecoEvents.field_names()]
-    return _checked(f, path, {k: _dataset(f, k, path) for k in keys}, verify)
+    arrays = {k: _dataset(f, k, path) for k in keys}
+    if block is None:
+        return _checked(f, path, arrays, False)
+    with _pool() as pool:
+        digests = {k: pool.submit(_array_digest, arrays[k]) for k in block if k in arrays}
+        try:
+            result, error = _checked(f, path, arrays, True), None
+        except ValueError as err:
+            result, error = None, err
+        unlisted = sorted(k for k, a in arrays.items() if a.size and k not in block)
+        _refuse_datasets(path, sorted(k for k, d in digests.items()
+                                      if d.result() != block[k][2]) + unlisted)
+    if error is not None:
+        raise error
+    return result
 
 
 def _checked(f, path: Path, arrays: dict, verify: bool):
@@ -345,7 +402,7 @@ def load_hdf5(path: str | os.PathLike, *, device: torch.device | str | None = No
     device = torch.device("cpu") if device is None else device
     if not path.exists():
         raise FileNotFoundError(f"{str(path)!r}: no such file")
-    sealed = verify_hdf5(path)
+    block = _integrity_block(path)  # HDF5 structures checked before HDF5 parses them
     try:
         f = h5py.File(path, "r")
     except OSError as err:
@@ -353,7 +410,7 @@ def load_hdf5(path: str | os.PathLike, *, device: torch.device | str | None = No
             raise FileNotFoundError(f"{str(path)!r}: no such file") from None
         raise ValueError(f"{str(path)!r}: not a readable HDF5 file ({err})") from None
     try:
-        return _load(f, path, device, sealed)
+        return _load(f, path, device, block)
     except (OSError, KeyError, RuntimeError, UnicodeDecodeError, json.JSONDecodeError,
             TypeError) as err:
         raise ValueError(f"{str(path)!r}: unreadable, the file is corrupted "
@@ -362,7 +419,7 @@ def load_hdf5(path: str | os.PathLike, *, device: torch.device | str | None = No
         f.close()
 
 
-def _load(f, path: Path, device, sealed: bool) -> EventSet:
+def _load(f, path: Path, device, block: dict | None) -> EventSet:
     """The event set of an open invsim HDF5 file (see :func:`load_hdf5`)."""
     if f.attrs.get("format") != _FORMAT:
         raise ValueError(f"{str(path)!r}: not an invsim event file (no format={_FORMAT!r})")
@@ -377,6 +434,7 @@ def _load(f, path: Path, device, sealed: bool) -> EventSet:
         if key not in f.attrs:
             raise ValueError(f"{str(path)!r}: missing required attribute {key!r}")
     integrity = f.attrs.get("integrity")
+    sealed = block is not None
     verify = integrity is not None or sealed
     if verify and not sealed:
         raise ValueError(f"{str(path)!r}: the integrity block in the file's first "
@@ -390,7 +448,7 @@ def _load(f, path: Path, device, sealed: bool) -> EventSet:
         warnings.warn(f"{str(path)!r}: event file without content hashes (written by an "
                       "older invsim); its content is range-checked but not verified. Write "
                       "it again with save_hdf5 to add them", UserWarning, stacklevel=3)
-    hard_np, inc_np, reco_np = _validated(f, path, verify)
+    hard_np, inc_np, reco_np = _validated(f, path, block)
 
     def tensor(a):
         return torch.from_numpy(a).to(device)
