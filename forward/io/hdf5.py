@@ -296,7 +296,7 @@ def _check_masses(path: Path, key: str, p: np.ndarray) -> None:
     """E >= 0 and m² = E² - |p|² >= 0 (within rounding: -1e-4 E²)."""
     e = p[..., 0]
     with np.errstate(over="ignore", invalid="ignore"):  # huge values: refused, not warned
-        slack = e * e * (1 + 1e-4) - p[..., 1] ** 2 - p[..., 2] ** 2 - p[..., 3] ** 2
+        slack = np.square(p) @ np.array([1 + 1e-4, -1, -1, -1], dtype=p.dtype)
     if not slack.min(initial=0.0) >= 0 or e.min(initial=0.0) < 0:
         with np.errstate(over="ignore", invalid="ignore"):
             m2 = e * e - p[..., 1] ** 2 - p[..., 2] ** 2 - p[..., 3] ** 2
