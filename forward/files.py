@@ -9,7 +9,7 @@ CSV, JSON, plots) and by the command-line commands:
   allows) only when complete. The temporary file is removed on any error, on Ctrl-C
   (``SIGINT``) and on ``SIGTERM``; one left by a killed run (``SIGKILL``, power loss) is
   recognised by its prefix and its dead process id and removed by the next write of the
-  same target (with a warning naming it).
+  same target (with a ``UserWarning`` naming it).
 * :func:`check_output`: before any work starts, the output's folder exists and is
   writable, the output is none of the inputs, it does not exist unless ``overwrite``,
   and no other live process writes it: a lock file ``.<name>.lock`` beside it holds the
@@ -56,7 +56,8 @@ __all__ = [
 #: name of the per-file SHA-256 manifest of a directory output (written last)
 MANIFEST = "MANIFEST.sha256.json"
 _MANIFEST_FORMAT = "invsim-manifest"
-_TEMP_RE = r"^\.{name}\.(\d+)-[0-9a-f]+\.(?:tmp|old)"
+# this release's names carry "-<token>"; older ones were ".<name>.<pid>.tmp<suffix>"
+_TEMP_RE = r"^\.{name}\.(\d+)(?:-[0-9a-f]+)?\.(?:tmp|old)"
 
 
 class OutputBusyError(RuntimeError):
@@ -116,7 +117,7 @@ def clean_stale(path: str | os.PathLike) -> list[Path]:
         path: the final file or directory whose leftovers to look for.
 
     Returns:
-        The paths removed (a ``ResourceWarning`` names them).
+        The paths removed (a ``UserWarning`` names them).
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
@@ -133,7 +134,7 @@ def clean_stale(path: str | os.PathLike) -> list[Path]:
             removed.append(p)
     if removed:
         warnings.warn(f"removed {len(removed)} temporary file(s) of {str(path)!r} left by an "
-                      f"interrupted run: {[p.name for p in removed]}", ResourceWarning,
+                      f"interrupted run: {[p.name for p in removed]}", UserWarning,
                       stacklevel=3)
     return removed
 

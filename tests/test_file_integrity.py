@@ -378,11 +378,13 @@ def test_stale_temp_files_are_removed_at_the_next_write(tmp_path):
     out = tmp_path / "ev.h5"
     stale = tmp_path / f".ev.h5.{dead.pid}-0a1b2c3d.tmp"
     stale.write_bytes(b"x" * 1000)
+    legacy = tmp_path / f".ev.h5.{dead.pid}.tmp"  # the name older releases used
+    legacy.write_bytes(b"z")
     live = temp_name(out)  # this (live) process: another write going on, kept
     live.write_bytes(b"y")
-    with pytest.warns(ResourceWarning, match="left by an interrupted run"):
+    with pytest.warns(UserWarning, match="left by an interrupted run"):
         save_hdf5(_event_set(n=3, with_reco=False), out)
-    assert not stale.exists() and live.exists()
+    assert not stale.exists() and not legacy.exists() and live.exists()
     live.unlink()
     assert clean_stale(out) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ev.h5"]

@@ -89,7 +89,7 @@ def test_hdf5_writer_killed_mid_write(tmp_path, kills):
         assert path.read_bytes() == before
         _assert_same(load_hdf5(path), old)
         assert len(_temps(tmp_path)) == 1  # the killed writer's temporary file
-        with pytest.warns(ResourceWarning, match="left by an interrupted run"):
+        with pytest.warns(UserWarning, match="left by an interrupted run"):
             save_hdf5(old, tmp_path / "ev.h5", overwrite=True)  # the next run
         assert _temps(tmp_path) == []
         before = path.read_bytes()
@@ -121,7 +121,7 @@ def test_model_directory_save_killed_mid_write(tmp_path, kills):
         back = MEMModel.load(folder)
         assert back.params == {"mzp": 2050.0} and "padding" not in json.dumps(back.info)
         assert len(_temps(tmp_path)) == 1
-        with pytest.warns(ResourceWarning, match="left by an interrupted run"):
+        with pytest.warns(UserWarning, match="left by an interrupted run"):
             small_mem_model().save(folder, overwrite=True)
         assert _temps(tmp_path) == []
         before = {p.name: p.read_bytes() for p in folder.iterdir()}
