@@ -134,7 +134,11 @@ def run_demo(out: Path, *, quick: bool, seed: int = 0, device: str = "cpu",
 
     Args:
         out: report folder; created if missing. An existing non-empty folder is
-            refused unless ``overwrite`` is true (nothing a user saved is overwritten).
+            refused unless ``overwrite`` is true, and then only if it holds a report
+            (``results.json`` or ``summary.md``). The report is written into a
+            temporary folder beside ``out`` and swapped in when complete
+            (:func:`forward.files.atomic_directory`): an interrupted run leaves the old
+            report whole.
         quick: small samples (a few minutes on a 2-core CPU) instead of GPU-sized ones.
         seed: seed of every Monte Carlo step.
         device: torch device for the integration.
@@ -146,14 +150,28 @@ def run_demo(out: Path, *, quick: bool, seed: int = 0, device: str = "cpu",
         The results written to ``results.json``.
 
     Raises:
-        FileExistsError: ``out`` holds files and ``overwrite`` is false.
+        FileExistsError: ``out`` holds files and ``overwrite`` is false, or is not a
+            report folder.
     """
-    from forward.pdf import mkPDF
+    from forward.files import atomic_directory
 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"out: {out} exists and is not empty; pass --overwrite to replace")
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_directory(out, overwrite, manifest=False, kind="demo report folder",
+                          replaceable=lambda p: any((p / n).exists()
+                                                    for n in ("results.json", "summary.md"))
+                          ) as folder:
+        return _run_demo(folder, quick=quick, seed=seed, device=device, echo=echo,
+                         progress=progress, experiments=experiments, inverse=inverse)
+
+
+def _run_demo(out: Path, *, quick: bool, seed: int, device: str, echo, progress,
+              experiments: int | None, inverse: bool) -> dict:
+    """The work of :func:`run_demo`, writing into the (temporary) folder ``out``."""
+    from forward.pdf import mkPDF
+
     n_xsec, n_plot = (100_000, 100_000) if quick else (4_000_000, 4_000_000)
     steps = 4 if inverse else 3
 

@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 import torch
+from _helpers import reseal_hdf5
 
 from forward import kinematics as kin
 from forward.detector import Detector, RecoEvents
@@ -97,12 +98,14 @@ def test_hdf5_version_and_missing_data_errors(tmp_path):
     path = save_hdf5(_event_set(n=10), tmp_path / "ev.h5")
     with h5py.File(path, "a") as f:
         f.attrs["format_version"] = FORMAT_VERSION + 1
+    reseal_hdf5(path)  # as a newer invsim would write it
     with pytest.raises(ValueError, match=rf"format version {FORMAT_VERSION + 1} .* reads format "
                                          rf"versions 1 to {FORMAT_VERSION}"):
         load_hdf5(path)
     path = save_hdf5(_event_set(n=10), tmp_path / "ev2.h5")
     with h5py.File(path, "a") as f:
         del f["hard/x2"]
+    reseal_hdf5(path)
     with pytest.raises(ValueError, match="missing required dataset 'hard/x2'"):
         load_hdf5(path)
     with h5py.File(tmp_path / "other.h5", "w") as f:

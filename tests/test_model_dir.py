@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from forward.detector import Detector, GaussianLeptonDetector
+from forward.files import MANIFEST, write_manifest
 from forward.processes import get_process
 from invsim.exact import ExactAcceptance, ExactTransfer
 from invsim.mem import MEMModel, StratifiedMixtureProposal
@@ -76,7 +77,9 @@ def test_format_1_directories_still_load(model, tmp_path):
                "acceptance": {"class": "invsim.exact:ExactAcceptance",
                               "file": "acceptance.pt"}}}
     meta.write_text(json.dumps(old))
-    back = MEMModel.load(tmp_path / "m")
+    (tmp_path / "m" / MANIFEST).unlink()  # old directories have no manifest
+    with pytest.warns(UserWarning, match="without a MANIFEST"):
+        back = MEMModel.load(tmp_path / "m")
     assert isinstance(back.proposal, RecoGaussianProposal) and back.observables is None
     old["components"]["transfer"]["class"] = "os:system"
     meta.write_text(json.dumps(old))
@@ -106,13 +109,18 @@ def test_bad_directories_are_refused_by_name(model, tmp_path):
     meta = tmp_path / "m" / "mem.json"
     desc = json.loads(meta.read_text())
     meta.write_text(json.dumps({**desc, "format_version": 99}))
+    with pytest.raises(ValueError, match="'mem.json' is corrupted"):  # the manifest sees it
+        MEMModel.load(tmp_path / "m")
+    write_manifest(tmp_path / "m")  # as if written so: the content checks refuse it
     with pytest.raises(ValueError, match="format version 99"):
         MEMModel.load(tmp_path / "m")
     meta.write_text(json.dumps({**desc, "components": {
         **desc["components"], "transfer": {"kind": "no-such-kind", "file": "x.pt"}}}))
+    write_manifest(tmp_path / "m")
     with pytest.raises(ValueError, match="unknown kind 'no-such-kind'"):
         MEMModel.load(tmp_path / "m")
     meta.write_text("{not json")
+    write_manifest(tmp_path / "m")
     with pytest.raises(ValueError, match="not valid JSON"):
         MEMModel.load(tmp_path / "m")
     (tmp_path / "other").mkdir()

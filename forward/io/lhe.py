@@ -256,38 +256,17 @@ def read_lhe(
             that do not fit ``final_state`` (the message names the event).
     """
     path = Path(path)
-    header: dict = {}
-    init: list[list[str]] = []
+    try:
+        header, init, events = _scan(path)
+    except (UnicodeDecodeError, EOFError, OSError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise ValueError(f"{str(path)!r}: not a readable LHE file ({type(err).__name__}: "
+                         f"{err})") from err
     moms, x1s, x2s, ws, pid_rows, inc_rows = [], [], [], [], [], []
-    state = None
-    block: list[str] = []
-    with _open(path, "r") as f:
-        for line_no, line in enumerate(f, 1):
-            s = line.strip()
-            if s.startswith("<invsim>"):
-                text = s[len("<invsim>"):]
-                while "</invsim>" not in text:
-                    text += next(f).strip()
-                header = json.loads(unescape(text[: text.index("</invsim>")]))
-            elif s.startswith("<init"):
-                state = "init"
-            elif s.startswith("</init"):
-                state = None
-            elif s.startswith("<event"):
-                state, block = "event", []
-            elif s.startswith("</event"):
-                try:
-                    ev = _parse_event(block, init)
-                except (ValueError, IndexError) as err:
-                    raise ValueError(f"{str(path)!r}: malformed event ending at line {line_no}: "
-                                     f"{err}") from None
-                for store, val in zip((moms, x1s, x2s, ws, pid_rows, inc_rows), ev, strict=True):
-                    store.append(val)
-                state = None
-            elif state == "init" and s and not s.startswith("#") and not s.startswith("<"):
-                init.append(s.split())
-            elif state == "event" and s and not s.startswith("<"):
-                block.append(s)
+    for ev in events:
+        for store, val in zip((moms, x1s, x2s, ws, pid_rows, inc_rows), ev, strict=True):
+            store.append(val)
     if not init:
         raise ValueError(f"{str(path)!r}: no <init> block; not an LHE file")
     version = header.get("format_version", FORMAT_VERSION)
@@ -329,29 +308,190 @@ def read_lhe(
     )
 
 
-def _parse_event(block: list[str], init: list[list[str]]):
-    """(momenta k x 4, x1, x2, weight, pids, incoming pids) of one <event> block."""
+class _Malformed(ValueError):
+    """A malformed line; ``line`` is its number (1-based)."""
+
+    def __init__(self, line: int, msg: str) -> None:
+        super().__init__(msg)
+        self.line = line
+
+
+def _scan(path: Path) -> tuple[dict, list[list[str]], list]:
+    """Header dict, ``<init>`` rows and parsed events of an LHE file, line-checked.
+
+    Raises:
+        ValueError: naming the file and the line: a file cut in the header or in an event
+            (no ``</invsim>``, ``</init>``, ``</event>`` or ``</LesHouchesEvents>``), a
+            nested ``<event>``, a malformed ``<init>`` or event line, or an event whose
+            particle lines do not match its NUP.
+    """
+    where = f"{str(path)!r}"
+    header: dict = {}
+    init: list[list[str]] = []
+    events = []
+    state, start, block = None, 0, []
+    seen_root = closed = False
+    line_no = 0
+    with _open(path, "r") as f:
+        lines = enumerate(f, 1)
+        for line_no, line in lines:
+            s = line.strip()
+            if closed:
+                if s:
+                    raise ValueError(f"{where}, line {line_no}: text after </LesHouchesEvents>")
+                continue
+            if state == "event":
+                if s.startswith("</event"):
+                    try:
+                        events.append(_parse_event(block, init))
+                    except _Malformed as err:
+                        raise ValueError(f"{where}, line {err.line}: {err}") from None
+                    state = None
+                elif s.startswith("<event"):
+                    raise ValueError(f"{where}, line {line_no}: <event> inside the event started "
+                                     f"at line {start} (its </event> is missing)")
+                elif s.startswith("</LesHouchesEvents"):
+                    raise ValueError(f"{where}, line {line_no}: the event started at line {start} "
+                                     "has no </event>")
+                elif s:
+                    block.append((line_no, s))
+                continue
+            if s.startswith("<LesHouchesEvents"):
+                seen_root = True
+            elif s.startswith("</LesHouchesEvents"):
+                closed = True
+            elif s.startswith("<invsim>"):
+                first, text = line_no, s[len("<invsim>"):]
+                while "</invsim>" not in text:
+                    nxt = next(lines, None)
+                    if nxt is None:
+                        raise ValueError(f"{where}: the file ends inside the <invsim> block "
+                                         f"started at line {first} (truncated header)")
+                    text += nxt[1].strip()
+                try:
+                    header = json.loads(unescape(text[: text.index("</invsim>")]))
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{where}, line {first}: malformed <invsim> block "
+                                     f"({err})") from None
+                if not isinstance(header, dict):
+                    raise ValueError(f"{where}, line {first}: malformed <invsim> block (not a "
+                                     "JSON object)")
+            elif s.startswith("<init"):
+                if init or state == "init":
+                    raise ValueError(f"{where}, line {line_no}: a second <init> block")
+                state, start = "init", line_no
+            elif s.startswith("</init"):
+                if state != "init":
+                    raise ValueError(f"{where}, line {line_no}: </init> without <init>")
+                if not init:
+                    raise ValueError(f"{where}, line {line_no}: empty <init> block")
+                state = None
+            elif s.startswith("<event"):
+                if not init or state == "init":
+                    raise ValueError(f"{where}, line {line_no}: <event> before a complete "
+                                     "<init> block")
+                state, start, block = "event", line_no, []
+            elif s.startswith("</event"):
+                raise ValueError(f"{where}, line {line_no}: </event> without <event>")
+            elif state == "init" and s and not s.startswith(("#", "<")):
+                _init_row(where, line_no, s, first=not init)
+                init.append(s.split())
+    if not seen_root and not init:
+        raise ValueError(f"{where}: no <LesHouchesEvents> and no <init> block; not an LHE file")
+    if state == "init":
+        raise ValueError(f"{where}: the file ends inside the <init> block started at line "
+                         f"{start} (truncated header; last line {line_no})")
+    if state == "event":
+        raise ValueError(f"{where}: the file ends inside the event started at line {start} "
+                         f"(no </event>; truncated after line {line_no})")
+    if seen_root and not closed:
+        raise ValueError(f"{where}: no </LesHouchesEvents> (the file is truncated after line "
+                         f"{line_no})")
+    return header, init, events
+
+
+def _init_row(where: str, line_no: int, s: str, first: bool) -> None:
+    t = s.split()
+    want = 10 if first else 4
+    try:
+        ok = len(t) >= want and all(math.isfinite(float(v)) for v in t[:want])
+    except ValueError:
+        ok = False
+    if not ok:
+        what = "beam line (IDBMUP, EBMUP, PDFGUP, PDFSUP, IDWTUP, NPRUP)" if first else \
+            "process line (XSECUP, XERRUP, XMAXUP, LPRUP)"
+        raise ValueError(f"{where}, line {line_no}: malformed <init> {what}: expected {want} "
+                         f"numbers, got {s!r}")
+
+
+def _particle(t: list[str]):
+    """(pid, status, px, py, pz, E) of a particle line's tokens, or None if not one."""
+    if len(t) < 13:
+        return None
+    try:
+        ints = [int(v) for v in t[:6]]
+        floats = [float(v) for v in t[6:13]]
+    except ValueError:
+        return None
+    return ints[0], ints[1], *floats[:4]
+
+
+def _parse_event(block: list[tuple[int, str]], init: list[list[str]]):
+    """(momenta k x 4, x1, x2, weight, pids, incoming pids) of one <event> block.
+
+    ``block`` holds (line number, stripped text) of the lines between ``<event>`` and
+    ``</event>`` that are not tags; raises :class:`_Malformed` naming the line.
+    """
     e1, e2 = float(init[0][2]), float(init[0][3])
+    body = [(n, s) for n, s in block if not s.startswith("<")]
+    if not body:
+        raise _Malformed(block[0][0] if block else 0, "empty event (no header line)")
+    first, head_text = body[0]
     if not math.isclose(e1, e2, rel_tol=1e-15):
-        raise ValueError(f"beam energies {e1} and {e2} differ; hard events need symmetric beams")
-    head = block[0].split()
-    nup, weight = int(head[0]), float(head[2])
+        raise _Malformed(first, f"beam energies {e1} and {e2} differ; hard events need "
+                                "symmetric beams")
+    head = head_text.split()
+    try:
+        nup, weight = int(head[0]), float(head[2])
+        [float(v) for v in head[1:6]]
+        if len(head) < 6 or nup < 1 or not math.isfinite(weight):
+            raise ValueError
+    except (ValueError, IndexError):
+        raise _Malformed(first, f"malformed event header line (NUP IDPRUP XWGTUP SCALUP AQEDUP "
+                                f"AQCDUP, NUP >= 1, finite weight): {head_text!r}") from None
+    particles = body[1: 1 + nup]
+    if len(particles) < nup:
+        raise _Malformed(first, f"the event header says NUP = {nup} particles, the event has "
+                                f"{len(particles)} lines after it")
     mom, pids, inc, x = [], [], [], None
-    for s in block[1: 1 + nup]:
-        t = s.split()
-        pid, status = int(t[0]), int(t[1])
-        px, py, pz, e = (float(v) for v in t[6:10])
+    for n, s in particles:
+        p = _particle(s.split())
+        if p is None:
+            raise _Malformed(n, f"malformed particle line (13 fields: IDUP ISTUP MOTHUP(2) "
+                                f"ICOLUP(2) PUP(5) VTIMUP SPINUP) or fewer than NUP = {nup} "
+                                f"particle lines: {s!r}")
+        pid, status, px, py, pz, e = p
+        if not all(math.isfinite(v) for v in (px, py, pz, e)):
+            raise _Malformed(n, f"non-finite momentum in particle line {s!r}")
         if status == -1:
             inc.append((pid, e))
         elif status == 1:
             mom.append([e, px, py, pz])
             pids.append(pid)
-    for s in block[1 + nup:]:
+    for n, s in body[1 + nup:]:
         t = s.split()
+        if _particle(t) is not None:
+            raise _Malformed(n, f"a particle line beyond the NUP = {nup} particles the event "
+                                f"header (line {first}) announces")
         if t[0] == "#pdf":
-            x = (float(t[3]), float(t[4]))
+            try:
+                x = (float(t[3]), float(t[4]))
+            except (IndexError, ValueError):
+                raise _Malformed(n, f"malformed '#pdf id1 id2 x1 x2 scale' line: {s!r}") from None
+            if not all(0 < v <= 1 for v in x):
+                raise _Malformed(n, f"#pdf line: x1, x2 must lie in (0, 1], got {x}")
     if len(inc) != 2:
-        raise ValueError(f"expected 2 incoming partons (status -1), got {len(inc)}")
+        raise _Malformed(first, f"expected 2 incoming partons (status -1), got {len(inc)}")
     if x is None:
         x = (inc[0][1] / e1, inc[1][1] / e2)
     return mom, x[0], x[1], weight, pids, [inc[0][0], inc[1][0]]

@@ -83,6 +83,14 @@ def _is_invsim_root(path: Path) -> bool:
         raise _refuse(path, "not a readable ROOT file", err) from err
 
 
+def _has_integrity_block(path: Path) -> bool:
+    """Whether the file starts with invsim's integrity block (:mod:`forward.io.hdf5`)."""
+    from forward.io.hdf5 import _MAGIC
+
+    with open(path, "rb") as f:
+        return f.read(len(_MAGIC)) == _MAGIC
+
+
 def _is_invsim_hdf5(path: Path) -> bool:
     from forward.io.hdf5 import _h5py
 
@@ -144,12 +152,18 @@ def read_events(
             return read_lhe(path, final_state=final_state, device=device, **kw)
         except (UnicodeDecodeError, OSError, EOFError) as err:
             raise _refuse(path, "not a readable LHE file", err) from err
+        except ValueError as err:  # read_lhe's wrapping of the errors above
+            cause = err.__cause__
+            if isinstance(cause, (UnicodeDecodeError, OSError, EOFError)):
+                raise _refuse(path, "not a readable LHE file", cause) from cause
+            raise
     if name.endswith((".root", ".h5", ".hdf5")):
         want = "root" if name.endswith(".root") else "hdf5"
-        if _container_format(path) != want:
+        sealed = want == "hdf5" and _has_integrity_block(path)  # verified before parsing
+        if not sealed and _container_format(path) != want:
             raise _refuse(path, f"not {'a ROOT' if want == 'root' else 'an HDF5'} file (its first "
                                 "bytes do not match)")
-        own = _is_invsim_root(path) if want == "root" else _is_invsim_hdf5(path)
+        own = sealed or (_is_invsim_root(path) if want == "root" else _is_invsim_hdf5(path))
         if own:
             if tree is not None or kw:
                 given = (["tree"] if tree is not None else []) + sorted(kw)

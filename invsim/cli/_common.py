@@ -16,6 +16,8 @@ import click
 import torch
 
 __all__ = [
+    "claim_output",
+    "file_inputs",
     "call_factory",
     "declared_parameters",
     "echo_inputs",
@@ -363,6 +365,53 @@ def echo_inputs(source: dict) -> None:
         dropped = {k: v for k, v in source["dropped"].items() if v}
         click.echo(f"{source['path']}: {source['n_selected']} of {source['n_read']} events "
                    "selected" + (f" (dropped: {dropped})" if dropped else ""))
+
+
+def claim_output(path, *, inputs=(), overwrite: bool = False, directory: bool = False):
+    """Check and lock a command's output before any work (:func:`forward.files.check_output`).
+
+    The lock is released when the command ends (the click context closes), also on
+    Ctrl-C and SIGTERM.
+
+    Args:
+        path: the output file (directory with ``directory``).
+        inputs: files the command reads (None entries skipped).
+        overwrite: the command's ``--overwrite``.
+        directory: the output is a directory.
+
+    Returns:
+        The :class:`forward.files.OutputLock`.
+
+    Raises:
+        click.UsageError: a missing or read-only folder, an existing output without
+            ``--overwrite``, an output that is an input (exit status 2).
+        click.ClickException: another running process writes the output (status 1).
+    """
+    from forward.files import OutputBusyError, check_output
+
+    try:
+        lock = check_output(path, inputs=inputs, overwrite=overwrite, directory=directory)
+    except OutputBusyError as err:
+        raise click.ClickException(str(err)) from None
+    except (OSError, ValueError) as err:
+        raise click.UsageError(f"-o: {err}") from None
+    return click.get_current_context().with_resource(lock)
+
+
+def file_inputs(*specs) -> list:
+    """Existing files among option values (a detector card, ``path/file.py:function``)."""
+    import os
+
+    out = []
+    for spec in specs:
+        if spec is None:
+            continue
+        spec = os.fspath(spec)
+        for candidate in (spec, spec.rpartition(":")[0]):
+            if candidate and os.path.isfile(candidate):
+                out.append(candidate)
+                break
+    return out
 
 
 def one_line(err: BaseException) -> str:

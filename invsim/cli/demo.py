@@ -30,8 +30,10 @@ def demo(quick: bool, out: Path, overwrite: bool, seed: int, device: str | None,
     """Run the main job on the embedded default and write a report folder."""
     import torch
 
+    from invsim.cli._common import claim_output
     from invsim.demo import run_demo
 
+    claim_output(out, overwrite=overwrite, directory=True)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
 
     def progress(items):

@@ -17,7 +17,13 @@ from pathlib import Path
 
 import click
 
-from invsim.cli._common import parameter_names, parse_assignments, process_class_argument
+from invsim.cli._common import (
+    claim_output,
+    file_inputs,
+    parameter_names,
+    parse_assignments,
+    process_class_argument,
+)
 
 __all__ = ["generate"]
 
@@ -48,8 +54,7 @@ def generate(process_name, n_events, assignments, shower, card, seed, device, tr
     from forward.generate import generate_events
     from forward.io import save_hdf5
 
-    if output.exists() and not overwrite:
-        raise click.UsageError(f"{output} exists; pass --overwrite to replace it")
+    claim_output(output, inputs=file_inputs(card), overwrite=overwrite)
     cls = process_class_argument(process_name)
     params, settings = parse_assignments(assignments, parameter_names(cls),
                                          cls.setting_names())

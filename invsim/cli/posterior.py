@@ -28,8 +28,10 @@ from pathlib import Path
 import click
 
 from invsim.cli._common import (
+    claim_output,
     declared_parameters,
     echo_inputs,
+    file_inputs,
     inference_inputs,
     likelihood_options,
     one_line,
@@ -95,13 +97,8 @@ def posterior(events_path, data, model, factory_spec, params, priors, method, ch
     if events_path is not None and data is not None and events_path != data:
         raise click.UsageError("give the events file once: as EVENTS or as --data")
     data = data or events_path
-    if output.exists() and not overwrite:
-        raise click.UsageError(f"{output} exists; pass --overwrite to replace it")
-    if not output.parent.exists():
-        raise click.UsageError(f"-o: the folder {output.parent} does not exist")
-    for inp in (data, model):
-        if inp is not None and output.resolve() == Path(inp).resolve():
-            raise click.UsageError(f"-o: {output} is an input; choose another output file")
+    claim_output(output, inputs=[data, model, *file_inputs(factory_spec)],
+                 overwrite=overwrite)
     ranges = dict(parse_range(p) for p in params)
     if any(r is None for r in ranges.values()):
         raise click.UsageError("--param: expected NAME=LO:HI")

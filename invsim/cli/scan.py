@@ -38,7 +38,9 @@ from pathlib import Path
 import click
 
 from invsim.cli._common import (
+    claim_output,
     echo_inputs,
+    file_inputs,
     inference_inputs,
     likelihood_options,
     one_line,
@@ -79,15 +81,17 @@ def scan_command(data, model, factory_spec, params, profiles, fixes, luminosity,
     """Scan -2 Delta log L of the events over one or two parameters."""
     import warnings
 
-    from forward.files import atomic_target
+    from forward.files import atomic_target, same_file
     from invsim.infer.flags import FlaggedEventsError, FlaggedEventsWarning
     from invsim.scan import scan
 
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise click.UsageError(f"{out} exists and is not empty; pass --overwrite to replace "
-                               "its files")
-    if not out.parent.exists():
-        raise click.UsageError(f"-o: the folder {out.parent} does not exist")
+    names = {"netcdf": "scan.nc", "csv": "scan.csv", "json": "scan.json", "png": "scan.png"}
+    claim_output(out, overwrite=overwrite, directory=True)
+    for inp in [data, model, *file_inputs(factory_spec)]:
+        hit = [n for n in names.values() if inp is not None and same_file(out / n, inp)]
+        if hit:
+            raise click.UsageError(f"-o: {out / hit[0]} is the input {inp}; choose another "
+                                   "output folder")
     if len(params) not in (1, 2):
         raise click.UsageError(f"--param: expected one or two scanned parameters, got "
                                f"{len(params)}")
@@ -119,8 +123,7 @@ def scan_command(data, model, factory_spec, params, profiles, fixes, luminosity,
     except (ValueError, TypeError) as err:
         raise click.UsageError(one_line(err)) from err
     out.mkdir(parents=True, exist_ok=True)
-    files = {"netcdf": out / "scan.nc", "csv": out / "scan.csv", "json": out / "scan.json",
-             "png": out / "scan.png"}
+    files = {k: out / n for k, n in names.items()}
     result.to_netcdf(files["netcdf"], overwrite=overwrite)
     result.to_csv(files["csv"], overwrite=overwrite)
     result.plot(files["png"], overwrite=overwrite)

@@ -24,6 +24,8 @@ from pathlib import Path
 import click
 
 from invsim.cli._common import (
+    claim_output,
+    file_inputs,
     one_line,
     parameter_names,
     parse_assignments,
@@ -98,8 +100,7 @@ def train(process_name, detector, assignments, params, cuts, quick, trials, epoc
                                    "replace it")
         if not (out / "mem.json").exists():
             raise click.UsageError(f"{out} is not a model directory; refusing to overwrite it")
-    if not out.absolute().parent.exists():
-        raise click.UsageError(f"-o: the folder {out.absolute().parent} does not exist")
+    claim_output(out, inputs=file_inputs(detector), overwrite=overwrite, directory=True)
     cls = process_class_argument(process_name)
     fixed, settings = parse_assignments(assignments, parameter_names(cls), cls.setting_names())
     ranges = dict(parse_range(p) for p in params)

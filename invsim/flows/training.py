@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -149,23 +148,17 @@ def split_indices(
 
 
 def write_file(path: str | os.PathLike, payload: dict, *, overwrite: bool = False) -> None:
-    """Write a checkpoint dict atomically with ``torch.save``.
+    """Write a checkpoint dict atomically with ``torch.save`` (:func:`forward.files.atomic_target`).
 
     Raises:
         FileExistsError: if ``path`` exists and ``overwrite`` is False.
     """
-    path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"path: {path} exists; pass overwrite=True to replace it")
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    os.close(fd)
-    try:
+    from pathlib import Path
+
+    from forward.files import atomic_target
+
+    with atomic_target(Path(os.fspath(path)), overwrite) as tmp:
         torch.save({"format": _FORMAT, **payload}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def read_file(path: str | os.PathLike, kind: str, map_location=None) -> dict:

@@ -17,8 +17,9 @@ A :class:`MEMModel` bundles
 registry name with its settings, reference point, parameter ranges, analysis
 observables, detector, training numbers, provenance, and each component by its
 registry key in :data:`COMPONENTS`) and one file per component (each component's own
-``save``/``load``). The directory is written beside its target and swapped in at the
-end, so an interrupted save leaves the old model whole. Directories of format 1 (which
+``save``/``load``), and ``MANIFEST.sha256.json``, the SHA-256 of every file, that
+:meth:`MEMModel.load` verifies. The directory is written beside its target and swapped
+in at the end, so an interrupted save leaves the old model whole. Directories of format 1 (which
 named components by ``module:Class``) still load.
 """
 
@@ -28,14 +29,14 @@ import importlib
 import inspect
 import json
 import os
-import shutil
-import tempfile
+import warnings
 from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
 
 from forward.events import HardEvents
+from forward.files import MANIFEST, verify_manifest
 from forward.integrand import HadronicIntegrand
 from invsim.hardspace import HardCoordinates
 from invsim.observables import RecoObservables, hard_pt_eta_phi
@@ -47,6 +48,9 @@ _FORMAT = "invsim-mem-model"
 _FORMAT_VERSION = 2
 _FORMAT_V1 = "invsim-mem-model-1"
 _ROLES = ("proposal", "transfer", "acceptance")
+# mem.json "integrity": the directory carries a SHA-256 manifest (forward.files)
+_INTEGRITY = "sha256-manifest"
+_WARNED: set[str] = set()
 # format-1 files name classes by module path: only these packages are re-imported
 _TRUSTED_PACKAGES = ("invsim.", "forward.")
 
@@ -259,54 +263,30 @@ class MEMModel:
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Write the model into directory ``path``, atomically.
 
-        Everything is written into a new directory beside ``path`` first and swapped in
-        at the end, so an interrupted save leaves no half-written model.
+        Everything is written into a new directory beside ``path`` first, a manifest of
+        every file's SHA-256 (``MANIFEST.sha256.json``) last, and the directory is swapped
+        in at the end (:func:`forward.files.atomic_directory`), so an interrupted save
+        (an error, Ctrl-C, SIGTERM or SIGKILL) leaves the old model whole and no mixture of
+        old and new files.
 
         Raises:
             FileExistsError: ``path`` exists and is not empty, unless ``overwrite`` (and
                 then only if it holds a saved MEM model).
+            FileNotFoundError: the folder of ``path`` does not exist.
+            forward.files.OutputBusyError: another running process writes ``path``.
             TypeError: a process or component that cannot be saved.
         """
-        path = os.path.abspath(os.fspath(path))
+        from forward.files import atomic_directory
+
         desc = self._description()
-        if os.path.exists(path):
-            if not os.path.isdir(path):
-                raise FileExistsError(f"path: {path} exists and is not a directory")
-            if os.listdir(path):
-                if not overwrite:
-                    raise FileExistsError(
-                        f"path: {path} exists and is not empty; pass overwrite=True to replace"
-                    )
-                if not os.path.exists(os.path.join(path, "mem.json")):
-                    raise FileExistsError(
-                        f"path: {path} is not a saved MEM model; refusing to overwrite it"
-                    )
-        parent = os.path.dirname(path)
-        if not os.path.isdir(parent):
-            raise FileNotFoundError(f"path: the folder {parent} does not exist")
-        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)
-        old = None
-        try:
+        desc["integrity"] = _INTEGRITY
+        with atomic_directory(path, overwrite, replaceable=lambda p: (p / "mem.json").exists(),
+                              kind="saved MEM model") as tmp:
             for c, entry in desc["components"].items():
                 if entry is not None:
-                    _save_component(getattr(self, c), entry, tmp)
+                    _save_component(getattr(self, c), entry, os.fspath(tmp))
             with open(os.path.join(tmp, "mem.json"), "w") as f:
                 json.dump(desc, f, indent=1)
-            if os.path.exists(path):
-                old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".old",
-                                       dir=parent)
-                os.rmdir(old)
-                os.replace(path, old)
-            os.replace(tmp, path)
-        except BaseException:
-            if old is not None and not os.path.exists(path):
-                os.replace(old, path)
-                old = None
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        finally:
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, map_location=None) -> MEMModel:
@@ -316,10 +296,15 @@ class MEMModel:
             path: the directory.
             map_location: device for the networks (as for ``torch.load``).
 
+        Every file is checked against the directory's SHA-256 manifest first; a
+        directory written before manifests existed loads with a one-time warning.
+
         Raises:
             FileNotFoundError: no ``mem.json`` in ``path``.
             ValueError: not a MEM model directory, a newer format, an unknown component
-                kind or an untrusted component class.
+                kind or an untrusted component class; a file that differs from the
+                manifest, is missing from it or is not listed (a corrupted directory or a
+                mixture of two saves: the message names the file).
         """
         from forward.processes import get_process
 
@@ -327,6 +312,7 @@ class MEMModel:
         meta = os.path.join(path, "mem.json")
         if not os.path.exists(meta):
             raise FileNotFoundError(f"path: no mem.json in {path}; not an invsim model directory")
+        checked = verify_manifest(path, required=False)
         try:
             with open(meta) as f:
                 desc = json.load(f)
@@ -340,6 +326,11 @@ class MEMModel:
                                  f"reads versions up to {_FORMAT_VERSION}")
         elif fmt != _FORMAT_V1:
             raise ValueError(f"path: {meta} is not an invsim MEM model description")
+        if not checked:
+            if desc.get("integrity") == _INTEGRITY:
+                raise ValueError(f"path: {path} lacks its {MANIFEST} (mem.json says it has "
+                                 "one); the directory is incomplete")
+            _warn_unverified(path)
         process = get_process(desc["process"]["name"], **desc["process"]["settings"])
         coords = HardCoordinates.from_process(process, desc["params"] or None, desc["channel"])
         comps = {}
@@ -413,6 +404,15 @@ def _class_path(role: str, entry: Mapping) -> str:
     if not path.partition(":")[0].startswith(_TRUSTED_PACKAGES):
         raise ValueError(f"path: component {role} has untrusted class {path}")
     return path
+
+
+def _warn_unverified(path: str) -> None:
+    key = os.path.abspath(path)
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(f"{path}: model directory without a {MANIFEST} (written by an older "
+                      "invsim); its files are not verified. Save it again to add one",
+                      UserWarning, stacklevel=3)
 
 
 def _provenance() -> dict:
