@@ -29,7 +29,13 @@ from statistics import NormalDist
 import numpy as np
 import torch
 
-from forward._validation import as_tensor, check_choice, check_finite, check_floating
+from forward._validation import (
+    as_tensor,
+    check_choice,
+    check_finite,
+    check_floating,
+    resolve_device,
+)
 from forward.files import atomic_target
 from invsim.infer.flags import FlagCounter, FlagReport, check_on_flagged, handle_flags
 from invsim.infer.likelihood import (
@@ -699,7 +705,7 @@ def scan(
     cls = tuple(float(c) for c in cls)
     levels = [chi2_threshold(c, len(scanned)) for c in cls]
 
-    dev = torch.device("cpu") if device is None else torch.device(device)
+    dev = resolve_device(device)
     setup = _Setup(likelihood, luminosity, dtype, dev, n_observed=n_events)
     with_error = callable(getattr(likelihood, "evaluate", None))
     shape = tuple(v.numel() for v in grid.values())

@@ -68,7 +68,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from forward._validation import check_finite, check_range
+from forward._validation import check_finite, check_range, resolve_device
 from forward.events import HardEvents
 from forward.nis._evaluate import check_count
 from forward.nis.channel_weights import ChannelWeights
@@ -270,7 +270,7 @@ class MultiChannel(nn.Module):
         bins = [bins] * k if isinstance(bins, int) else list(bins)
         if len(bins) != k:
             raise ValueError(f"bins: expected one number per channel ({k}), got {len(bins)}")
-        self.device = torch.device("cpu") if device is None else torch.device(device)
+        self.device = resolve_device(device)
         self.weights = ChannelWeights(
             k, sum(self.dims) if learn_weights and k > 1 else 0, hidden, device=self.device
         )

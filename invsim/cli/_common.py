@@ -16,6 +16,10 @@ import click
 import torch
 
 __all__ = [
+    "COUNT_MAX",
+    "Count",
+    "DEVICE",
+    "DeviceType",
     "call_factory",
     "declared_parameters",
     "echo_inputs",
@@ -24,6 +28,7 @@ __all__ = [
     "jsonable",
     "load_factory",
     "one_line",
+    "option_message",
     "parameter_names",
     "parse_assignments",
     "parse_fixed",
@@ -33,6 +38,61 @@ __all__ = [
     "parse_value",
     "process_class_argument",
 ]
+
+
+#: largest count any option accepts (events, steps, samples): beyond it a run cannot
+#: finish in a human lifetime on one machine; commands check their own, lower, limits
+COUNT_MAX = 10**12
+
+
+class Count(click.ParamType):
+    """An integer count option: digits only (``1e6`` and ``1.5`` are refused, never
+    rounded), within ``[minimum, maximum]``; the message names the option and the range.
+    """
+
+    name = "integer"
+
+    def __init__(self, minimum: int = 1, maximum: int = COUNT_MAX) -> None:
+        self.minimum, self.maximum = int(minimum), int(maximum)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool):
+            n = value
+        else:
+            text = str(value).strip().replace("_", "")
+            if not text.lstrip("+").isdigit():
+                self.fail(f"expected an integer in [{self.minimum}, {self.maximum}] written "
+                          f"with digits, got {value!r}", param, ctx)
+            n = int(text)
+        if not self.minimum <= n <= self.maximum:
+            self.fail(f"expected an integer in [{self.minimum}, {self.maximum}], got {n}",
+                      param, ctx)
+        return n
+
+    def __repr__(self) -> str:
+        return f"Count({self.minimum}, {self.maximum})"
+
+
+class DeviceType(click.ParamType):
+    """A ``--device`` value checked once by :func:`forward._validation.resolve_device`:
+    an unknown device or CUDA without CUDA is a usage error (exit status 2)."""
+
+    name = "device"
+
+    def convert(self, value, param, ctx):
+        from forward._validation import resolve_device
+
+        if value is None or isinstance(value, torch.device):
+            return value if value is None else resolve_device(value, "--device")
+        try:
+            resolve_device(value, "--device")
+        except (ValueError, TypeError) as err:  # click names the option already
+            self.fail(one_line(err).removeprefix("--device: "), param, ctx)
+        return str(value).strip()
+
+
+#: the ``--device`` option type of every command
+DEVICE = DeviceType()
 
 
 # -- values -------------------------------------------------------------------------------
@@ -300,7 +360,7 @@ def likelihood_options(command):
         click.option("--likelihood", "factory_spec", default=None, metavar="MODULE:FUNCTION",
                      help="Instead of --model: a factory called with the EventSet, returning "
                           "an EventLikelihood (module:function or file.py:function)."),
-        click.option("--samples-per-event", "n_samples", type=click.IntRange(min=25),
+        click.option("--samples-per-event", "n_samples", type=Count(25, 10_000_000),
                      default=1000, show_default=True,
                      help="Importance samples per event (--model)."),
         click.option("--tree", default=None,
@@ -368,3 +428,15 @@ def echo_inputs(source: dict) -> None:
 def one_line(err: BaseException) -> str:
     """An exception's message on one line."""
     return " ".join(str(err).split())
+
+
+def option_message(err: BaseException, options: dict[str, str]) -> str:
+    """:func:`one_line` of an API error, its leading argument name replaced by the option.
+
+    Args:
+        err: the exception, whose message starts ``"name: ..."`` by the package's rule.
+        options: API argument name -> command-line option, e.g. ``{"n": "--events"}``.
+    """
+    text = one_line(err)
+    name, sep, rest = text.partition(": ")
+    return f"{options[name]} ({name}): {rest}" if sep and name in options else text

@@ -32,7 +32,9 @@ import torch
 from pyro.infer import MCMC, NUTS
 from pyro.infer.autoguide.initialization import init_to_uniform, init_to_value
 
+from forward._validation import check_count
 from invsim.infer.init import initial_points
+from invsim.infer.limits import MAX_CHAINS, MAX_DRAWS
 from invsim.infer.model import InferenceProblem
 from invsim.infer.results import to_inference_data
 
@@ -49,10 +51,11 @@ class ConvergenceWarning(UserWarning):
     """The chains did not converge: large r̂, small ESS or divergent transitions."""
 
 
-def _positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
-    return value
+def _positive_int(name: str, value, minimum: int = 1, maximum: int | None = None) -> int:
+    try:
+        return check_count(name, value, minimum, maximum)
+    except TypeError as err:  # historical: non-integers are ValueErrors here
+        raise ValueError(str(err)) from None
 
 
 def convergence_diagnostics(idata, *, rhat_max: float = RHAT_MAX,
@@ -181,9 +184,9 @@ def sample_nuts(
     """
     if not isinstance(problem, InferenceProblem):
         raise TypeError(f"problem: expected an InferenceProblem, got {type(problem).__name__}")
-    _positive_int("num_samples", num_samples)
-    _positive_int("warmup", warmup, 0)
-    _positive_int("chains", chains)
+    _positive_int("num_samples", num_samples, 1, MAX_DRAWS)
+    _positive_int("warmup", warmup, 0, MAX_DRAWS)
+    _positive_int("chains", chains, 1, MAX_CHAINS)
     _positive_int("seed", seed, 0)
     if not 0 < float(target_accept) < 1:
         raise ValueError(f"target_accept: expected a value in (0, 1), got {target_accept!r}")

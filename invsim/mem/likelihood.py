@@ -32,7 +32,13 @@ from collections.abc import Mapping, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from forward._validation import as_tensor, check_finite, check_floating, make_generator
+from forward._validation import (
+    as_tensor,
+    check_finite,
+    check_floating,
+    make_generator,
+    resolve_device,
+)
 from forward.events import HardEvents
 from invsim.infer.flags import FlaggedEventsError, check_on_flagged
 from invsim.mem.estimator import MEMResult, flag_events, flag_reasons, summarize_weights
@@ -215,7 +221,7 @@ class MEMLikelihood:
         on_flagged = check_on_flagged(on_flagged)
         self.model = model
         self.process = model.process
-        self.device = torch.device(device) if device is not None else x_reco.device
+        self.device = resolve_device(device) if device is not None else x_reco.device
         self.x_reco = x_reco.to(self.device)
         self.n_events = x_reco.shape[0]
         self.n_samples = n_samples
