@@ -34,6 +34,7 @@ from forward.nis.flows import CubeFlow
 from forward.nis.mixture import MixtureProposal
 from forward.nis.training import LOSSES, Trainer, TrainingConfig
 from forward.nis.vegas import VegasMap
+from forward.seeding import seeded_init
 
 __all__ = ["NISConfig", "NISFit", "fit", "vegas_bins"]
 
@@ -253,14 +254,15 @@ def fit(
     per_iter = cfg.vegas_calls // rounds
     if per_iter >= 2:
         vm = VegasMap(dims, bins=cfg.vegas_bins or vegas_bins(dims, per_iter), device=device)
-    flow = CubeFlow(
-        dims,
-        layers=cfg.flow_layers(dims),
-        bins=cfg.flow_bins,
-        hidden=cfg.hidden,
-        dtype=cfg.flow_dtype,
-        device=device,
-    )
+    with seeded_init(gen, device):  # the flow's initial weights come from gen
+        flow = CubeFlow(
+            dims,
+            layers=cfg.flow_layers(dims),
+            bins=cfg.flow_bins,
+            hidden=cfg.hidden,
+            dtype=cfg.flow_dtype,
+            device=device,
+        )
     proposal = MixtureProposal(flow, lam=cfg.lam_start, vegas=vm, compose=cfg.vegas_layer)
     tcfg = TrainingConfig(
         loss=cfg.loss,

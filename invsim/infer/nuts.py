@@ -33,6 +33,7 @@ from pyro.infer import MCMC, NUTS
 from pyro.infer.autoguide.initialization import init_to_uniform, init_to_value
 
 from forward._validation import check_count
+from forward.seeding import seeded_init
 from invsim.infer.init import initial_points
 from invsim.infer.limits import MAX_CHAINS, MAX_DRAWS
 from invsim.infer.model import InferenceProblem
@@ -198,9 +199,7 @@ def sample_nuts(
     draws = {n: [] for n in problem.names}
     diverging, step_size, accept = [], [], []
     for c in range(chains):
-        fork = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork):
-            torch.manual_seed(seed + c)
+        with seeded_init(seed + c, device):
             strategy = (init_to_value(values=starts[c], fallback=init_to_uniform)
                         if starts[c] else init_to_uniform)
             kernel = NUTS(problem.model, target_accept_prob=float(target_accept),
