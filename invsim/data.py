@@ -227,6 +227,9 @@ def model_likelihood(model, data: str | os.PathLike, *, parameters=None,
         parameters = list(model.ranges) or None
     try:
         observed = load_observed(data, obs, tree=tree, device=device)
+        if len(observed.x) == 0:
+            raise ValueError(f"data: {observed.path!r}: none of its {observed.n_read} events "
+                             "passes the selection; nothing to infer from")
     except PartonLevelData:
         from invsim.mem.parton import PartonLikelihood
 

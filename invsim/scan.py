@@ -37,7 +37,13 @@ from forward._validation import (
     resolve_device,
 )
 from forward.files import atomic_target
-from invsim.infer.flags import FlagCounter, FlagReport, check_on_flagged, handle_flags
+from invsim.infer.flags import (
+    FlagCounter,
+    FlagReport,
+    check_on_flagged,
+    drop_non_finite,
+    handle_flags,
+)
 from invsim.infer.likelihood import (
     check_event_log_prob,
     check_likelihood,
@@ -621,8 +627,11 @@ def scan(
         profile_config: settings of the inner optimisation.
         dtype, device: of the θ tensors handed to the likelihood.
         progress: show a tqdm bar over batches.
-        on_flagged: ``"warn"``, ``"error"`` (synonym ``"raise"``) or ``"ignore"``: what
-            to do when the likelihood flags events (see above).
+        on_flagged: ``"warn"``, ``"error"`` (synonym ``"raise"``), ``"ignore"`` or
+            ``"drop"``: what to do when the likelihood flags events (see above).
+            Events whose log p is NaN or -inf at the grid's centre are left out with
+            ``"drop"`` (as ``"warn"`` otherwise; indices and reasons in the attribute
+            ``dropped_events``) and are an error naming them with the other choices.
         n_events: observed number of events n of the extended term (default: the
             number of events the likelihood scores); only with a ``luminosity``.
 
@@ -706,8 +715,17 @@ def scan(
     levels = [chi2_threshold(c, len(scanned)) for c in cls]
 
     dev = resolve_device(device)
-    setup = _Setup(likelihood, luminosity, dtype, dev, n_observed=n_events)
     with_error = callable(getattr(likelihood, "evaluate", None))
+    # events with NaN/-inf log p at the grid's centre: dropped (on_flagged="drop") or an
+    # error naming them, before they can break the sums and diagnostics of the others
+    ref = {n: float(v[v.numel() // 2]) for n, v in grid.items()} | fixed | {
+        n: _start_value(n, start, declared, *box[n]) for n in prof}
+    ref = {n: torch.tensor(ref[n], dtype=dtype, device=dev) for n in names}
+    expected = getattr(likelihood, "n_events", None)
+    likelihood, dropped = drop_non_finite(
+        likelihood, ref, on_flagged,
+        n_events=expected if isinstance(expected, int) and expected > 0 else None)
+    setup = _Setup(likelihood, luminosity, dtype, dev, n_observed=n_events)
     shape = tuple(v.numel() for v in grid.values())
     mesh = torch.meshgrid(*grid.values(), indexing="ij")
     points = torch.stack([m.reshape(-1) for m in mesh], -1)  # (P, d) float64 on CPU
@@ -814,6 +832,7 @@ def scan(
         "luminosity_pb": math.nan if luminosity is None else luminosity,
         "min_m2logl": m2_min,
         "best_fit": json.dumps(best),
+        "dropped_events": json.dumps({str(k): v for k, v in dropped.items()}),
     }
     if flags is not None:
         attrs.update(flags.to_attrs())

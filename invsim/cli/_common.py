@@ -366,10 +366,12 @@ def likelihood_options(command):
         click.option("--tree", default=None,
                      help="Tree (ROOT) or group (HDF5) of a NanoAOD-style file; default "
                           "Events."),
-        click.option("--on-flagged", type=click.Choice(["error", "warn", "ignore"]),
+        click.option("--on-flagged", type=click.Choice(["error", "warn", "ignore", "drop"]),
                      default="warn", show_default=True,
                      help="When the likelihood flags events: stop with an error, warn in the "
-                          "summary, or say nothing (the counts are recorded in any case)."),
+                          "summary, or say nothing (the counts are recorded in any case); "
+                          "'drop' warns and also leaves out events whose log p is NaN or "
+                          "-inf (zero likelihood), which are an error otherwise."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -413,8 +415,39 @@ def inference_inputs(*, data, factory_spec, model, parameters, n_samples: int, s
         events = load_hdf5(data, device=device)
     except (ValueError, OSError) as err:
         raise click.UsageError(f"--data: {one_line(err)}") from err
+    if len(events) == 0:
+        raise click.UsageError(f"--data: {data} holds no events; nothing to infer from")
     lik = call_factory(factory, events, factory_spec)
+    _check_event_count(lik, events, factory_spec)
     return lik, {"events_file": str(data), "likelihood_factory": factory_spec}, events.process
+
+
+def _check_event_count(likelihood, events, spec: str) -> None:
+    """Refuse a factory's likelihood that scores another number of events than the file's.
+
+    Uses ``likelihood.n_events`` when it has one, else the length of ``log_prob`` at the
+    declared defaults of its parameters (one evaluation).
+
+    Raises:
+        click.UsageError: the counts differ.
+    """
+    n = getattr(likelihood, "n_events", None)
+    if not isinstance(n, int):
+        from invsim.infer import check_likelihood
+
+        try:
+            names = check_likelihood(likelihood)
+            declared = declared_parameters(likelihood, events)
+            theta = {p: torch.tensor(float(declared[p].default), dtype=torch.float64,
+                                     device=events.momenta.device) for p in names}
+            with torch.no_grad():
+                lp = likelihood.log_prob(theta)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return  # the scan or posterior reports what is wrong with it
+        n = int(lp.shape[-1]) if isinstance(lp, torch.Tensor) and lp.ndim >= 1 else None
+    if n is not None and n != len(events):
+        raise click.UsageError(f"--likelihood: {spec} scores {n} events but the file holds "
+                               f"{len(events)}; it must return one log p per event")
 
 
 def echo_inputs(source: dict) -> None:

@@ -260,6 +260,8 @@ class MEMLikelihood:
             raise TypeError("defensive: the proposal has no log_prob(hard, x_reco)")
         per = max(1, self.chunk_size // n)
         log_a, moms, x1s, x2s = [], [], [], []
+        #: event index -> why its log p is NaN whatever θ (reported, never raised per chunk)
+        self.invalid_events: dict[int, str] = {}
         bar = tqdm(range(0, self.n_events, per), desc="MEM proposal", disable=not progress)
         for start in bar:
             xr = self.x_reco[start : start + per]
@@ -267,15 +269,28 @@ class MEMLikelihood:
             xr_rep = xr.repeat_interleave(n, 0)
             with torch.no_grad():  # the cached factor is θ-independent: no graph to keep
                 la = self.model.log_acceptance(ev) + self.model.log_transfer(xr_rep, ev)
-            if bool(torch.isnan(la).any()) or bool((la == math.inf).any()):
-                raise ValueError(
-                    "model: the acceptance or transfer returned NaN/+inf at proposal samples"
-                )
-            log_a.append((la.view(len(xr), n) - lq).to(self.device))
+            la = la.view(len(xr), n)
+            bad = (torch.isnan(la) | (la == math.inf)).any(1)
+            if bool(bad.any()):  # isolate those events: their log p is NaN, with a reason
+                la = torch.where(bad[:, None], torch.full_like(la, math.nan), la)
+                for i in bad.nonzero().flatten().tolist():
+                    self.invalid_events[start + int(i)] = (
+                        "the acceptance or transfer returned NaN/+inf at its proposal samples")
+            log_a.append((la - lq).to(self.device))
             moms.append(ev.momenta.to(self.device))
             x1s.append(ev.x1.to(self.device))
             x2s.append(ev.x2.to(self.device))
         self.log_a = torch.cat(log_a)  # (m, n)
+        if self.invalid_events:
+            shown = sorted(self.invalid_events)[:10]
+            text = (f"model: the acceptance or transfer returned NaN/+inf at the proposal "
+                    f"samples of {len(self.invalid_events)} of {self.n_events} events "
+                    f"(indices {shown}{' ...' if len(self.invalid_events) > 10 else ''}); "
+                    "their log p is NaN and they are flagged")
+            if self.on_flagged == "error":
+                raise FlaggedEventsError(text)
+            if self.on_flagged != "ignore":
+                warnings.warn(text, MEMWarning, stacklevel=4)
         self.events = HardEvents(torch.cat(moms), torch.cat(x1s), torch.cat(x2s),
                                  self.process.sqrt_s)
 
@@ -374,7 +389,9 @@ class MEMLikelihood:
         log_w = self.log_a + log_ds
         s = summarize_weights(log_w)
         lsf, sf_err = self._log_sigma_fid(log_ds_fid)
-        k = pareto_khat(log_w.detach()) if full else None
+        # an event with NaN weights (invalid) gets k̂ = +inf instead of failing the others
+        lw = log_w.detach()
+        k = pareto_khat(torch.where(torch.isnan(lw), -math.inf, lw)) if full else None
         return s.log_mean - lsf, s, lsf, sf_err, k
 
     def log_prob(self, theta) -> torch.Tensor:
