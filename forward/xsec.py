@@ -26,7 +26,7 @@ from forward.integrand import HadronicIntegrand
 from forward.nis import VegasMap
 from forward.nis.moments import RunningMoments
 
-__all__ = ["BYTES_PER_POINT", "METHODS", "CrossSectionResult", "cross_section"]
+__all__ = ["BYTES_PER_POINT", "MAX_SECONDS", "METHODS", "CrossSectionResult", "cross_section"]
 
 #: integration methods known to :func:`cross_section`
 METHODS = ("plain", "vegas")
@@ -34,6 +34,9 @@ METHODS = ("plain", "vegas")
 #: peak memory per integrand point of a batch, in bytes (estimate: the Drell-Yan
 #: integrand in float64 peaks at about 3 kB per point on CPU)
 BYTES_PER_POINT = 4096
+
+#: default limit of a run's predicted duration in seconds (one week)
+MAX_SECONDS = 7 * 24 * 3600.0
 
 #: ``n`` above which the time of the run is predicted from a pilot batch (below it a run
 #: takes minutes at most and the pilot is not worth its calls)
@@ -105,7 +108,7 @@ def cross_section(
     batch_size: int = 200_000,
     pdf=None,
     device: torch.device | str | None = None,
-    max_seconds: float | None = None,
+    max_seconds: float | None = MAX_SECONDS,
 ) -> CrossSectionResult:
     """Total cross section of a process, in pb, by Monte Carlo.
 
@@ -129,7 +132,8 @@ def cross_section(
         device: where points are drawn and the integrand evaluated (default CPU).
         max_seconds: refuse up front a run predicted to take longer (for ``n`` above
             10^7 the rate is measured on a pilot batch of 10^4 points drawn from a
-            separate generator, so the result does not depend on it); None: no limit.
+            separate generator, so the result does not depend on it); default one week
+            (:data:`MAX_SECONDS`); None: no limit.
 
     Returns:
         :class:`CrossSectionResult` with value and error in pb; for VEGAS ``n_eval`` and

@@ -141,6 +141,7 @@ class NISConfig:
 
     def __post_init__(self) -> None:
         check_count("calls", self.calls, 2)
+        check_count("batch_size", self.batch_size, 2)
         check_range("vegas_fraction", self.vegas_fraction, 0.0, 1.0, high_open=True)
         if self.vegas_iters is not None:
             check_count("vegas_iters", self.vegas_iters)

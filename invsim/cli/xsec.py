@@ -74,7 +74,7 @@ def xsec(process_name, assignments, n_events, seed, method, channel, batch_size,
         result = cross_section(process, n_events, params=params, channel=channel, seed=seed,
                                method=method, batch_size=batch_size,
                                max_seconds=3600.0 * max_hours)
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, FileNotFoundError) as err:  # bad --set pdf= too
         raise click.UsageError(option_message(
             err, {"n": "--events", "batch_size": "--batch-size", "channel": "--channel"})
         ) from err
