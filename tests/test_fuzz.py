@@ -294,6 +294,53 @@ case("InferenceProblem", "priors=None", lambda: InferenceProblem(_gm(), None), T
      "priors")
 
 
+# -- MEMLikelihood (the all-Gaussian toy of test_mem) ----------------------------------
+def _mem(**kw):
+    from test_mem import toy_model, toy_reco
+
+    from invsim.mem import MEMLikelihood
+
+    args = {"x_reco": toy_reco(4), "n_samples": 50, "n_fiducial": 200} | kw
+    return MEMLikelihood(args.pop("model", None) or toy_model(), args.pop("x_reco"), **args)
+
+
+_X = torch.full((4, 2), 0.5, dtype=torch.float64)
+for label, x, exc in (("NaN", _X.clone().index_fill_(0, torch.tensor([1]), NAN), ValueError),
+                      ("inf", _X.clone().index_fill_(0, torch.tensor([2]), INF), ValueError),
+                      ("int dtype", torch.ones(4, 2, dtype=torch.long), TypeError),
+                      ("string", "abc", TypeError), ("None", None, TypeError),
+                      ("1-D", torch.ones(4, dtype=torch.float64), ValueError),
+                      ("no events", torch.ones(0, 2, dtype=torch.float64), ValueError)):
+    case("MEMLikelihood", f"x_reco {label}", lambda x=x: _mem(x_reco=x), exc, "x_reco")
+for k, v, exc in (("n_samples", 10, ValueError), ("n_samples", 1.5, ValueError),
+                  ("n_fiducial", 1, ValueError), ("chunk_size", 0, ValueError),
+                  ("defensive", 1.0, ValueError), ("defensive", -0.1, ValueError),
+                  ("seed", -1, ValueError), ("seed", 1.5, TypeError),
+                  ("on_flagged", "x", ValueError), ("parameter_names", "mu", TypeError),
+                  ("parameter_names", ["nosuch"], ValueError),
+                  ("fixed", {"nosuch": 1.0}, ValueError)):
+    case("MEMLikelihood", f"{k}={v!r}", lambda k=k, v=v: _mem(**{k: v}), exc,
+         k if k != "fixed" else "nosuch")
+for d in BAD_DEVICES:
+    case("MEMLikelihood", f"device={d!r}", lambda d=d: _mem(device=d), (ValueError, TypeError),
+         "device")
+case("MEMLikelihood", "model=None", lambda: _mem(model=3), TypeError, "model")
+
+
+def _mem_eval(theta):
+    return _mem().evaluate(theta)
+
+
+for label, theta, exc, pat in (
+        ("missing name", {}, ValueError, "mu"),
+        ("unknown name", {"mu": 0.5, "nu": 1.0}, ValueError, "nu"),
+        ("NaN", {"mu": NAN}, ValueError, "mu"),
+        ("out of range", {"mu": 5.0}, ValueError, "mu"),
+        ("string", {"mu": "x"}, (TypeError, ValueError), "mu"),
+        ("2-D", {"mu": torch.ones(2, 2, dtype=torch.float64)}, ValueError, "mu")):
+    case("MEMLikelihood.evaluate", f"theta {label}", lambda t=theta: _mem_eval(t), exc, pat)
+
+
 # -- readers ---------------------------------------------------------------------------
 def _garbage(tmp: Path, name: str) -> Path:
     p = tmp / name

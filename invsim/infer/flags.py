@@ -38,10 +38,12 @@ __all__ = [
     "FlagReport",
     "FlaggedEventsError",
     "FlaggedEventsWarning",
+    "check_event_count",
     "check_on_flagged",
     "drop_non_finite",
     "handle_flags",
     "non_finite_events",
+    "split_non_finite",
 ]
 
 #: accepted values of ``on_flagged``; ``"raise"`` is a synonym of ``"error"``; ``"drop"``
@@ -275,7 +277,10 @@ class EventSubset:
 
     def evaluate(self, theta):
         """The wrapped ``evaluate`` with its per-event fields restricted to the kept events."""
-        res = self.likelihood.evaluate(theta)
+        return self.cut_result(self.likelihood.evaluate(theta))
+
+    def cut_result(self, res):
+        """An ``evaluate`` result of the wrapped likelihood, restricted to the kept events."""
         fields = {}
         for k, v in vars(res).items() if hasattr(res, "__dict__") else ():
             fields[k] = ({r: self._cut(m) for r, m in v.items()} if isinstance(v, Mapping)
@@ -295,16 +300,50 @@ class _Result:
         self.__dict__.update(fields)
 
 
+def split_non_finite(log_p: torch.Tensor, on_flagged: str, *, where: str = "at the reference θ"
+                     ) -> tuple[torch.Tensor | None, dict[int, str]]:
+    """The events to keep given per-event values with NaN or -inf entries, or an error.
+
+    Args:
+        log_p: per-event values, shape (n_events,) or (b, n_events); an event is
+            non-finite when any of its b values is.
+        on_flagged: ``"drop"`` keeps the finite events; any other choice raises.
+        where: where ``log_p`` was evaluated, for the messages.
+
+    Returns:
+        ``(keep, dropped)``: None and ``{}`` when every event is finite, else the
+        indices of the finite events (int64, increasing) and index -> reason.
+
+    Raises:
+        FlaggedEventsError: non-finite events and ``on_flagged`` other than ``"drop"``,
+            or no finite event left; the message lists the indices and reasons.
+    """
+    mode = check_on_flagged(on_flagged)
+    n = int(log_p.shape[-1])
+    bad = non_finite_events(log_p)
+    if not bad:
+        return None, {}
+    text = _describe(bad, n)
+    if mode != "drop":
+        raise FlaggedEventsError(f"{text} have a non-finite log p {where}; pass "
+                                 "on_flagged='drop' (--on-flagged drop) to leave them out")
+    if len(bad) == n:
+        raise FlaggedEventsError(f"{text} have a non-finite log p {where}: no event left")
+    warnings.warn(f"on_flagged='drop': left out {text}, non-finite {where}",
+                  FlaggedEventsWarning, stacklevel=3)
+    return torch.tensor([i for i in range(n) if i not in bad], dtype=torch.long), bad
+
+
 def drop_non_finite(likelihood, theta, on_flagged: str, *, n_events: int | None = None):
     """Find the events with NaN or -inf log p at ``theta``; drop them or fail.
 
     Args:
         likelihood: an :class:`~invsim.infer.EventLikelihood`.
-        theta: a reference θ (name -> tensor of shape ()), e.g. the grid's centre.
+        theta: a reference θ (name -> tensor of shape ()), e.g. the priors' reference.
         on_flagged: ``"drop"`` leaves those events out (returns an :class:`EventSubset`);
-            any other choice raises for them.
-        n_events: the number of events the likelihood must score (e.g. the events in
-            the file); None accepts any number >= 1.
+            any other choice raises for them (:func:`split_non_finite`).
+        n_events: the number of events the likelihood must score; None accepts any
+            number >= 1.
 
     Returns:
         ``(likelihood, dropped)``: the likelihood itself when every event is finite
@@ -312,32 +351,28 @@ def drop_non_finite(likelihood, theta, on_flagged: str, *, n_events: int | None 
         their index -> reason.
 
     Raises:
-        FlaggedEventsError: non-finite events and ``on_flagged`` other than ``"drop"``,
-            or every event non-finite; the message lists the indices and reasons.
+        FlaggedEventsError: see :func:`split_non_finite`.
         ValueError: a log p of another length than ``n_events``, or no events.
     """
-    mode = check_on_flagged(on_flagged)
+    check_on_flagged(on_flagged)
     with torch.no_grad():
         lp = likelihood.log_prob(theta)
     if not isinstance(lp, torch.Tensor) or lp.ndim != 1:
         got = tuple(lp.shape) if isinstance(lp, torch.Tensor) else type(lp).__name__
-        raise ValueError(f"likelihood.log_prob(theta): expected shape (n_events,) for one "
-                         f"θ point, got {got}")
-    n = int(lp.shape[0])
+        raise ValueError(f"likelihood.log_prob(theta): expected per-event values of shape "
+                         f"(n_events,), got {got}")
+    check_event_count(lp, n_events)
+    keep, bad = split_non_finite(lp, on_flagged)
+    if keep is None:
+        return likelihood, {}
+    return EventSubset(likelihood, keep, bad, int(lp.shape[-1])), bad
+
+
+def check_event_count(log_p: torch.Tensor, n_events: int | None) -> None:
+    """Raise ``ValueError`` unless ``log_p`` has ``n_events`` values per θ point (>= 1)."""
+    n = int(log_p.shape[-1])
     if n_events is not None and n != n_events:
         raise ValueError(f"likelihood.log_prob(theta): expected {n_events} values (one per "
                          f"event), got {n}")
     if n == 0:
         raise ValueError("likelihood: scores no events; nothing to infer from")
-    bad = non_finite_events(lp)
-    if not bad:
-        return likelihood, {}
-    text = _describe(bad, n)
-    if mode != "drop":
-        raise FlaggedEventsError(f"{text} have a non-finite log p at the reference θ; "
-                                 "pass on_flagged='drop' (--on-flagged drop) to leave them out")
-    if len(bad) == n:
-        raise FlaggedEventsError(f"{text} have a non-finite log p: no event left")
-    keep = torch.tensor([i for i in range(n) if i not in bad], dtype=torch.long)
-    warnings.warn(f"on_flagged='drop': left out {text}", FlaggedEventsWarning, stacklevel=2)
-    return EventSubset(likelihood, keep, bad, n), bad
