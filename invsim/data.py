@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from forward._validation import resolve_device
 from forward.detector.objects import RecoEvents
 from forward.events import HardEvents, order_final_state
 from forward.eventset import EventSet
@@ -103,6 +104,7 @@ def load_observed(path: str | os.PathLike, observables: RecoObservables, *,
             branch, parton-level events only, or no event passing the selection (the
             message names the file and the reasons).
     """
+    device = None if device is None else resolve_device(device)
     from forward.io import read_events
 
     if not isinstance(observables, RecoObservables):
@@ -153,6 +155,7 @@ def load_parton(path: str | os.PathLike, process, *, device=None) -> ObservedEve
             the process's final state (the message names the event); no event inside
             the cuts.
     """
+    device = None if device is None else resolve_device(device)
     from forward.io import read_events
     from invsim.observables import hard_pt_eta_phi
 
@@ -211,6 +214,7 @@ def model_likelihood(model, data: str | os.PathLike, *, parameters=None,
         ValueError: a model without observables, data from another process, or a
             parameter the model's process does not have (each message names it).
     """
+    device = None if device is None else resolve_device(device)
     from forward.processes import process_name
     from invsim.mem import MEMLikelihood, MEMModel
 

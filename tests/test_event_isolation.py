@@ -144,3 +144,29 @@ def test_no_events_refused():
     lik = NoEvents(torch.zeros(3, dtype=torch.float64), 1.0)
     with pytest.raises(ValueError, match="no events"):
         scan(lik, {"mu": torch.linspace(-0.5, 0.5, 5, dtype=torch.float64)})
+
+
+def test_cli_scan_on_a_file_without_events_is_an_error(tmp_path, capsys):
+    pytest.importorskip("h5py")
+    from forward.eventset import EventSet
+    from forward.io import save_hdf5
+    from invsim.cli import main
+
+    ev = EventSet(process="drell-yan", momenta=torch.zeros(0, 2, 4, dtype=torch.float64),
+                  x1=torch.zeros(0, dtype=torch.float64), x2=torch.zeros(0, dtype=torch.float64),
+                  pids=torch.tensor([11, -11]), sqrt_s=13000.0, seed=3)
+    path = tmp_path / "empty.h5"
+    try:
+        save_hdf5(ev, path)
+    except ValueError:
+        pytest.skip("the writer refuses an empty event set (nothing to scan then)")
+    factory = tmp_path / "lik.py"
+    factory.write_text("from invsim.infer.toys import GaussianMean\n\n"
+                       "def make(events):\n"
+                       "    return GaussianMean(events.momenta[:, 0, 3], 1.0)\n")
+    with pytest.raises(SystemExit) as info:
+        main(["scan", "--data", str(path), "--likelihood", f"{factory}:make",
+              "--param", "mu=-1:1:5", "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "no events" in err and "Traceback" not in err, err
+    assert not (tmp_path / "out" / "scan.json").exists()

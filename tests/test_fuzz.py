@@ -294,6 +294,17 @@ case("InferenceProblem", "priors=None", lambda: InferenceProblem(_gm(), None), T
      "priors")
 
 
+# -- run_demo --------------------------------------------------------------------------
+def _demo(device):
+    from invsim.demo import run_demo
+
+    return run_demo(Path("/nonexistent-dir/invsim-fuzz-report"), quick=True, device=device)
+
+
+for d in BAD_DEVICES:
+    case("run_demo", f"device={d!r}", lambda d=d: _demo(d), (ValueError, TypeError), "device")
+
+
 # -- MEMLikelihood (the all-Gaussian toy of test_mem) ----------------------------------
 def _mem(**kw):
     from test_mem import toy_model, toy_reco
