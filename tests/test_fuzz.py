@@ -325,6 +325,7 @@ for label, x, exc in (("NaN", _X.clone().index_fill_(0, torch.tensor([1]), NAN),
     case("MEMLikelihood", f"x_reco {label}", lambda x=x: _mem(x_reco=x), exc, "x_reco")
 for k, v, exc in (("n_samples", 10, ValueError), ("n_samples", 1.5, ValueError),
                   ("n_fiducial", 1, ValueError), ("chunk_size", 0, ValueError),
+                  ("n_samples", HUGE, ValueError), ("n_fiducial", HUGE, ValueError),
                   ("defensive", 1.0, ValueError), ("defensive", -0.1, ValueError),
                   ("seed", -1, ValueError), ("seed", 1.5, TypeError),
                   ("on_flagged", "x", ValueError), ("parameter_names", "mu", TypeError),

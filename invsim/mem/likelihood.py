@@ -36,6 +36,7 @@ from forward._validation import (
     as_tensor,
     check_finite,
     check_floating,
+    check_memory,
     make_generator,
     resolve_device,
 )
@@ -245,6 +246,12 @@ class MEMLikelihood:
         self.on_flagged = on_flagged
         self._warned: set[int] = set()
         self.chunk_size = chunk_size
+        # the cache holds every proposal draw and the fiducial sample: refuse up front
+        # what cannot fit (per draw: momenta of k particles, x1, x2, log factor, dσ)
+        k = len(getattr(self.process, "final_state", ())) or 4
+        check_memory(f"n_samples={n_samples} x {self.n_events} events + n_fiducial",
+                     self.n_events * n_samples + n_fiducial, 32 * k + 64, device=self.device,
+                     what="cached hard events")
         gen = make_generator(seed, device=self.device)
         self._draw(proposal_theta, defensive, gen, progress)
         self._fiducial(n_fiducial, gen)
