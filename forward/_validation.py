@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Sequence
 
 import torch
@@ -16,12 +17,19 @@ __all__ = [
     "as_tensor",
     "check_finite",
     "check_choice",
+    "check_count",
+    "check_memory",
     "check_floating",
     "check_event_momenta",
     "check_last_dim",
     "check_range",
+    "device_memory_bytes",
     "make_generator",
+    "resolve_device",
 ]
+
+#: device types the package runs on
+DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 
 def as_tensor(name: str, x, *, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
@@ -186,3 +194,119 @@ def make_generator(
         raise ValueError(f"seed: expected an int >= 0 or None, got {seed!r}")
     gen.manual_seed(int(seed))
     return gen
+
+
+def check_count(name: str, n, minimum: int = 1, maximum: int | None = None) -> int:
+    """Return ``n`` as an int, raising unless it is an integer in ``[minimum, maximum]``.
+
+    Python and numpy integers are accepted; bools, floats (even ``1e6``) and strings are
+    not, so a count never silently loses digits.
+
+    Args:
+        name: argument name used in the message.
+        n: the count.
+        minimum: smallest allowed value.
+        maximum: largest allowed value; None for no upper limit.
+
+    Raises:
+        TypeError: ``n`` is not an integer.
+        ValueError: ``n`` is outside the range.
+    """
+    top = "" if maximum is None else f" and <= {maximum}"
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer >= {minimum}{top}, got {n!r} "
+                        f"({type(n).__name__})")
+    n = int(n)
+    if n < minimum or (maximum is not None and n > maximum):
+        raise ValueError(f"{name}: expected an integer >= {minimum}{top}, got {n}")
+    return n
+
+
+def resolve_device(device, argument: str = "device") -> torch.device:
+    """The one device check of the package: a usable ``torch.device`` or a clear error.
+
+    Args:
+        device: None (CPU), a ``torch.device`` or a string such as ``"cpu"``,
+            ``"cuda"``, ``"cuda:1"``, ``"mps"``.
+        argument: name of the argument or option, used in the messages (e.g.
+            ``"--device"``).
+
+    Returns:
+        The device, with its index filled in for CUDA (``"cuda"`` -> ``cuda:0``).
+
+    Raises:
+        TypeError: ``device`` is neither None, a string nor a ``torch.device``.
+        ValueError: an unknown device string, a device type the package does not run
+            on, CUDA (or MPS) that this machine does not have, or a CUDA index beyond
+            the GPUs present.
+    """
+    expected = "expected 'cpu', 'cuda', 'cuda:N' or 'mps'"
+    if device is None:
+        return torch.device("cpu")
+    if isinstance(device, str):
+        try:
+            dev = torch.device(device.strip())
+        except (RuntimeError, ValueError):
+            raise ValueError(f"{argument}: unknown device {device!r}; {expected}") from None
+    elif isinstance(device, torch.device):
+        dev = device
+    else:
+        raise TypeError(f"{argument}: {expected} (a string or torch.device), got "
+                        f"{type(device).__name__}")
+    if dev.type not in DEVICE_TYPES:
+        raise ValueError(f"{argument}: device type {dev.type!r} is not supported; {expected}")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{argument}: {str(device)!r} needs CUDA, which is not available "
+                             "on this machine (torch.cuda.is_available() is False); use 'cpu'")
+        count = torch.cuda.device_count()
+        index = torch.cuda.current_device() if dev.index is None else dev.index
+        if index >= count:
+            raise ValueError(f"{argument}: {str(device)!r} names GPU {index}, but this machine "
+                             f"has {count} (cuda:0 to cuda:{count - 1})")
+        return torch.device("cuda", index)
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{argument}: {str(device)!r} needs Apple MPS, which is not "
+                         "available on this machine; use 'cpu'")
+    return dev
+
+
+def device_memory_bytes(device=None) -> int:
+    """Total memory of ``device`` in bytes: the GPU's for CUDA, the machine's RAM otherwise."""
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        return int(torch.cuda.get_device_properties(dev).total_memory)
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # not POSIX: assume 16 GiB
+        return 16 * 2**30
+
+
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.3g} GiB"
+
+
+def check_memory(name: str, n: int, bytes_per_item: float, *, device=None,
+                 what: str = "items") -> None:
+    """Refuse up front a size whose memory cannot fit on the device.
+
+    Args:
+        name: argument (or option) holding the size, for the message.
+        n: the size (number of events, points, ...).
+        bytes_per_item: estimated bytes held per item at the peak.
+        device: where they are held (default CPU).
+        what: what is counted, for the message.
+
+    Raises:
+        ValueError: ``n * bytes_per_item`` exceeds the device's total memory; the
+            message gives the estimate and the largest size that fits.
+    """
+    need = float(n) * float(bytes_per_item)
+    have = device_memory_bytes(device)
+    if need > have:
+        fits = int(have // bytes_per_item)
+        raise ValueError(
+            f"{name}: {n} {what} need about {_gib(need)} of memory ({bytes_per_item:.0f} "
+            f"bytes each), more than the {_gib(have)} of {resolve_device(device)}; use at "
+            f"most {fits} (or a smaller batch, or split the run)"
+        )

@@ -20,7 +20,13 @@ from typing import Any
 
 import torch
 
-__all__ = ["GeneratedEvents", "generate_events", "generate_hard_events"]
+from forward._validation import check_memory, resolve_device
+
+__all__ = ["BYTES_PER_EVENT", "GeneratedEvents", "generate_events", "generate_hard_events"]
+
+#: memory held per generated event until it is written, in bytes (estimate: hard
+#: momenta, flavours, weights, detector objects and the copies made while writing)
+BYTES_PER_EVENT = 4096
 
 
 @dataclass(frozen=True)
@@ -95,12 +101,18 @@ def generate_hard_events(
         fit_multichannel,
         hadronic_channels,
     )
+    from forward.xsec import BYTES_PER_POINT
 
     for name, v, low in (("n_events", n_events, 1), ("train_calls", train_calls, 1000)):
         if isinstance(v, bool) or not isinstance(v, int) or v < low:
             raise ValueError(f"{name}: expected an integer >= {low}, got {v!r}")
+    check_memory("n_events", n_events, BYTES_PER_EVENT, device=generator.device,
+                 what="events")
     f, maps = hadronic_channels(integrand)
     cfg = MultiChannelConfig(calls=train_calls, rounds=min(10, max(2, train_calls // 20_000)))
+    # a training round holds all its points (the channel weights train on them)
+    check_memory(f"train_calls={train_calls}", cfg.calls // cfg.rounds, BYTES_PER_POINT,
+                 device=generator.device, what="integrand calls per training round")
     mc = fit_multichannel(f, maps, cfg, generator=generator, device=generator.device,
                           progress=progress)
     kept, weights, values, errors = [], [], [], []
@@ -183,6 +195,7 @@ def generate_events(
 
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
+    device = resolve_device(device)
     if not 0.0 <= overweight < 1.0:
         raise ValueError(f"overweight: expected a fraction in [0, 1), got {overweight!r}")
     settings = dict(settings or {})

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from forward._validation import check_floating
+from forward._validation import check_floating, resolve_device
 from forward.events import HardEvents
 
 __all__ = ["GEV2_TO_PB", "HadronicIntegrand", "load_pdf"]
@@ -83,7 +83,7 @@ class HadronicIntegrand:
     ) -> None:
         self.process = process
         self.dtype = dtype
-        self.device = device
+        self.device = device = resolve_device(device)
         self.params = process.params(params, dtype=dtype, device=device)
         if pdf is None:
             pdf = getattr(process, "pdf", None)

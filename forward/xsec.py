@@ -14,20 +14,37 @@ plain Monte Carlo error of those weights (the adaptation rounds are not averaged
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from forward._validation import check_choice, make_generator
+from forward._validation import check_choice, check_memory, make_generator, resolve_device
 from forward.integrand import HadronicIntegrand
 from forward.nis import VegasMap
+from forward.nis.moments import RunningMoments
 
-__all__ = ["METHODS", "CrossSectionResult", "cross_section", "integrate"]
+__all__ = [
+    "BYTES_PER_POINT", "MAX_SECONDS", "METHODS", "CrossSectionResult", "cross_section",
+    "integrate",
+]
 
 #: integration methods known to :func:`cross_section`
 METHODS = ("plain", "vegas")
+
+#: peak memory per integrand point of a batch, in bytes (estimate: the Drell-Yan
+#: integrand in float64 peaks at about 3 kB per point on CPU)
+BYTES_PER_POINT = 4096
+
+#: default limit of a run's predicted duration in seconds (one week)
+MAX_SECONDS = 7 * 24 * 3600.0
+
+#: ``n`` above which the time of the run is predicted from a pilot batch (below it a run
+#: takes minutes at most and the pilot is not worth its calls)
+_PILOT_ABOVE = 10_000_000
+_PILOT_POINTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -94,8 +111,11 @@ def cross_section(
     batch_size: int = 200_000,
     pdf=None,
     device: torch.device | str | None = None,
+    max_seconds: float | None = MAX_SECONDS,
 ) -> CrossSectionResult:
     """Total cross section of a process, in pb, by Monte Carlo.
+
+    Memory is bounded by ``batch_size`` (VEGAS adaptation included), whatever ``n``.
 
     Args:
         process: a :class:`~forward.processes.base.Process` (its settings hold the cuts).
@@ -113,22 +133,35 @@ def cross_section(
         batch_size: points per batch; memory grows linearly with it.
         pdf: PDF object or set name; default the process's.
         device: where points are drawn and the integrand evaluated (default CPU).
+        max_seconds: refuse up front a run predicted to take longer (for ``n`` above
+            10^7 the rate is measured on a pilot batch of 10^4 points drawn from a
+            separate generator, so the result does not depend on it); default one week
+            (:data:`MAX_SECONDS`); None: no limit.
 
     Returns:
         :class:`CrossSectionResult` with value and error in pb; for VEGAS ``n_eval`` and
         ``n_nonzero`` count all evaluations, adaptation included.
 
     Raises:
-        ValueError: bad n, batch_size, method, seed; non-finite weights.
+        ValueError: bad n, batch_size, method, seed, device; a batch that does not fit
+            in the device's memory (with the estimate); a run predicted to take longer
+            than ``max_seconds``; non-finite weights.
     """
     check_choice("method", method, METHODS)
     for name, v in (("n", n), ("batch_size", batch_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 2:
             raise ValueError(f"{name}: expected an int >= 2, got {v!r}")
-    device = torch.device("cpu") if device is None else torch.device(device)
+    if max_seconds is not None and not (isinstance(max_seconds, (int, float))
+                                        and max_seconds > 0):
+        raise ValueError(f"max_seconds: expected a number > 0 or None, got {max_seconds!r}")
+    device = resolve_device(device)
+    check_memory("batch_size", min(batch_size, n), BYTES_PER_POINT, device=device,
+                 what="points per batch")
     gen = make_generator(seed, generator, device)  # seed=None: fresh random seed
     integrand = HadronicIntegrand(process, pdf=pdf, params=params, channel=channel,
                                   dtype=torch.float64, device=device)
+    if max_seconds is not None and n > _PILOT_ABOVE:
+        _check_time(integrand, n, min(batch_size, _PILOT_POINTS), max_seconds, device)
     results, _ = integrate([integrand], n, method=method, generator=gen,
                            batch_size=batch_size, device=device)
     return results[0]
@@ -181,35 +214,38 @@ def integrate(
         with torch.no_grad():
             stats.add([f(r).to(torch.float64) for f in integrands])
         done += size
-    return [m.result("plain") for m in stats.moments], stats.shift_errors()
+    return [_result(m, "plain") for m in stats.moments], stats.shift_errors()
 
 
-class _RunningMoments:
-    """Mean and variance of weights accumulated batch by batch (pairwise update)."""
+def _result(stats: RunningMoments, method: str,
+            chi2_dof: float | None = None) -> CrossSectionResult:
+    """The :class:`CrossSectionResult` of accumulated weights."""
+    rel_std = stats.std / abs(stats.mean) if stats.mean != 0 else 0.0
+    return CrossSectionResult(stats.mean, stats.error, rel_std, stats.count, stats.nonzero,
+                              method, chi2_dof)
 
-    def __init__(self) -> None:
-        self.count, self.mean, self.m2, self.nonzero = 0, 0.0, 0.0, 0
 
-    def add(self, w: torch.Tensor) -> None:
-        size = w.numel()
-        b_mean = float(w.mean())
-        b_m2 = float(((w - b_mean) ** 2).sum())
-        delta = b_mean - self.mean
-        total = self.count + size
-        self.mean += delta * size / total
-        self.m2 += b_m2 + delta * delta * self.count * size / total
-        self.count = total
-        self.nonzero += int((w != 0).sum())
+def _check_time(integrand, n: int, pilot: int, max_seconds: float, device) -> None:
+    """Refuse ``n`` evaluations predicted (from a timed pilot batch) to exceed ``max_seconds``.
 
-    @property
-    def error(self) -> float:
-        return math.sqrt(max(self.m2 / (self.count - 1), 0.0) / self.count)
-
-    def result(self, method: str, chi2_dof: float | None = None) -> CrossSectionResult:
-        std = math.sqrt(max(self.m2 / (self.count - 1), 0.0))
-        rel_std = std / abs(self.mean) if self.mean != 0 else 0.0
-        return CrossSectionResult(self.mean, std / math.sqrt(self.count), rel_std, self.count,
-                                  self.nonzero, method, chi2_dof)
+    The pilot's points come from their own fixed-seed generator: the result of the run
+    does not depend on whether the pilot ran.
+    """
+    gen = torch.Generator(device=device).manual_seed(0)
+    r = torch.rand(pilot, integrand.dim, generator=gen, dtype=torch.float64, device=device)
+    start = time.perf_counter()
+    with torch.no_grad():
+        integrand(r)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    rate = pilot / max(time.perf_counter() - start, 1e-9)
+    predicted = n / rate
+    if predicted > max_seconds:
+        raise ValueError(
+            f"n: {n} evaluations would take about {predicted / 3600:.3g} hours at the "
+            f"measured {rate:.3g} points/s, more than the limit of {max_seconds / 3600:.3g} "
+            f"hours; use at most about {int(rate * max_seconds)} points or raise the limit"
+        )
 
 
 # -- VEGAS --------------------------------------------------------------------------------
@@ -230,8 +266,8 @@ class _Accumulator:
     to the first (at shared points)."""
 
     def __init__(self, k: int) -> None:
-        self.moments = [_RunningMoments() for _ in range(k)]
-        self.shifts = [_RunningMoments() for _ in range(k - 1)]
+        self.moments = [RunningMoments() for _ in range(k)]
+        self.shifts = [RunningMoments() for _ in range(k - 1)]
 
     def add(self, weights: list[torch.Tensor]) -> None:
         for m, w in zip(self.moments, weights, strict=True):
@@ -278,14 +314,14 @@ def _vegas(integrands, n, gen, batch_size, device):
             adapt_nonzero += int((fx != 0).sum())
 
         grid.adapt(fs[0], n_iter=_VEGAS_ADAPT_ITERATIONS, n_per_iter=per_iter,
-                   alpha=_VEGAS_ALPHA, generator=gen, callback=count)
+                   alpha=_VEGAS_ALPHA, generator=gen, callback=count, batch_size=batch_size)
         used = per_iter * _VEGAS_ADAPT_ITERATIONS
     # the grid is frozen from here on: only sample() is called, never refine()
     n_final = n - used
     total = _Accumulator(len(fs))
     parts = []
     for b in range(_VEGAS_FINAL_BATCHES):
-        part = [_RunningMoments() for _ in fs]
+        part = [RunningMoments() for _ in fs]
         left = n_final // _VEGAS_FINAL_BATCHES + (b < n_final % _VEGAS_FINAL_BATCHES)
         while left > 0:
             size = min(batch_size, left)
@@ -300,7 +336,7 @@ def _vegas(integrands, n, gen, batch_size, device):
     results = []
     for k, tot in enumerate(total.moments):
         chi2 = sum((p[k].mean - tot.mean) ** 2 / max(p[k].error ** 2, 1e-300) for p in parts)
-        res = tot.result("vegas", chi2 / (_VEGAS_FINAL_BATCHES - 1))
+        res = _result(tot, "vegas", chi2 / (_VEGAS_FINAL_BATCHES - 1))
         if k == 0:  # n_eval and n_nonzero count the evaluations spent on adaptation too
             res = CrossSectionResult(res.value, res.error, res.rel_std, n,
                                      res.n_nonzero + adapt_nonzero, "vegas", res.chi2_dof)

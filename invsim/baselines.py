@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from forward._validation import check_finite
+from forward.seeding import seeded_init
 from invsim.calibration import posterior_draws, sample_priors
 
 __all__ = ["NPEBaseline", "comparison_table", "format_table", "set_embedding", "train_npe"]
@@ -126,8 +127,7 @@ class NPEBaseline:
             name -> draws, shape (num_samples,) float64.
         """
         x = _as_events("events", events, self.event_dim)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_init(seed):
             z = self.posterior.sample((num_samples,), x=x[None], show_progress_bars=False)
         return {n: z[:, i].to(torch.float64) for i, n in enumerate(self.names)}
 
@@ -192,8 +192,7 @@ def train_npe(
         raise ValueError(f"simulate(...): expected event sets of one fixed shape, got {shapes}")
     x = torch.stack(xs)
     event_dim = x.shape[-1]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_init(seed):
         emb = set_embedding(event_dim) if embedding is None else embedding
         builder = posterior_nn(model=density_estimator, embedding_net=emb, z_score_x="none")
         # a silent tracker: sbi's default writes TensorBoard logs into ./sbi-logs

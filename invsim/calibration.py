@@ -27,6 +27,7 @@ import torch
 
 from forward._validation import check_finite
 from forward.files import atomic_target
+from forward.seeding import seeded_init
 
 __all__ = [
     "CoverageResult",
@@ -232,8 +233,7 @@ def sample_priors(priors: Mapping, n: int, generator: torch.Generator) -> torch.
         try:
             cols.append(p.icdf(u.to(p.mean.dtype if hasattr(p, "mean") else u.dtype)))
         except NotImplementedError:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(torch.randint(0, 2**62, (), generator=generator)))
+            with seeded_init(generator):
                 cols.append(p.sample((n,)))
         if cols[-1].shape != (n,):
             raise ValueError(f"priors[{name!r}]: expected a univariate distribution")

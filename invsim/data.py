@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from forward._validation import resolve_device
 from forward.detector.objects import RecoEvents
 from forward.events import HardEvents, order_final_state
 from forward.eventset import EventSet
@@ -104,6 +105,7 @@ def load_observed(path: str | os.PathLike, observables: RecoObservables, *,
             branch, parton-level events only, or no event passing the selection (the
             message names the file and the reasons).
     """
+    device = None if device is None else resolve_device(device)
     from forward.io import read_events
 
     if not isinstance(observables, RecoObservables):
@@ -154,6 +156,7 @@ def load_parton(path: str | os.PathLike, process, *, device=None) -> ObservedEve
             the process's final state (the message names the event); no event inside
             the cuts.
     """
+    device = None if device is None else resolve_device(device)
     from forward.io import read_events
     from invsim.observables import hard_pt_eta_phi
 
@@ -212,6 +215,7 @@ def model_likelihood(model, data: str | os.PathLike, *, parameters=None,
         ValueError: a model without observables, data from another process, or a
             parameter the model's process does not have (each message names it).
     """
+    device = None if device is None else resolve_device(device)
     from forward.processes import process_name
     from invsim.mem import MEMLikelihood, MEMModel
 
@@ -228,6 +232,9 @@ def model_likelihood(model, data: str | os.PathLike, *, parameters=None,
         parameters = list(model.ranges) or None
     try:
         observed = load_observed(data, obs, tree=tree, device=device)
+        if len(observed.x) == 0:
+            raise ValueError(f"data: {observed.path!r}: none of its {observed.n_read} events "
+                             "passes the selection; nothing to infer from")
     except PartonLevelData:
         from invsim.mem.parton import PartonLikelihood
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from forward._validation import resolve_device
+
 __all__ = ["run_demo"]
 
 _PDF_POINTS = ((1e-3, 10.0), (1e-2, 100.0), (0.1, 100.0), (0.5, 1000.0))
@@ -154,6 +156,8 @@ def run_demo(out: Path, *, quick: bool, seed: int = 0, device: str = "cpu",
             report folder.
     """
     from forward.files import atomic_directory
+
+    device = str(resolve_device(device))
 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:

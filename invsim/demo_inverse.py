@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from forward._validation import make_generator
+from forward._validation import make_generator, resolve_device
 
 __all__ = ["InversePreset", "run_inverse"]
 
@@ -163,7 +163,7 @@ def run_inverse(out: Path, preset: InversePreset, *, seed: int = 0, echo=print,
     from invsim.pairs import simulate
     from invsim.scan import scan
 
-    device = torch.device(device)
+    device = resolve_device(device)
     # hard events per matrix-element/network call: on a GPU, 200k-event chunks leave
     # it launch-bound (the default preset's grid evaluation stalled on them on an H200)
     chunk = 2_000_000 if device.type == "cuda" else 200_000

@@ -29,9 +29,23 @@ from statistics import NormalDist
 import numpy as np
 import torch
 
-from forward._validation import as_tensor, check_choice, check_finite, check_floating
+from forward._validation import (
+    as_tensor,
+    check_choice,
+    check_finite,
+    check_floating,
+    resolve_device,
+)
 from forward.files import atomic_target
-from invsim.infer.flags import FlagCounter, FlagReport, check_on_flagged, handle_flags
+from invsim.infer.flags import (
+    EventSubset,
+    FlagCounter,
+    FlagReport,
+    check_event_count,
+    check_on_flagged,
+    handle_flags,
+    split_non_finite,
+)
 from invsim.infer.likelihood import (
     check_event_log_prob,
     check_likelihood,
@@ -417,6 +431,11 @@ class _Setup:
     n_events: int | None = None
     n_observed: int | None = None  # n of the extended term; default n_events
     flags: FlagCounter | None = None
+    on_flagged: str = "warn"
+    expected: int | None = None  # events the likelihood must score (its n_events)
+    checked: bool = False  # whether the first output was checked for non-finite events
+    subset: EventSubset | None = None  # the kept events when some are dropped
+    dropped: dict = field(default_factory=dict)
 
 
 def _total_log_l(s: _Setup, theta: dict[str, torch.Tensor], b: int, with_error: bool):
@@ -441,6 +460,21 @@ def _total_log_l(s: _Setup, theta: dict[str, torch.Tensor], b: int, with_error: 
         name = "likelihood.log_prob(theta)"
     if isinstance(lp, torch.Tensor) and lp.ndim == 1 and b == 1:
         lp = lp.unsqueeze(0)
+    if isinstance(lp, torch.Tensor) and lp.ndim == 2 and lp.shape[0] == b \
+            and lp.is_floating_point():
+        if not s.checked:  # events with NaN/-inf log p at the first θ points: drop or fail
+            s.checked = True
+            check_event_count(lp, s.expected)
+            point = {k: v.detach().cpu().tolist() for k, v in theta.items()}
+            keep, s.dropped = split_non_finite(lp.detach(), s.on_flagged,
+                                               where=f"at theta={point}")
+            if keep is not None:
+                s.subset = EventSubset(lik, keep, s.dropped, int(lp.shape[-1]))
+        if s.subset is not None:
+            lp = s.subset._cut(lp)
+            if res is not None:
+                res = s.subset.cut_result(res)
+                err = getattr(res, "error", None)
     try:
         check_event_log_prob(lp, b, s.n_events)
     except (TypeError, ValueError) as e:
@@ -615,8 +649,12 @@ def scan(
         profile_config: settings of the inner optimisation.
         dtype, device: of the θ tensors handed to the likelihood.
         progress: show a tqdm bar over batches.
-        on_flagged: ``"warn"``, ``"error"`` (synonym ``"raise"``) or ``"ignore"``: what
-            to do when the likelihood flags events (see above).
+        on_flagged: ``"warn"``, ``"error"`` (synonym ``"raise"``), ``"ignore"`` or
+            ``"drop"``: what to do when the likelihood flags events (see above).
+            Events whose log p is NaN or -inf at the first θ points evaluated (the
+            first batch of the grid, or the profile's start) are left out with
+            ``"drop"`` (as ``"warn"`` otherwise; indices and reasons in the attribute
+            ``dropped_events``) and are an error naming them with the other choices.
         n_events: observed number of events n of the extended term (default: the
             number of events the likelihood scores); only with a ``luminosity``.
 
@@ -699,9 +737,12 @@ def scan(
     cls = tuple(float(c) for c in cls)
     levels = [chi2_threshold(c, len(scanned)) for c in cls]
 
-    dev = torch.device("cpu") if device is None else torch.device(device)
-    setup = _Setup(likelihood, luminosity, dtype, dev, n_observed=n_events)
+    dev = resolve_device(device)
     with_error = callable(getattr(likelihood, "evaluate", None))
+    expected = getattr(likelihood, "n_events", None)
+    setup = _Setup(likelihood, luminosity, dtype, dev, n_observed=n_events,
+                   on_flagged=on_flagged,
+                   expected=expected if isinstance(expected, int) and expected > 0 else None)
     shape = tuple(v.numel() for v in grid.values())
     mesh = torch.meshgrid(*grid.values(), indexing="ij")
     points = torch.stack([m.reshape(-1) for m in mesh], -1)  # (P, d) float64 on CPU
@@ -808,6 +849,7 @@ def scan(
         "luminosity_pb": math.nan if luminosity is None else luminosity,
         "min_m2logl": m2_min,
         "best_fit": json.dumps(best),
+        "dropped_events": json.dumps({str(k): v for k, v in setup.dropped.items()}),
     }
     if flags is not None:
         attrs.update(flags.to_attrs())

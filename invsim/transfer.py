@@ -41,6 +41,7 @@ from torch.distributions import AffineTransform, TransformedDistribution
 from zuko.nn import MLP
 
 from forward._validation import as_tensor, check_finite
+from forward.seeding import seeded_init
 from invsim.flows.builders import ConditionalFlow, FlowConfig
 from invsim.flows.preprocessing import (
     Preprocessing,
@@ -329,8 +330,7 @@ class AcceptanceClassifier(nn.Module):
         self.preprocessing = hard_preprocessing
         self.hidden_features = hf
         self.seed = int(seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+        with seeded_init(self.seed):
             self.net = MLP(hard_preprocessing.features, 1, hf).to(dtype)
         # Platt scaling of the logit: a * logit + b
         self.register_buffer("platt", torch.tensor([1.0, 0.0], dtype=dtype))

@@ -30,6 +30,7 @@ from torch import nn
 from zuko.nn import MLP
 
 from forward._validation import as_tensor, check_finite
+from forward.seeding import seeded_init
 from invsim.flows.preprocessing import Standardize
 from invsim.flows.training import TrainConfig, TrainResult, fit_module, split_indices
 
@@ -228,8 +229,7 @@ class TwoSampleResult:
 class _Classifier(nn.Module):
     def __init__(self, d: int, hidden: tuple[int, ...], seed: int):
         super().__init__()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
+        with seeded_init(int(seed)):
             self.net = MLP(d, 1, hidden).to(torch.float64)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

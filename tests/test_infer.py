@@ -271,7 +271,7 @@ def test_problem_rejects_bad_likelihoods_and_inputs():
     pri = build_priors(_BadShape.parameters)
     with pytest.raises(ValueError, match=r"shape \(n_events,\), got \(5, 1\)"):
         InferenceProblem(_BadShape(torch.zeros(5, 1, dtype=torch.float64)), pri)
-    with pytest.raises(ValueError, match="1 NaN"):
+    with pytest.raises(ValueError, match=r"events \[1 \(log p = NaN\)\]"):
         InferenceProblem(_BadShape(torch.tensor([0.0, math.nan], dtype=torch.float64)), pri)
     with pytest.raises(TypeError, match="floating"):
         InferenceProblem(_BadShape(torch.zeros(3, dtype=torch.long)), pri)

@@ -420,8 +420,12 @@ def test_nan_from_networks_is_reported():
             return out
 
     model = MEMModel(ToyProcess(), ToyProposal(), NaNTransfer(), ToyAcceptance(), pdf=ToyPDF())
-    with pytest.raises(ValueError, match="acceptance or transfer returned NaN"):
-        MEMLikelihood(model, toy_reco(2), n_samples=50, n_fiducial=100)
+    # the event is isolated (issue 18): named by index, an error only with on_flagged="error"
+    with pytest.raises(ValueError, match=r"acceptance or transfer returned NaN.*indices \[0\]"):
+        MEMLikelihood(model, toy_reco(2), n_samples=50, n_fiducial=100, on_flagged="error")
+    with pytest.warns(MEMWarning, match=r"indices \[0\]"):
+        lik = MEMLikelihood(model, toy_reco(2), n_samples=50, n_fiducial=100)
+    assert list(lik.invalid_events) == [0]
 
 
 def test_mixture_proposal_is_unbiased_and_tames_a_bad_component():

@@ -192,3 +192,21 @@ def test_bad_input():
 
     with pytest.raises(ValueError, match=r"expected f\(x\) of shape \(10,\)"):
         integrate(lambda x: x, m, 10, generator=gen(7))
+
+
+def test_adapt_in_chunks_is_the_same_adaptation_with_bounded_batches():
+    """``adapt(batch_size=k)`` evaluates at most k points at once (issue 18) and, drawing
+    the same random stream, adapts the grid as one chunk per round does (up to the
+    summation order of the accumulated squares)."""
+    f = camel(2)
+    whole = VegasMap(2)
+    r_whole = whole.adapt(f, 3, 10_000, generator=torch.Generator().manual_seed(0))
+    chunked, sizes = VegasMap(2), []
+    r_chunked = chunked.adapt(f, 3, 10_000, generator=torch.Generator().manual_seed(0),
+                              batch_size=3000, callback=lambda x, fx, lq: sizes.append(len(x)))
+    assert sizes == [3000, 3000, 3000, 1000] * 3
+    torch.testing.assert_close(chunked.edges, whole.edges, rtol=1e-12, atol=1e-15)
+    for (m1, e1), (m2, e2) in zip(r_whole, r_chunked, strict=True):
+        assert math.isclose(m1, m2, rel_tol=1e-12) and math.isclose(e1, e2, rel_tol=1e-9)
+    with pytest.raises(ValueError, match="batch_size"):
+        VegasMap(2).adapt(f, 1, 100, batch_size=0)

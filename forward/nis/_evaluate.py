@@ -11,19 +11,12 @@ from collections.abc import Callable
 
 import torch
 
+from forward._validation import check_count
+
 __all__ = ["Integrand", "check_count", "check_points", "evaluate"]
 
 #: An integrand: ``f(x)`` with ``x`` of shape (n, d) on [0, 1]^d returning shape (n,).
 Integrand = Callable[[torch.Tensor], torch.Tensor]
-
-
-def check_count(name: str, n, minimum: int = 1) -> int:
-    """Return ``n`` as an int, raising unless it is an integer ``>= minimum``."""
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"{name}: expected an integer >= {minimum}, got {type(n).__name__}")
-    if n < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {n}")
-    return n
 
 
 def check_points(name: str, x, dims: int) -> torch.Tensor:

@@ -51,6 +51,7 @@ from forward.nis.pipeline import NISConfig, vegas_bins
 from forward.nis.results import IntegrationResult, integrate
 from forward.nis.training import nis_loss
 from forward.nis.vegas import VegasMap
+from forward.seeding import seeded_init
 
 __all__ = [
     "ConditionalIntegrand",
@@ -782,10 +783,11 @@ class _Fitter:
         buf = _BlockBuffer(max(1, cfg.buffer_capacity // self.m), self.m, self.dims, k,
                            self.device)
         vm = self._vegas(buf)
-        flow = CubeFlow(
-            self.dims, layers=cfg.flow_layers(self.dims), bins=cfg.flow_bins,
-            hidden=cfg.hidden, context=k, dtype=cfg.flow_dtype, device=self.device,
-        )
+        with seeded_init(self.gen, self.device):  # initial weights from the generator
+            flow = CubeFlow(
+                self.dims, layers=cfg.flow_layers(self.dims), bins=cfg.flow_bins,
+                hidden=cfg.hidden, context=k, dtype=cfg.flow_dtype, device=self.device,
+            )
         prop = ConditionalProposal(flow, cfg.lam_start, vm)
         log_prob = prop.log_prob_flow if cfg.density == "flow" else prop.log_prob
         steps = (cfg.calls - self.n_eval) // cfg.batch_size

@@ -68,7 +68,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from forward._validation import check_finite, check_range
+from forward._validation import check_finite, check_range, make_generator, resolve_device
 from forward.events import HardEvents
 from forward.nis._evaluate import check_count
 from forward.nis.channel_weights import ChannelWeights
@@ -77,6 +77,7 @@ from forward.nis.pipeline import NISConfig, fit, vegas_bins
 from forward.nis.results import IntegrationResult, combine_estimates
 from forward.nis.unweighting import UnweightingResult, unweight, unweighting_efficiency
 from forward.nis.vegas import VegasMap
+from forward.seeding import seeded_init
 
 __all__ = [
     "MultiChannel",
@@ -270,7 +271,7 @@ class MultiChannel(nn.Module):
         bins = [bins] * k if isinstance(bins, int) else list(bins)
         if len(bins) != k:
             raise ValueError(f"bins: expected one number per channel ({k}), got {len(bins)}")
-        self.device = torch.device("cpu") if device is None else torch.device(device)
+        self.device = resolve_device(device)
         self.weights = ChannelWeights(
             k, sum(self.dims) if learn_weights and k > 1 else 0, hidden, device=self.device
         )
@@ -664,9 +665,12 @@ def fit_multichannel(
     per_channel = max(2, cfg.vegas_calls // cfg.rounds // max(1, len(maps)))
     bins = cfg.vegas_bins or [vegas_bins(int(m.dim), per_channel) for m in maps]
     t0 = time.perf_counter()
-    mc = MultiChannel(f, maps, learn_weights=cfg.learn_weights, hidden=cfg.hidden, bins=bins,
-                      device=device)
-    mc.train_channels(cfg, generator=generator, progress=progress)
+    # no generator: a fixed seed 0 (reproducible fits by default)
+    gen = make_generator(0 if generator is None else None, generator, resolve_device(device))
+    with seeded_init(gen, device):  # the channel-weight network's initial weights
+        mc = MultiChannel(f, maps, learn_weights=cfg.learn_weights, hidden=cfg.hidden,
+                          bins=bins, device=device)
+    mc.train_channels(cfg, generator=gen, progress=progress)
     mc.seconds = time.perf_counter() - t0
     return mc
 

@@ -34,6 +34,7 @@ from forward.nis.flows import CubeFlow
 from forward.nis.mixture import MixtureProposal
 from forward.nis.training import LOSSES, Trainer, TrainingConfig
 from forward.nis.vegas import VegasMap
+from forward.seeding import seeded_init
 
 __all__ = ["NISConfig", "NISFit", "fit", "vegas_bins"]
 
@@ -140,6 +141,7 @@ class NISConfig:
 
     def __post_init__(self) -> None:
         check_count("calls", self.calls, 2)
+        check_count("batch_size", self.batch_size, 2)
         check_range("vegas_fraction", self.vegas_fraction, 0.0, 1.0, high_open=True)
         if self.vegas_iters is not None:
             check_count("vegas_iters", self.vegas_iters)
@@ -253,14 +255,15 @@ def fit(
     per_iter = cfg.vegas_calls // rounds
     if per_iter >= 2:
         vm = VegasMap(dims, bins=cfg.vegas_bins or vegas_bins(dims, per_iter), device=device)
-    flow = CubeFlow(
-        dims,
-        layers=cfg.flow_layers(dims),
-        bins=cfg.flow_bins,
-        hidden=cfg.hidden,
-        dtype=cfg.flow_dtype,
-        device=device,
-    )
+    with seeded_init(gen, device):  # the flow's initial weights come from gen
+        flow = CubeFlow(
+            dims,
+            layers=cfg.flow_layers(dims),
+            bins=cfg.flow_bins,
+            hidden=cfg.hidden,
+            dtype=cfg.flow_dtype,
+            device=device,
+        )
     proposal = MixtureProposal(flow, lam=cfg.lam_start, vegas=vm, compose=cfg.vegas_layer)
     tcfg = TrainingConfig(
         loss=cfg.loss,

@@ -44,6 +44,7 @@ from torch import nn
 
 from forward._validation import check_range
 from forward.nis._evaluate import Integrand, check_count, check_points, evaluate
+from forward.nis.moments import RunningMoments
 
 __all__ = ["VegasMap"]
 
@@ -251,6 +252,7 @@ class VegasMap(nn.Module):
         alpha: float = 0.5,
         generator: torch.Generator | None = None,
         callback: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
+        batch_size: int | None = None,
     ) -> list[tuple[float, float]]:
         """Train the grid on ``f``: ``n_iter`` rounds of sampling and refinement.
 
@@ -260,8 +262,12 @@ class VegasMap(nn.Module):
             n_per_iter: integrand calls per round.
             alpha: damping exponent passed to :meth:`refine`.
             generator: random generator; None uses torch's global one.
-            callback: called after each round with ``(x, f(x), log_q)`` (shapes (n, d),
-                (n,), (n,)), e.g. a flow trainer's ``add_samples`` to reuse the calls.
+            callback: called with ``(x, f(x), log_q)`` (shapes (n, d), (n,), (n,)) for
+                every chunk of every round, e.g. a flow trainer's ``add_samples`` to
+                reuse the calls.
+            batch_size: points sampled and evaluated at once; a round of ``n_per_iter``
+                calls runs in chunks of at most this many, so memory is bounded by
+                ``batch_size`` and not by ``n_per_iter``. None: one chunk per round.
 
         Returns:
             Per round, the plain estimate and its standard error ``(value, error)``
@@ -270,14 +276,18 @@ class VegasMap(nn.Module):
         """
         check_count("n_iter", n_iter)
         check_count("n_per_iter", n_per_iter, 2)
+        chunk = n_per_iter if batch_size is None else check_count("batch_size", batch_size)
         out = []
         for _ in range(n_iter):
-            x, log_q = self.sample(n_per_iter, generator=generator)
-            fx = evaluate(f, x)
-            w = fx * torch.exp(-log_q)
-            out.append((float(w.mean()), float(w.std() / math.sqrt(n_per_iter))))
-            if callback is not None:
-                callback(x, fx, log_q)
-            self.add_training_data(x, w)
+            moments = RunningMoments()
+            for start in range(0, n_per_iter, chunk):
+                x, log_q = self.sample(min(chunk, n_per_iter - start), generator=generator)
+                fx = evaluate(f, x)
+                w = fx * torch.exp(-log_q)
+                moments.add(w)
+                if callback is not None:
+                    callback(x, fx, log_q)
+                self.add_training_data(x, w)
+            out.append((moments.mean, moments.error))
             self.refine(alpha)
         return out

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from forward._validation import resolve_device
 from forward.alphas import RunningAlphaS
 from forward.pdf.base import PDF
 from forward.pdf.grid import LHAGrid
@@ -18,8 +19,12 @@ _TABLE_CACHE_SIZE = 8
 
 
 def canonical_device(device) -> torch.device:
-    """``device`` with its index filled in (``"cuda"`` -> ``cuda:0``); None means CPU."""
-    return torch.empty(0, device=device if device is not None else "cpu").device
+    """``device`` with its index filled in (``"cuda"`` -> ``cuda:0``); None means CPU.
+
+    Raises:
+        ValueError, TypeError: see :func:`forward._validation.resolve_device`.
+    """
+    return resolve_device(device)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import torch
 
+from forward._validation import resolve_device
+
 __all__ = ["HermiteAlphaS", "LogBicubicTable", "hermite_basis"]
 
 # Points x flavours per block in LogBicubicTable.evaluate.
@@ -134,7 +136,7 @@ class LogBicubicTable:
 
         self.n_x, self.n_q, self.n_flavours = nx, nq, nf
         self.has_linear_fallback = bool((lower & upper & (dq > 0)).any())
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.device = resolve_device(device)
         self.dtype = dtype
         put = {"device": self.device, "dtype": dtype}
         self.logx = logx.to(**put)

@@ -352,7 +352,10 @@ class Process(abc.ABC):
 
 def _finite_positive(name: str, value: float) -> float:
     """Return ``float(value)`` if it is finite and positive, else raise ``ValueError``."""
-    v = float(value)
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a finite positive number, got {value!r}") from None
     if not math.isfinite(v) or v <= 0:
         raise ValueError(f"{name}: expected a finite positive number, got {value!r}")
     return v

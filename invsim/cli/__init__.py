@@ -11,11 +11,13 @@ library functions:
 ``invsim demo``        :mod:`invsim.cli.demo` -> :func:`invsim.demo.run_demo`
 =====================  ==============================================================
 
-Shared parsing (``--set``, grids, likelihood factories) is in :mod:`invsim.cli._common`.
-Errors that escape a command (ValueError, TypeError, OSError, KeyError, ImportError
-and RuntimeError, which covers torch's) are printed as one line ``Error: <message>``
-on stderr with exit status 1; click's usage errors keep exit status 2. ``invsim
---debug ...`` re-raises them with their traceback instead.
+Shared parsing (``--set``, grids, likelihood factories, ``--device``, counts) is in
+:mod:`invsim.cli._common`. Errors that escape a command (ValueError, TypeError, OSError,
+KeyError, ImportError and RuntimeError, which covers torch's) are printed as one line
+``Error: <message>`` on stderr with exit status 1; any other exception is a bug and is
+printed as one line too, naming its type and asking for ``--debug``; click's usage
+errors keep exit status 2. ``invsim --debug ...`` re-raises them with their traceback
+instead.
 """
 
 from __future__ import annotations
@@ -58,6 +60,12 @@ class _Group(click.Group):
             if ctx.params.get("debug"):
                 raise
             raise click.ClickException(_one_line(err)) from err
+        except Exception as err:  # a bug: still one line, the traceback with --debug
+            if ctx.params.get("debug"):
+                raise
+            raise click.ClickException(
+                f"internal error ({type(err).__name__}: {_one_line(err)}); rerun with "
+                "'invsim --debug ...' for the traceback and please report it") from err
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

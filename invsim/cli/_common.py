@@ -16,6 +16,10 @@ import click
 import torch
 
 __all__ = [
+    "COUNT_MAX",
+    "Count",
+    "DEVICE",
+    "DeviceType",
     "claim_output",
     "file_inputs",
     "call_factory",
@@ -26,6 +30,7 @@ __all__ = [
     "jsonable",
     "load_factory",
     "one_line",
+    "option_message",
     "parameter_names",
     "parse_assignments",
     "parse_fixed",
@@ -35,6 +40,61 @@ __all__ = [
     "parse_value",
     "process_class_argument",
 ]
+
+
+#: largest count any option accepts (events, steps, samples): beyond it a run cannot
+#: finish in a human lifetime on one machine; commands check their own, lower, limits
+COUNT_MAX = 10**12
+
+
+class Count(click.ParamType):
+    """An integer count option: digits only (``1e6`` and ``1.5`` are refused, never
+    rounded), within ``[minimum, maximum]``; the message names the option and the range.
+    """
+
+    name = "integer"
+
+    def __init__(self, minimum: int = 1, maximum: int = COUNT_MAX) -> None:
+        self.minimum, self.maximum = int(minimum), int(maximum)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool):
+            n = value
+        else:
+            text = str(value).strip().replace("_", "")
+            if not text.lstrip("+").isdigit():
+                self.fail(f"expected an integer in [{self.minimum}, {self.maximum}] written "
+                          f"with digits, got {value!r}", param, ctx)
+            n = int(text)
+        if not self.minimum <= n <= self.maximum:
+            self.fail(f"expected an integer in [{self.minimum}, {self.maximum}], got {n}",
+                      param, ctx)
+        return n
+
+    def __repr__(self) -> str:
+        return f"Count({self.minimum}, {self.maximum})"
+
+
+class DeviceType(click.ParamType):
+    """A ``--device`` value checked once by :func:`forward._validation.resolve_device`:
+    an unknown device or CUDA without CUDA is a usage error (exit status 2)."""
+
+    name = "device"
+
+    def convert(self, value, param, ctx):
+        from forward._validation import resolve_device
+
+        if value is None or isinstance(value, torch.device):
+            return value if value is None else resolve_device(value, "--device")
+        try:
+            resolve_device(value, "--device")
+        except (ValueError, TypeError) as err:  # click names the option already
+            self.fail(one_line(err).removeprefix("--device: "), param, ctx)
+        return str(value).strip()
+
+
+#: the ``--device`` option type of every command
+DEVICE = DeviceType()
 
 
 # -- values -------------------------------------------------------------------------------
@@ -302,16 +362,18 @@ def likelihood_options(command):
         click.option("--likelihood", "factory_spec", default=None, metavar="MODULE:FUNCTION",
                      help="Instead of --model: a factory called with the EventSet, returning "
                           "an EventLikelihood (module:function or file.py:function)."),
-        click.option("--samples-per-event", "n_samples", type=click.IntRange(min=25),
+        click.option("--samples-per-event", "n_samples", type=Count(25, 10_000_000),
                      default=1000, show_default=True,
                      help="Importance samples per event (--model)."),
         click.option("--tree", default=None,
                      help="Tree (ROOT) or group (HDF5) of a NanoAOD-style file; default "
                           "Events."),
-        click.option("--on-flagged", type=click.Choice(["error", "warn", "ignore"]),
+        click.option("--on-flagged", type=click.Choice(["error", "warn", "ignore", "drop"]),
                      default="warn", show_default=True,
                      help="When the likelihood flags events: stop with an error, warn in the "
-                          "summary, or say nothing (the counts are recorded in any case)."),
+                          "summary, or say nothing (the counts are recorded in any case); "
+                          "'drop' warns and also leaves out events whose log p is NaN or "
+                          "-inf (zero likelihood), which are an error otherwise."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -355,8 +417,39 @@ def inference_inputs(*, data, factory_spec, model, parameters, n_samples: int, s
         events = load_hdf5(data, device=device)
     except (ValueError, OSError) as err:
         raise click.UsageError(f"--data: {one_line(err)}") from err
+    if len(events) == 0:
+        raise click.UsageError(f"--data: {data} holds no events; nothing to infer from")
     lik = call_factory(factory, events, factory_spec)
+    _check_event_count(lik, events, factory_spec)
     return lik, {"events_file": str(data), "likelihood_factory": factory_spec}, events.process
+
+
+def _check_event_count(likelihood, events, spec: str) -> None:
+    """Refuse a factory's likelihood that scores another number of events than the file's.
+
+    Uses ``likelihood.n_events`` when it has one, else the length of ``log_prob`` at the
+    declared defaults of its parameters (one evaluation).
+
+    Raises:
+        click.UsageError: the counts differ.
+    """
+    n = getattr(likelihood, "n_events", None)
+    if not isinstance(n, int):
+        from invsim.infer import check_likelihood
+
+        try:
+            names = check_likelihood(likelihood)
+            declared = declared_parameters(likelihood, events)
+            theta = {p: torch.tensor(float(declared[p].default), dtype=torch.float64,
+                                     device=events.momenta.device) for p in names}
+            with torch.no_grad():
+                lp = likelihood.log_prob(theta)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return  # the scan or posterior reports what is wrong with it
+        n = int(lp.shape[-1]) if isinstance(lp, torch.Tensor) and lp.ndim >= 1 else None
+    if n is not None and n != len(events):
+        raise click.UsageError(f"--likelihood: {spec} scores {n} events but the file holds "
+                               f"{len(events)}; it must return one log p per event")
 
 
 def echo_inputs(source: dict) -> None:
@@ -417,3 +510,15 @@ def file_inputs(*specs) -> list:
 def one_line(err: BaseException) -> str:
     """An exception's message on one line."""
     return " ".join(str(err).split())
+
+
+def option_message(err: BaseException, options: dict[str, str]) -> str:
+    """:func:`one_line` of an API error, its leading argument name replaced by the option.
+
+    Args:
+        err: the exception, whose message starts ``"name: ..."`` by the package's rule.
+        options: API argument name -> command-line option, e.g. ``{"n": "--events"}``.
+    """
+    text = one_line(err)
+    name, sep, rest = text.partition(": ")
+    return f"{options[name]} ({name}): {rest}" if sep and name in options else text

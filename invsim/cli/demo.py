@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from invsim.cli._common import DEVICE, Count
+
 __all__ = ["demo"]
 
 
@@ -19,9 +21,10 @@ __all__ = ["demo"]
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("invsim-report"), show_default=True, help="Report folder.")
 @click.option("--overwrite", is_flag=True, help="Replace the files of an existing report folder.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-@click.option("--experiments", type=click.IntRange(min=1), default=None,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--device", type=DEVICE, default=None,
+              help="torch device (default: cuda if available, else cpu)")
+@click.option("--experiments", type=Count(1, 100_000), default=None,
               help="Pseudo-experiments of the calibration (default: 10 quick, 100 full).")
 @click.option("--forward-only", is_flag=True, help="Skip the inverse half.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")

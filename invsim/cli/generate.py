@@ -18,8 +18,11 @@ from pathlib import Path
 import click
 
 from invsim.cli._common import (
+    DEVICE,
+    Count,
     claim_output,
     file_inputs,
+    option_message,
     parameter_names,
     parse_assignments,
     process_class_argument,
@@ -30,7 +33,7 @@ __all__ = ["generate"]
 
 @click.command("generate")
 @click.argument("process_name", metavar="PROCESS")
-@click.option("--events", "n_events", type=click.IntRange(min=1), required=True,
+@click.option("--events", "n_events", type=Count(1), required=True,
               help="Number of unweighted hard events.")
 @click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
               help="Process parameter or setting, repeatable (e.g. --set mll_min=60).")
@@ -39,8 +42,8 @@ __all__ = ["generate"]
               help="Detector card: 'cms' or a JSON/YAML file.")
 @click.option("--seed", type=click.IntRange(min=0, max=899_999_999), default=0,
               show_default=True, help="Seed of every random number (Pythia gets seed + 1).")
-@click.option("--device", default="cpu", show_default=True, help="Torch device.")
-@click.option("--train-calls", type=click.IntRange(min=1000), default=200_000, show_default=True,
+@click.option("--device", type=DEVICE, default="cpu", show_default=True, help="Torch device.")
+@click.option("--train-calls", type=Count(1000), default=200_000, show_default=True,
               help="Integrand calls for training the multi-channel NIS sampler.")
 @click.option("--overweight", type=click.FloatRange(min=0.0, max=1.0, max_open=True),
               default=1e-3, show_default=True,
@@ -64,7 +67,8 @@ def generate(process_name, n_events, assignments, shower, card, seed, device, tr
                                  train_calls=train_calls, overweight=overweight,
                                  progress=True)
     except (ValueError, TypeError, FileNotFoundError) as err:
-        raise click.UsageError(str(err)) from err
+        raise click.UsageError(option_message(
+            err, {"n_events": "--events", "train_calls": "--train-calls"})) from err
     save_hdf5(events, output, overwrite=overwrite)
     meta = events.metadata
     passed = int(events.reco.passed.sum())

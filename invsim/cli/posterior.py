@@ -28,6 +28,8 @@ from pathlib import Path
 import click
 
 from invsim.cli._common import (
+    DEVICE,
+    Count,
     claim_output,
     declared_parameters,
     echo_inputs,
@@ -37,6 +39,7 @@ from invsim.cli._common import (
     one_line,
     parse_range,
 )
+from invsim.infer.limits import MAX_DRAWS, MAX_STEPS
 
 __all__ = ["posterior"]
 
@@ -58,18 +61,19 @@ __all__ = ["posterior"]
                    "lognormal:loc,scale. Default: uniform over the declared range.")
 @click.option("--method", type=click.Choice(["nuts", "svi"]), default="nuts",
               show_default=True, help="NUTS sampling or the variational fit.")
-@click.option("--chains", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--samples", type=click.IntRange(min=1), default=1000, show_default=True,
+@click.option("--chains", type=Count(1, 1024), default=4, show_default=True)
+@click.option("--samples", type=Count(1, MAX_DRAWS), default=1000, show_default=True,
               help="Draws per chain (NUTS) or from the fitted guide (SVI).")
-@click.option("--warmup", type=click.IntRange(min=0), default=1000, show_default=True,
+@click.option("--warmup", type=Count(0, MAX_DRAWS), default=1000, show_default=True,
               help="NUTS adaptation steps per chain.")
-@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True,
+@click.option("--steps", type=Count(1, MAX_STEPS), default=2000, show_default=True,
               help="SVI optimisation steps.")
 @click.option("--luminosity", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Integrated luminosity in pb^-1: adds the Poisson term in the number of "
                    "events (needs log_sigma_fid).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="Torch device of the events.")
+@click.option("--device", type=DEVICE, default="cpu", show_default=True,
+              help="Torch device of the events.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="NetCDF file to write (arviz.InferenceData).")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")

@@ -38,6 +38,8 @@ from pathlib import Path
 import click
 
 from invsim.cli._common import (
+    DEVICE,
+    Count,
     claim_output,
     echo_inputs,
     file_inputs,
@@ -69,9 +71,9 @@ __all__ = ["scan_command"]
               help="Integrated luminosity in pb^-1: adds the Poisson term in the event count.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seeds the importance samples (--model).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+@click.option("--batch-size", type=Count(1, 1_000_000), default=64, show_default=True,
               help="Grid points per likelihood call.")
-@click.option("--device", default="cpu", show_default=True, help="Torch device of θ.")
+@click.option("--device", type=DEVICE, default="cpu", show_default=True, help="Torch device of θ.")
 @click.option("-o", "--output", "out", required=True,
               type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--overwrite", is_flag=True, help="Replace the files of a non-empty folder.")

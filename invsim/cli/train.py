@@ -24,6 +24,7 @@ from pathlib import Path
 import click
 
 from invsim.cli._common import (
+    DEVICE,
     claim_output,
     file_inputs,
     one_line,
@@ -79,7 +80,7 @@ def _cuts(items) -> dict:
 @click.option("--points-per-axis", type=click.IntRange(min=1, max=20), default=3,
               show_default=True, help="Training points per --param range.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="Torch device.")
+@click.option("--device", type=DEVICE, default="cpu", show_default=True, help="Torch device.")
 @click.option("-o", "--output", "out", required=True,
               type=click.Path(file_okay=False, path_type=Path), help="Model directory.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model directory.")
@@ -87,7 +88,6 @@ def _cuts(items) -> dict:
 def train(process_name, detector, assignments, params, cuts, quick, trials, epochs,
           points_per_axis, seed, device, out, overwrite, as_json) -> None:
     """Train transfer, acceptance and proposal of PROCESS through a detector."""
-    import torch
 
     from forward.detector import get_detector
     from forward.processes import get_process
@@ -111,10 +111,6 @@ def train(process_name, detector, assignments, params, cuts, quick, trials, epoc
                                "a range and a value")
     n_trials, n_epochs = PRESETS["quick" if quick else "default"]
     n_trials, n_epochs = trials or n_trials, epochs or n_epochs
-    try:
-        torch.empty(0, device=device)
-    except (RuntimeError, ValueError) as err:
-        raise click.UsageError(f"--device: {device!r} is not available ({one_line(err)})") from err
     try:
         process = get_process(process_name, **settings)
         unknown = sorted(set(ranges) - set(process.parameters))

@@ -34,7 +34,9 @@ import json
 import click
 
 from invsim.cli._common import (
+    Count,
     jsonable,
+    option_message,
     parameter_names,
     parse_assignments,
     parse_value,
@@ -48,7 +50,7 @@ __all__ = ["xsec"]
 @click.argument("process_name", metavar="PROCESS", required=False)
 @click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
               help="Process parameter or setting, repeatable (e.g. --set mzp=3000).")
-@click.option("--events", "n_events", type=click.IntRange(min=2), default=1_000_000,
+@click.option("--events", "n_events", type=Count(2), default=1_000_000,
               show_default=True, help="Number of integrand evaluations.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the random points.")
@@ -56,8 +58,11 @@ __all__ = ["xsec"]
               show_default=True, help="Integration method (VEGAS-adapted or uniform points).")
 @click.option("--channel", type=click.IntRange(min=0), default=0, show_default=True,
               help="Phase-space channel (index into the process's phase_space()).")
-@click.option("--batch-size", type=click.IntRange(min=2), default=200_000, show_default=True,
+@click.option("--batch-size", type=Count(2), default=200_000, show_default=True,
               help="Points evaluated at once (memory grows with it).")
+@click.option("--max-hours", type=click.FloatRange(min=0, min_open=True), default=24.0,
+              show_default=True,
+              help="Refuse a run predicted (from a timed pilot batch) to take longer.")
 @click.option("--list", "list_processes", is_flag=True,
               help="List the registered process names and exit.")
 @click.option("--scale-variations", is_flag=True,
@@ -65,7 +70,7 @@ __all__ = ["xsec"]
 @click.option("--pdf-variation", "pdf_variations", multiple=True, metavar="PDF",
               help="Also sigma with this PDF (set name, NAME/MEMBER or LHAPDF id), repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def xsec(process_name, assignments, n_events, seed, method, channel, batch_size,
+def xsec(process_name, assignments, n_events, seed, method, channel, batch_size, max_hours,
          list_processes, scale_variations, pdf_variations, as_json) -> None:
     """Total cross section of PROCESS by Monte Carlo, in pb (e.g. PROCESS = drell-yan)."""
     from forward import variations as var
@@ -94,9 +99,12 @@ def xsec(process_name, assignments, n_events, seed, method, channel, batch_size,
             result = varied.central
         else:
             result = cross_section(process, n_events, params=params, channel=channel,
-                                   seed=seed, method=method, batch_size=batch_size)
-    except (ValueError, TypeError, FileNotFoundError) as err:
-        raise click.UsageError(str(err)) from err
+                                   seed=seed, method=method, batch_size=batch_size,
+                                   max_seconds=3600.0 * max_hours)
+    except (ValueError, TypeError, FileNotFoundError) as err:  # bad --set pdf= too
+        raise click.UsageError(option_message(
+            err, {"n": "--events", "batch_size": "--batch-size", "channel": "--channel"})
+        ) from err
     groups = {}
     if varied is not None:
         table = varied.to_dict()

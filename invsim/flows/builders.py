@@ -22,6 +22,7 @@ from torch import nn
 from torch.distributions import Independent, Normal, TransformedDistribution
 
 from forward._validation import check_choice
+from forward.seeding import seeded_init
 from invsim.flows.preprocessing import (
     Preprocessing,
     preprocessing_from_dict,
@@ -161,8 +162,7 @@ class ConditionalFlow(nn.Module):
         self.x_preprocessing = x_preprocessing
         self.context_preprocessing = context_preprocessing
         n_ctx = 0 if context_preprocessing is None else context_preprocessing.features
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
+        with seeded_init(int(seed)):
             self.flow = build_flow(x_preprocessing.features, n_ctx, self.config).to(dtype)
         self.seed = int(seed)
 

@@ -13,6 +13,13 @@ size, Pareto k̂; see :func:`invsim.mem.estimator.flag_events`). It does so thro
 many θ points flag it); :class:`FlagReport` is its JSON-ready summary with a sentence
 for users; :func:`handle_flags` warns (:class:`FlaggedEventsWarning`), raises
 (:class:`FlaggedEventsError`) or stays silent, following ``on_flagged``.
+
+Events whose log p is not finite (NaN, or -inf: zero likelihood, e.g. a lepton below the
+transfer's cut) cannot enter a sum over events at all. :func:`drop_non_finite` finds them
+by index at a reference θ and, with ``on_flagged="drop"``, returns the likelihood of the
+other events (:class:`EventSubset`, the dropped indices and reasons in ``dropped``);
+with any other choice it raises :class:`FlaggedEventsError` naming them. Either way
+they never reach the diagnostics (Pareto k̂, ESS) of the other events.
 """
 
 from __future__ import annotations
@@ -26,16 +33,22 @@ import torch
 
 __all__ = [
     "ON_FLAGGED_CHOICES",
+    "EventSubset",
     "FlagCounter",
     "FlagReport",
     "FlaggedEventsError",
     "FlaggedEventsWarning",
+    "check_event_count",
     "check_on_flagged",
+    "drop_non_finite",
     "handle_flags",
+    "non_finite_events",
+    "split_non_finite",
 ]
 
-#: accepted values of ``on_flagged``; ``"raise"`` is a synonym of ``"error"``
-ON_FLAGGED_CHOICES = ("error", "warn", "ignore", "raise")
+#: accepted values of ``on_flagged``; ``"raise"`` is a synonym of ``"error"``; ``"drop"``
+#: warns like ``"warn"`` and also leaves out events whose log p is NaN or -inf
+ON_FLAGGED_CHOICES = ("error", "warn", "ignore", "drop", "raise")
 #: criterion name used when a likelihood reports flags without reasons
 UNSPECIFIED = "flagged by the likelihood"
 
@@ -55,7 +68,7 @@ def check_on_flagged(value) -> str:
         ValueError: not one of ``"error"``, ``"warn"``, ``"ignore"`` (or ``"raise"``).
     """
     if not isinstance(value, str) or value not in ON_FLAGGED_CHOICES:
-        raise ValueError(f"on_flagged: expected one of 'error', 'warn', 'ignore' "
+        raise ValueError(f"on_flagged: expected one of 'error', 'warn', 'ignore', 'drop' "
                          f"('raise' = 'error'), got {value!r}")
     return "error" if value == "raise" else value
 
@@ -194,3 +207,172 @@ def handle_flags(report: FlagReport | None, on_flagged: str, *, stacklevel: int 
     if mode == "error":
         raise FlaggedEventsError(f"on_flagged='error': {text}")
     warnings.warn(text, FlaggedEventsWarning, stacklevel=stacklevel + 1)
+
+
+def non_finite_events(log_p: torch.Tensor) -> dict[int, str]:
+    """Events whose log p is NaN or -inf (or +inf) at any θ point, with the reason.
+
+    Args:
+        log_p: per-event values, shape (n_events,) or (b, n_events).
+
+    Returns:
+        event index -> ``"log p = NaN"``, ``"log p = -inf (zero likelihood)"`` or
+        ``"log p = +inf"``, in index order (empty when all are finite).
+    """
+    lp = torch.as_tensor(log_p).detach().reshape(-1, log_p.shape[-1]).cpu()
+    out = {}
+    for reason, mask in (("log p = NaN", torch.isnan(lp).any(0)),
+                         ("log p = -inf (zero likelihood)", (lp == -float("inf")).any(0)),
+                         ("log p = +inf", (lp == float("inf")).any(0))):
+        for i in mask.nonzero().flatten().tolist():
+            out.setdefault(int(i), reason)
+    return dict(sorted(out.items()))
+
+
+def _describe(events: dict[int, str], n_events: int, limit: int = 10) -> str:
+    items = list(events.items())
+    shown = ", ".join(f"{i} ({why})" for i, why in items[:limit])
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return f"{len(items)} of {n_events} events [{shown}{more}]"
+
+
+class EventSubset:
+    """The likelihood of a subset of the events of another likelihood.
+
+    Every per-event output (``log_prob``, and ``log_p``/``error``/``ess``/``pareto_k``/
+    ``flagged``/``flag_reasons`` of ``evaluate``) is restricted to the kept events; the
+    other methods and attributes are the wrapped likelihood's.
+
+    Args:
+        likelihood: an :class:`~invsim.infer.EventLikelihood`.
+        keep: indices of the kept events, increasing.
+        dropped: index -> reason of the events left out.
+        n_events: number of events of the wrapped likelihood.
+    """
+
+    def __init__(self, likelihood, keep: torch.Tensor, dropped: dict[int, str],
+                 n_events: int) -> None:
+        self.likelihood = likelihood
+        self.keep = keep
+        self.dropped = dict(dropped)
+        self.n_events = int(keep.numel())
+        self.n_events_total = int(n_events)
+
+    def __getattr__(self, name):
+        return getattr(self.likelihood, name)
+
+    def _cut(self, t, name: str = ""):
+        if (name.startswith("log_sigma_fid") or not isinstance(t, torch.Tensor) or t.ndim == 0
+                or t.shape[-1] != self.n_events_total):
+            return t
+        return t.index_select(-1, self.keep.to(t.device))
+
+    def log_prob(self, theta) -> torch.Tensor:
+        """log p of the kept events, shape (n_kept,) or (b, n_kept)."""
+        return self._cut(self.likelihood.log_prob(theta))
+
+    def log_prob_and_log_sigma_fid(self, theta):
+        lp, ls = self.likelihood.log_prob_and_log_sigma_fid(theta)
+        return self._cut(lp), ls
+
+    def evaluate(self, theta):
+        """The wrapped ``evaluate`` with its per-event fields restricted to the kept events."""
+        return self.cut_result(self.likelihood.evaluate(theta))
+
+    def cut_result(self, res):
+        """An ``evaluate`` result of the wrapped likelihood, restricted to the kept events."""
+        fields = {}
+        for k, v in vars(res).items() if hasattr(res, "__dict__") else ():
+            fields[k] = ({r: self._cut(m) for r, m in v.items()} if isinstance(v, Mapping)
+                         else self._cut(v, k))
+        if not fields:  # slots or class attributes: copy the known fields
+            for k in ("log_p", "error", "ess", "pareto_k", "flagged", "flag_reasons",
+                      "log_sigma_fid", "log_sigma_fid_error"):
+                if hasattr(res, k):
+                    v = getattr(res, k)
+                    fields[k] = ({r: self._cut(m) for r, m in v.items()}
+                                 if isinstance(v, Mapping) else self._cut(v, k))
+        return _Result(fields)
+
+
+class _Result:
+    def __init__(self, fields: dict) -> None:
+        self.__dict__.update(fields)
+
+
+def split_non_finite(log_p: torch.Tensor, on_flagged: str, *, where: str = "at the reference θ"
+                     ) -> tuple[torch.Tensor | None, dict[int, str]]:
+    """The events to keep given per-event values with NaN or -inf entries, or an error.
+
+    Args:
+        log_p: per-event values, shape (n_events,) or (b, n_events); an event is
+            non-finite when any of its b values is.
+        on_flagged: ``"drop"`` keeps the finite events; any other choice raises.
+        where: where ``log_p`` was evaluated, for the messages.
+
+    Returns:
+        ``(keep, dropped)``: None and ``{}`` when every event is finite, else the
+        indices of the finite events (int64, increasing) and index -> reason.
+
+    Raises:
+        FlaggedEventsError: non-finite events and ``on_flagged`` other than ``"drop"``,
+            or no finite event left; the message lists the indices and reasons.
+    """
+    mode = check_on_flagged(on_flagged)
+    n = int(log_p.shape[-1])
+    bad = non_finite_events(log_p)
+    if not bad:
+        return None, {}
+    text = _describe(bad, n)
+    if mode != "drop":
+        raise FlaggedEventsError(f"{text} have a non-finite log p {where}; pass "
+                                 "on_flagged='drop' (--on-flagged drop) to leave them out")
+    if len(bad) == n:
+        raise FlaggedEventsError(f"{text} have a non-finite log p {where}: no event left")
+    warnings.warn(f"on_flagged='drop': left out {text}, non-finite {where}",
+                  FlaggedEventsWarning, stacklevel=3)
+    return torch.tensor([i for i in range(n) if i not in bad], dtype=torch.long), bad
+
+
+def drop_non_finite(likelihood, theta, on_flagged: str, *, n_events: int | None = None):
+    """Find the events with NaN or -inf log p at ``theta``; drop them or fail.
+
+    Args:
+        likelihood: an :class:`~invsim.infer.EventLikelihood`.
+        theta: a reference θ (name -> tensor of shape ()), e.g. the priors' reference.
+        on_flagged: ``"drop"`` leaves those events out (returns an :class:`EventSubset`);
+            any other choice raises for them (:func:`split_non_finite`).
+        n_events: the number of events the likelihood must score; None accepts any
+            number >= 1.
+
+    Returns:
+        ``(likelihood, dropped)``: the likelihood itself when every event is finite
+        (``dropped`` empty), else the :class:`EventSubset` of the finite events and
+        their index -> reason.
+
+    Raises:
+        FlaggedEventsError: see :func:`split_non_finite`.
+        ValueError: a log p of another length than ``n_events``, or no events.
+    """
+    check_on_flagged(on_flagged)
+    with torch.no_grad():
+        lp = likelihood.log_prob(theta)
+    if not isinstance(lp, torch.Tensor) or lp.ndim != 1:
+        got = tuple(lp.shape) if isinstance(lp, torch.Tensor) else type(lp).__name__
+        raise ValueError(f"likelihood.log_prob(theta): expected per-event values of shape "
+                         f"(n_events,), got {got}")
+    check_event_count(lp, n_events)
+    keep, bad = split_non_finite(lp, on_flagged)
+    if keep is None:
+        return likelihood, {}
+    return EventSubset(likelihood, keep, bad, int(lp.shape[-1])), bad
+
+
+def check_event_count(log_p: torch.Tensor, n_events: int | None) -> None:
+    """Raise ``ValueError`` unless ``log_p`` has ``n_events`` values per θ point (>= 1)."""
+    n = int(log_p.shape[-1])
+    if n_events is not None and n != n_events:
+        raise ValueError(f"likelihood.log_prob(theta): expected {n_events} values (one per "
+                         f"event), got {n}")
+    if n == 0:
+        raise ValueError("likelihood: scores no events; nothing to infer from")

@@ -13,7 +13,8 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from forward._validation import check_finite, check_floating
+from forward._validation import check_floating
+from invsim.infer.flags import non_finite_events
 
 __all__ = [
     "EventLikelihood",
@@ -150,5 +151,14 @@ def check_event_log_prob(value, batch: int | None, n_events: int | None) -> torc
         want = f"({n},)" if batch is None else f"({batch}, {n})"
         raise ValueError(f"{name}: expected per-event values of shape {want}, got "
                          f"{tuple(value.shape)}")
-    check_finite(name, value.detach())
+    if value.shape[-1] == 0:
+        raise ValueError(f"{name}: scores no events (shape {tuple(value.shape)}); nothing to "
+                         "infer from")
+    bad = non_finite_events(value)
+    if bad:
+        shown = ", ".join(f"{i} ({why})" for i, why in list(bad.items())[:10])
+        raise ValueError(f"{name}: {len(bad)} of {value.shape[-1]} events have a non-finite "
+                         f"log p: [{shown}{' ...' if len(bad) > 10 else ''}]; "
+                         "on_flagged='drop' leaves out events that are non-finite at the "
+                         "reference θ")
     return value

@@ -18,7 +18,7 @@ import torch
 from torch.distributions import biject_to
 
 from forward._validation import check_finite
-from invsim.infer.flags import check_on_flagged
+from invsim.infer.flags import check_on_flagged, drop_non_finite
 from invsim.infer.likelihood import (
     check_event_log_prob,
     check_likelihood,
@@ -63,9 +63,12 @@ class InferenceProblem:
             likelihood's ``evaluate(theta)`` flags events at the draws: ``"warn"``
             (a :class:`~invsim.infer.flags.FlaggedEventsWarning` with the count and the
             reasons), ``"error"`` (synonym ``"raise"``: a
-            :class:`~invsim.infer.flags.FlaggedEventsError` after sampling) or
-            ``"ignore"``. The flags are recorded in the InferenceData attributes in every
-            case.
+            :class:`~invsim.infer.flags.FlaggedEventsError` after sampling),
+            ``"ignore"`` or ``"drop"`` (as ``"warn"``, and events whose log p is NaN or
+            -inf at the reference point are left out, their indices and reasons in
+            ``dropped``; with the other choices such events are an error naming them,
+            see :func:`~invsim.infer.flags.drop_non_finite`). The flags are recorded in
+            the InferenceData attributes in every case.
     """
 
     likelihood: object
@@ -75,6 +78,7 @@ class InferenceProblem:
     process: str = ""
     on_flagged: str = "warn"
     names: tuple[str, ...] = field(init=False)
+    dropped: dict = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.names = check_likelihood(self.likelihood)
@@ -106,6 +110,11 @@ class InferenceProblem:
                 )
             self.luminosity = lum
         ref = self.reference_point()
+        # NaN/-inf events at the reference point: left out (on_flagged="drop") or an error
+        expected = getattr(self.likelihood, "n_events", None)
+        self.likelihood, self.dropped = drop_non_finite(
+            self.likelihood, ref, self.on_flagged,
+            n_events=expected if isinstance(expected, int) and expected > 0 else None)
         with torch.no_grad():
             ll = self.likelihood.log_prob(ref)
             check_event_log_prob(ll, None, None)

@@ -32,7 +32,10 @@ import torch
 from pyro.infer import MCMC, NUTS
 from pyro.infer.autoguide.initialization import init_to_uniform, init_to_value
 
+from forward._validation import check_count
+from forward.seeding import seeded_init
 from invsim.infer.init import initial_points
+from invsim.infer.limits import MAX_CHAINS, MAX_DRAWS
 from invsim.infer.model import InferenceProblem
 from invsim.infer.results import prior_draws, to_inference_data
 
@@ -70,10 +73,11 @@ class _EnergyNUTS(NUTS):
         return r, r_unscaled
 
 
-def _positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
-    return value
+def _positive_int(name: str, value, minimum: int = 1, maximum: int | None = None) -> int:
+    try:
+        return check_count(name, value, minimum, maximum)
+    except TypeError as err:  # historical: non-integers are ValueErrors here
+        raise ValueError(str(err)) from None
 
 
 def convergence_diagnostics(idata, *, rhat_max: float = RHAT_MAX,
@@ -207,9 +211,9 @@ def sample_nuts(
     """
     if not isinstance(problem, InferenceProblem):
         raise TypeError(f"problem: expected an InferenceProblem, got {type(problem).__name__}")
-    _positive_int("num_samples", num_samples)
-    _positive_int("warmup", warmup, 0)
-    _positive_int("chains", chains)
+    _positive_int("num_samples", num_samples, 1, MAX_DRAWS)
+    _positive_int("warmup", warmup, 0, MAX_DRAWS)
+    _positive_int("chains", chains, 1, MAX_CHAINS)
     _positive_int("seed", seed, 0)
     prior_samples = num_samples if prior_samples is None else _positive_int(
         "prior_samples", prior_samples, 0)
@@ -223,9 +227,7 @@ def sample_nuts(
     draws = {n: [] for n in problem.names}
     diverging, step_size, accept, energy = [], [], [], []
     for c in range(chains):
-        fork = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork):
-            torch.manual_seed(seed + c)
+        with seeded_init(seed + c, device):
             strategy = (init_to_value(values=starts[c], fallback=init_to_uniform)
                         if starts[c] else init_to_uniform)
             kernel = _EnergyNUTS(problem.model, target_accept_prob=float(target_accept),

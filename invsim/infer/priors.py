@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import pyro.distributions as dist
 import torch
 
+from forward._validation import resolve_device
 from forward.processes.base import Parameter, Process
 
 __all__ = ["build_priors", "declared_parameters", "parse_prior", "support_bounds"]
@@ -170,6 +171,7 @@ def parse_prior(
     if len(values) != len(want) or not all(math.isfinite(v) for v in values):
         raise ValueError(f"prior {spec!r}: {family} takes {len(want)} finite numbers "
                          f"{','.join(want)}, got {args!r}")
+    device = resolve_device(device)
     a, b = (torch.tensor(v, dtype=dtype, device=device) for v in values)
     if family == "uniform":
         if not values[0] < values[1]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from invsim.infer.limits import MAX_DRAWS, MAX_STEPS
 from invsim.infer.model import InferenceProblem
 from invsim.infer.results import prior_draws, to_inference_data
 
@@ -86,10 +87,10 @@ def fit_svi(
     """
     if not isinstance(problem, InferenceProblem):
         raise TypeError(f"problem: expected an InferenceProblem, got {type(problem).__name__}")
-    for name, value in (("steps", steps), ("particles", particles),
-                        ("num_samples", num_samples)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+    for name, value, top in (("steps", steps, MAX_STEPS), ("particles", particles, 100_000),
+                             ("num_samples", num_samples, MAX_DRAWS)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+            raise ValueError(f"{name}: expected an int >= 1 and <= {top}, got {value!r}")
     if not (isinstance(seed, int) and seed >= 0):
         raise ValueError(f"seed: expected an int >= 0, got {seed!r}")
     if not (math.isfinite(lr) and lr > 0):

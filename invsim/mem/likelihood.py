@@ -38,8 +38,10 @@ from forward._validation import (
     check_choice,
     check_finite,
     check_floating,
+    check_memory,
     check_range,
     make_generator,
+    resolve_device,
 )
 from forward.events import HardEvents
 from forward.processes.base import Parameter
@@ -275,7 +277,7 @@ class MEMLikelihood:
         self.outside_range = outside_range
         self.model = model
         self.process = model.process
-        self.device = torch.device(device) if device is not None else x_reco.device
+        self.device = resolve_device(device) if device is not None else x_reco.device
         self.x_reco = x_reco.to(self.device)
         self.n_events = x_reco.shape[0]
         self.n_samples = n_samples
@@ -308,6 +310,12 @@ class MEMLikelihood:
         self.on_flagged = on_flagged
         self._warned: set[int] = set()
         self.chunk_size = chunk_size
+        # the cache holds every proposal draw and the fiducial sample: refuse up front
+        # what cannot fit (per draw: momenta of k particles, x1, x2, log factor, dσ)
+        k = len(getattr(self.process, "final_state", ())) or 4
+        check_memory(f"n_samples={n_samples} x {self.n_events} events + n_fiducial",
+                     self.n_events * n_samples + n_fiducial, 32 * k + 64, device=self.device,
+                     what="cached hard events")
         gen = make_generator(seed, device=self.device)
         self._draw(proposal_theta, defensive, gen, progress)
         self._fiducial(n_fiducial, gen)
@@ -323,6 +331,8 @@ class MEMLikelihood:
             raise TypeError("defensive: the proposal has no log_prob(hard, x_reco)")
         per = max(1, self.chunk_size // n)
         log_a, moms, x1s, x2s = [], [], [], []
+        #: event index -> why its log p is NaN whatever θ (reported, never raised per chunk)
+        self.invalid_events: dict[int, str] = {}
         bar = tqdm(range(0, self.n_events, per), desc="MEM proposal", disable=not progress)
         for start in bar:
             xr = self.x_reco[start : start + per]
@@ -330,15 +340,28 @@ class MEMLikelihood:
             xr_rep = xr.repeat_interleave(n, 0)
             with torch.no_grad():  # the cached factor is θ-independent: no graph to keep
                 la = self.model.log_acceptance(ev) + self.model.log_transfer(xr_rep, ev)
-            if bool(torch.isnan(la).any()) or bool((la == math.inf).any()):
-                raise ValueError(
-                    "model: the acceptance or transfer returned NaN/+inf at proposal samples"
-                )
-            log_a.append((la.view(len(xr), n) - lq).to(self.device))
+            la = la.view(len(xr), n)
+            bad = (torch.isnan(la) | (la == math.inf)).any(1)
+            if bool(bad.any()):  # isolate those events: their log p is NaN, with a reason
+                la = torch.where(bad[:, None], torch.full_like(la, math.nan), la)
+                for i in bad.nonzero().flatten().tolist():
+                    self.invalid_events[start + int(i)] = (
+                        "the acceptance or transfer returned NaN/+inf at its proposal samples")
+            log_a.append((la - lq).to(self.device))
             moms.append(ev.momenta.to(self.device))
             x1s.append(ev.x1.to(self.device))
             x2s.append(ev.x2.to(self.device))
         self.log_a = torch.cat(log_a)  # (m, n)
+        if self.invalid_events:
+            shown = sorted(self.invalid_events)[:10]
+            text = (f"model: the acceptance or transfer returned NaN/+inf at the proposal "
+                    f"samples of {len(self.invalid_events)} of {self.n_events} events "
+                    f"(indices {shown}{' ...' if len(self.invalid_events) > 10 else ''}); "
+                    "their log p is NaN and they are flagged")
+            if self.on_flagged == "error":
+                raise FlaggedEventsError(text)
+            if self.on_flagged != "ignore":
+                warnings.warn(text, MEMWarning, stacklevel=4)
         self.events = HardEvents(torch.cat(moms), torch.cat(x1s), torch.cat(x2s),
                                  self.process.sqrt_s)
 
@@ -512,7 +535,9 @@ class MEMLikelihood:
         log_w = self.log_a + log_ds
         s = summarize_weights(log_w)
         lsf, sf_err = self._log_sigma_fid(log_ds_fid)
-        k = pareto_khat(log_w.detach()) if full else None
+        # an event with NaN weights (invalid) gets k̂ = +inf instead of failing the others
+        lw = log_w.detach()
+        k = pareto_khat(torch.where(torch.isnan(lw), -math.inf, lw)) if full else None
         return s.log_mean - lsf, s, lsf, sf_err, k
 
     def log_prob(self, theta) -> torch.Tensor:

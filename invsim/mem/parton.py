@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
+from forward._validation import resolve_device
 from forward.events import HardEvents
 from forward.integrand import HadronicIntegrand
 from invsim.mem.likelihood import DifferentialCache
@@ -94,7 +95,7 @@ class PartonLikelihood:
         if log_acceptance is not None and not callable(log_acceptance):
             raise TypeError(f"log_acceptance: expected a callable HardEvents -> log ε (n,), "
                             f"got {type(log_acceptance).__name__}")
-        self.device = torch.device(device) if device is not None else events.momenta.device
+        self.device = resolve_device(device) if device is not None else events.momenta.device
         self.process = process
         self.fixed = {k: float(v) for k, v in dict(fixed or {}).items()}
         process.params(self.fixed)  # names and ranges
