@@ -149,8 +149,11 @@ for d in BAD_DEVICES:
          (ValueError, TypeError), "device")
 case("HadronicIntegrand", "channel=99", lambda: HadronicIntegrand(_P, channel=99), ValueError,
      "channel")
-case("HadronicIntegrand", "pdf=3", lambda: HadronicIntegrand(_P, pdf=3), (TypeError, ValueError),
-     "pdf")
+# an int is an LHAPDF id (issue 19); 3 is none: not found, naming the argument
+case("HadronicIntegrand", "pdf=3", lambda: HadronicIntegrand(_P, pdf=3), FileNotFoundError,
+     "lhapdf_id")
+case("HadronicIntegrand", "pdf=3.5", lambda: HadronicIntegrand(_P, pdf=3.5),
+     (TypeError, ValueError), "pdf")
 case("HadronicIntegrand", "pdf='NOSUCHPDF'", lambda: HadronicIntegrand(_P, pdf="NOSUCHPDF"),
      FileNotFoundError, "NOSUCHPDF")
 
@@ -187,7 +190,8 @@ case("generate_events", "settings bad", lambda: _gen(settings={"sqrt_s": -1}), V
 
 # -- mkPDF -----------------------------------------------------------------------------
 for name, exc in (("NOSUCHPDF", FileNotFoundError), ("", (ValueError, TypeError)),
-                  (3, TypeError), (None, TypeError)):
+                  (3, FileNotFoundError), (3.5, TypeError), (True, TypeError),
+                  (None, TypeError)):
     case("mkPDF", f"name={name!r}", lambda n=name: mkPDF(n), exc, r"name|NOSUCHPDF|set")
 for m, exc in ((-1, ValueError), (1.5, (TypeError, ValueError)), ("x", (TypeError, ValueError)),
                (10**6, (ValueError, FileNotFoundError))):
@@ -367,20 +371,16 @@ def files(tmp_path_factory):
             "lhe": _garbage(tmp, "bad.lhe"), "txt": _garbage(tmp, "bad.xyz")}
 
 
-#: garbage files: the readers (forward/io, issue 18 item 1) are another change's; until it
-#: lands their messages may not name the file
-_IO = pytest.mark.xfail(reason="reader messages naming the file: issue 18 item 1",
-                        strict=False)
 READERS = [
     ("load_hdf5", load_hdf5, "missing", (FileNotFoundError, ValueError, OSError)),
     ("load_hdf5", load_hdf5, "dir", (ValueError, OSError)),
-    pytest.param("load_hdf5", load_hdf5, "h5", (ValueError, OSError), marks=_IO),
+    ("load_hdf5", load_hdf5, "h5", (ValueError, OSError)),
     ("read_events", read_events, "missing", (FileNotFoundError, ValueError, OSError)),
     ("read_events", read_events, "h5", (ValueError, OSError)),
     ("read_events", read_events, "txt", (ValueError, OSError)),
     ("read_events", read_events, "dir", (ValueError, OSError)),
     ("read_lhe", read_lhe, "missing", (FileNotFoundError, ValueError, OSError)),
-    pytest.param("read_lhe", read_lhe, "lhe", (ValueError, OSError), marks=_IO),
+    ("read_lhe", read_lhe, "lhe", (ValueError, OSError)),
 ]
 
 
