@@ -242,7 +242,9 @@ def save_hdf5(events: EventSet, path: str | os.PathLike, *, overwrite: bool = Fa
             spans = {}
             for key, data in arrays.items():
                 ds = f.create_dataset(key, data=data)
-                if ds.id.get_offset() is not None:
+                # an empty dataset has no storage (HDF5 then reports an undefined
+                # offset); its zero bytes need no span
+                if ds.id.get_storage_size() > 0 and ds.id.get_offset() is not None:
                     spans[key] = (ds.id.get_offset(), ds.id.get_storage_size())
         _seal(tmp, spans, {k: digests[k].result() for k in spans})
     return path
