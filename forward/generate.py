@@ -22,7 +22,15 @@ import torch
 
 from forward._validation import check_memory, resolve_device
 
-__all__ = ["BYTES_PER_EVENT", "GeneratedEvents", "generate_events", "generate_hard_events"]
+__all__ = [
+    "BYTES_PER_EVENT",
+    "GeneratedEvents",
+    "detected_event_set",
+    "generate_events",
+    "generate_hard_events",
+    "setup_generation",
+    "unweighted_events",
+]
 
 #: memory held per generated event until it is written, in bytes (estimate: hard
 #: momenta, flavours, weights, detector objects and the copies made while writing)
@@ -46,6 +54,8 @@ class GeneratedEvents:
         n_overweight: weighted events above w_max, summed over batches.
         n_train: integrand calls of the training.
         n_eval: integrand calls after training.
+        batch_values, batch_errors: σ and its error in pb of every weighted batch, in
+            order (combined into ``cross_section``; chunked runs combine all chunks').
     """
 
     events: object
@@ -58,6 +68,8 @@ class GeneratedEvents:
     n_overweight: int
     n_train: int
     n_eval: int
+    batch_values: tuple[float, ...] = ()
+    batch_errors: tuple[float, ...] = ()
 
 
 def generate_hard_events(
@@ -91,16 +103,7 @@ def generate_hard_events(
     Raises:
         ValueError: bad counts, or an integrand that is zero everywhere.
     """
-    from tqdm.auto import tqdm
-
-    from forward.eventset import sample_flavours
-    from forward.nis import combine_estimates
-    from forward.nis.multichannel import (
-        MultiChannelConfig,
-        concat_points,
-        fit_multichannel,
-        hadronic_channels,
-    )
+    from forward.nis.multichannel import MultiChannelConfig, fit_multichannel, hadronic_channels
     from forward.xsec import BYTES_PER_POINT
 
     for name, v, low in (("n_events", n_events, 1), ("train_calls", train_calls, 1000)):
@@ -115,6 +118,50 @@ def generate_hard_events(
                  device=generator.device, what="integrand calls per training round")
     mc = fit_multichannel(f, maps, cfg, generator=generator, device=generator.device,
                           progress=progress)
+    return unweighted_events(mc, integrand, n_events, generator=generator,
+                             overweight=overweight, progress=progress)
+
+
+def unweighted_events(
+    sampler,
+    integrand,
+    n_events: int,
+    *,
+    generator: torch.Generator,
+    overweight: float = 1e-3,
+    progress: bool = False,
+) -> GeneratedEvents:
+    """Unweighted hard events from a trained multi-channel sampler.
+
+    Batches of weighted events, sized by the measured efficiency, are unweighted (each
+    batch with its own maximum weight) until ``n_events`` are kept; incoming parton
+    flavours are then drawn per event in proportion to its flavour-channel weights.
+    The second half of :func:`generate_hard_events`, also run per chunk by
+    :func:`forward.chunked.generate_events_chunked`.
+
+    Args:
+        sampler: a trained :class:`forward.nis.multichannel.MultiChannel` of the
+            integrand's :func:`~forward.nis.multichannel.hadronic_channels`.
+        integrand: the :class:`forward.integrand.HadronicIntegrand` it was trained on.
+        n_events: number of events to keep (>= 1).
+        generator: source of all random numbers (on the integrand's device).
+        overweight: allowed fraction of the total weight above the maximum weight.
+        progress: show a progress bar of accepted events.
+
+    Returns:
+        A :class:`GeneratedEvents` (``n_train`` is the sampler's ``n_eval``).
+
+    Raises:
+        ValueError: bad counts, or an integrand that is zero everywhere.
+    """
+    from tqdm.auto import tqdm
+
+    from forward.eventset import sample_flavours
+    from forward.nis import combine_estimates
+    from forward.nis.multichannel import concat_points
+
+    if isinstance(n_events, bool) or not isinstance(n_events, int) or n_events < 1:
+        raise ValueError(f"n_events: expected an integer >= 1, got {n_events!r}")
     kept, weights, values, errors = [], [], [], []
     n_kept = n_over = n_eval = 0
     eff, ow = 0.5, 0.0
@@ -123,7 +170,7 @@ def generate_hard_events(
         # weighted events per batch: enough for the rest at the last efficiency, bounded
         # below (a stable w_max) and above (memory)
         n_draw = min(1_000_000, max(20_000, math.ceil(1.2 * (n_events - n_kept) / eff)))
-        u = mc.unweight(n_draw, overweight, generator=generator)
+        u = sampler.unweight(n_draw, overweight, generator=generator)
         n_eval += n_draw
         values.append(u.result.value)
         errors.append(u.result.error)
@@ -142,7 +189,7 @@ def generate_hard_events(
                                integrand.process.flavour_channels, generator=generator)
     value, error, _ = combine_estimates(values, errors)
     return GeneratedEvents(events, torch.cat(weights), flavours, value, error, eff, ow, n_over,
-                           mc.n_eval, n_eval)
+                           sampler.n_eval, n_eval, tuple(values), tuple(errors))
 
 
 def generate_events(
@@ -188,8 +235,31 @@ def generate_events(
             detector card, bad counts, or an integrand that is zero everywhere.
         FileNotFoundError: a detector card file that does not exist.
     """
+    proc, det, integrand, settings = setup_generation(process, settings=settings, params=params,
+                                                      detector=detector, seed=seed,
+                                                      overweight=overweight, device=device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    res = generate_hard_events(integrand, n_events, generator=gen, train_calls=train_calls,
+                               overweight=overweight, progress=progress)
+    return detected_event_set(process, proc, integrand, det, res, settings=settings,
+                              generator=gen, seed=seed, shower=shower, overweight=overweight,
+                              progress=progress)
+
+
+def setup_generation(process: str, *, settings, params, detector, seed: int, overweight: float,
+                     device):
+    """Check the common arguments of the generators and build their objects.
+
+    Returns:
+        (process object, :class:`~forward.detector.Detector`,
+        :class:`~forward.integrand.HadronicIntegrand`, settings dict).
+
+    Raises:
+        ValueError: unknown process or setting, bad parameter values, a bad card, a bad
+            seed or overweight fraction.
+        FileNotFoundError: a detector card file that does not exist.
+    """
     from forward.detector import Detector
-    from forward.eventset import EventSet
     from forward.integrand import HadronicIntegrand
     from forward.processes import get_process
 
@@ -202,13 +272,25 @@ def generate_events(
     proc = get_process(process, **settings)
     det = Detector(detector)
     integrand = HadronicIntegrand(proc, params=dict(params or {}), device=device)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    res = generate_hard_events(integrand, n_events, generator=gen, train_calls=train_calls,
-                               overweight=overweight, progress=progress)
+    return proc, det, integrand, settings
+
+
+def detected_event_set(process: str, proc, integrand, det, res: GeneratedEvents, *, settings,
+                       generator: torch.Generator, seed: int, shower: bool, overweight: float,
+                       progress: bool = False):
+    """The :class:`~forward.eventset.EventSet` of generated hard events, with ``reco``.
+
+    Draws the final-state ids, optionally showers (Pythia 8 seeded with ``seed + 1``)
+    and applies the detector, all with ``generator``; the weights are
+    ``res.cross_section * w / sum(w)`` for the unweighting weights w.
+    """
+    from forward.eventset import EventSet
+
+    n_events = len(res.event_weights)
     w = res.event_weights.to(torch.float64)
     events = EventSet(
         process=process, momenta=res.events.momenta, x1=res.events.x1, x2=res.events.x2,
-        pids=proc.sample_final_state(n_events, generator=gen,
+        pids=proc.sample_final_state(n_events, generator=generator,
                                      device=res.events.momenta.device),
         sqrt_s=res.events.sqrt_s,
         weights=res.cross_section * w / w.sum(),
@@ -227,11 +309,11 @@ def generate_events(
         from forward.shower import shower as run_shower
 
         showered = run_shower(events, ShowerSettings(), seed=seed + 1, progress=progress)
-        objects = showered.objects.to(device)
+        objects = showered.objects.to(events.momenta.device)
         events.metadata["shower_failed"] = showered.failed.tolist()
     else:
         objects = events.objects()
-    events.reco = det(objects, generator=gen)
+    events.reco = det(objects, generator=generator)
     return events
 
 

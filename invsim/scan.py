@@ -513,6 +513,36 @@ def _total_log_l(s: _Setup, theta: dict[str, torch.Tensor], b: int, with_error: 
     return total, error, n_flag, None
 
 
+def _batch_log_l(shared: tuple[_Setup, bool], theta: dict[str, torch.Tensor]):
+    """One batch of grid points on a worker: :func:`_total_log_l` with its own flag counter.
+
+    Returns:
+        (total, error, n_flag, log_sigma_fid, flags, n_events), tensors on the CPU;
+        ``flags`` the batch's :class:`FlagCounter` or None.
+    """
+    template, with_error = shared
+    s = _Setup(template.likelihood, template.luminosity, template.dtype, template.device,
+               n_observed=template.n_observed)
+    b = next(iter(theta.values())).shape[0]
+    with torch.no_grad():
+        total, err, n_flag, lsf = _total_log_l(s, theta, b, with_error)
+    cpu = [None if t is None else t.detach().cpu() for t in (total, err, n_flag, lsf)]
+    return (*cpu, s.flags, s.n_events)
+
+
+def _merge_remote(s: _Setup, flags: FlagCounter | None, n_events: int) -> None:
+    """Fold a worker's batch into the scan's setup (event count, flag counter)."""
+    if s.n_events is None:
+        s.n_events = n_events
+    elif n_events != s.n_events:
+        raise ValueError(f"likelihood.log_prob(theta): expected {s.n_events} events like the "
+                         f"first batch of grid points, got {n_events}")
+    if flags is not None:
+        if s.flags is None:
+            s.flags = FlagCounter(s.n_events)
+        s.flags.merge(flags)
+
+
 def _profile_fit(s: _Setup, base: dict[str, torch.Tensor], prof: Sequence[str],
                  boxes: Sequence[tuple[float, float]], u0: torch.Tensor,
                  config: ProfileConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -587,6 +617,7 @@ def scan(
     progress: bool = False,
     on_flagged: str = "warn",
     n_events: int | None = None,
+    client=None,
 ) -> ScanResult:
     """Scan −2Δlog L over a grid of one or two parameters.
 
@@ -628,6 +659,20 @@ def scan(
     (``n_flagged``, ``flag_reasons``, ``reliable``, ``flag_message``) and the dataset's
     attributes.
 
+    **Parallel scans.** With a ``client`` (a ``dask.distributed.Client`` or a
+    :class:`concurrent.futures.Executor`) the batches of ``batch_size`` grid points are
+    evaluated as independent tasks (:func:`forward.distributed.map_tasks`) and put
+    together in grid order. The likelihood object itself is sent to the workers (once
+    per worker with Dask), so every worker scores all events with exactly the per-event
+    importance samples drawn when it was built (they are part of its state, never
+    redrawn): each point's summed log L is the same sum of the same per-event values as
+    in one process, equal to float rounding (bitwise when the batches are the same and
+    the workers run the same kernels). The events are not sharded: a likelihood built
+    on a subset of the events would draw other importance samples for them, so
+    sharding θ points is the simplest exactly-equal design. Profiled scans start every
+    fit from the solved neighbour and therefore run in one process: ``client`` with
+    ``profile`` is an error.
+
     Args:
         likelihood: an :class:`~invsim.infer.likelihood.EventLikelihood`
             (``parameter_names``, ``log_prob(theta)`` of shape (b, n_events); optional
@@ -657,6 +702,9 @@ def scan(
             ``dropped_events``) and are an error naming them with the other choices.
         n_events: observed number of events n of the extended term (default: the
             number of events the likelihood scores); only with a ``luminosity``.
+        client: None (evaluate here), a ``dask.distributed.Client`` or an Executor on
+            which the batches of grid points are evaluated (see above); the likelihood
+            must be picklable for process workers.
 
     Returns:
         A :class:`ScanResult`.
@@ -688,6 +736,9 @@ def scan(
             raise ValueError(f"profile: {n!r} is scanned; a parameter is scanned or profiled")
     if len(set(prof)) != len(prof):
         raise ValueError(f"profile: duplicated names in {list(prof)}")
+    if client is not None and prof:
+        raise ValueError("client: profiled scans run in one process (each fit starts from "
+                         f"its solved neighbour); drop client= or profile={list(prof)}")
     for n in fixed:
         if n not in names:
             raise ValueError(f"fixed: unknown parameter {n!r}; the likelihood's parameters "
@@ -763,6 +814,20 @@ def scan(
     u_solved = torch.empty(n_pts, len(prof), dtype=dtype, device=dev)
 
     batches = range(0, n_pts, batch_size)
+    remote = None
+    if client is not None:
+        from forward.distributed import map_tasks
+
+        thetas = []
+        for i0 in batches:
+            sl = slice(i0, min(i0 + batch_size, n_pts))
+            theta = {n: points[sl, j].to(dtype=dtype, device=dev)
+                     for j, n in enumerate(scanned)}
+            for n, v in fixed.items():
+                theta[n] = torch.full((sl.stop - sl.start,), v, dtype=dtype, device=dev)
+            thetas.append(theta)
+        remote = iter(map_tasks(_batch_log_l, thetas, shared=(setup, with_error),
+                                client=client, what="batch of grid points"))
     if progress:
         from tqdm import tqdm
 
@@ -786,8 +851,12 @@ def scan(
             for j, n in enumerate(prof):
                 theta[n] = _to_theta(u[:, j], *box[n])
                 prof_vals[sl, j] = theta[n].detach().to(torch.float64).cpu()
-        with torch.no_grad():
-            total, err, n_flag, lsf = _total_log_l(setup, theta, b, with_error)
+        if remote is None:
+            with torch.no_grad():
+                total, err, n_flag, lsf = _total_log_l(setup, theta, b, with_error)
+        else:
+            total, err, n_flag, lsf, flags, n_ev = next(remote)
+            _merge_remote(setup, flags, n_ev)
         log_l[sl] = total.to(torch.float64).cpu()
         log_l_err[sl] = err.to(torch.float64).cpu()
         if n_flag is not None:

@@ -9,6 +9,16 @@ PROCESS is any registered name (see ``invsim xsec --list``). The events come fro
 :func:`forward.generate.generate_events` (multi-channel NIS training and unweighting,
 optional Pythia 8 + fastjet shower, detector); ``reco.hard_index`` links every
 reconstructed event to its hard event.
+
+With ``--workers N`` (a local Dask cluster of N single-threaded processes) or
+``--scheduler ADDRESS`` (a running ``dask scheduler``) the events are generated in
+chunks of ``--chunk-size`` events by :func:`forward.chunked.generate_events_chunked`:
+chunk k is seeded with ``forward.distributed.chunk_seed(seed, k)``, so the file is the
+same for any number of workers, ``--workers 1`` included. Without either option the
+events come from one stream (the unchunked path: a different, statistically equivalent
+file). The chunk files are written to a hidden folder beside OUTPUT (it must be
+visible to the workers) and merged into OUTPUT atomically; a failed chunk leaves no
+OUTPUT.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from invsim.cli._common import (
     Count,
     claim_output,
     file_inputs,
+    one_line,
     option_message,
     parameter_names,
     parse_assignments,
@@ -51,21 +62,35 @@ __all__ = ["generate"]
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="HDF5 file to write.")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Generate in chunks on a local Dask cluster of this many processes.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Generate in chunks on a running Dask scheduler (tcp://host:8786).")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=None,
+              help="Events per chunk with --workers/--scheduler [default: 25000].")
 def generate(process_name, n_events, assignments, shower, card, seed, device, train_calls,
-             overweight, output, overwrite) -> None:
+             overweight, output, overwrite, workers, scheduler, chunk_size) -> None:
     """Generate N unweighted events of PROCESS, apply the detector, write hard/reco pairs."""
-    from forward.generate import generate_events
     from forward.io import save_hdf5
 
+    if workers is not None and scheduler is not None:
+        raise click.UsageError("--workers, --scheduler: give one of them, not both")
+    if chunk_size is not None and workers is None and scheduler is None:
+        raise click.UsageError("--chunk-size: only with --workers or --scheduler")
     claim_output(output, inputs=file_inputs(card), overwrite=overwrite)
     cls = process_class_argument(process_name)
     params, settings = parse_assignments(assignments, parameter_names(cls),
                                          cls.setting_names())
+    kwargs = dict(settings=settings, params=params, detector=card, shower=shower, seed=seed,
+                  device=device, train_calls=train_calls, overweight=overweight, progress=True)
     try:
-        events = generate_events(process_name, n_events, settings=settings, params=params,
-                                 detector=card, shower=shower, seed=seed, device=device,
-                                 train_calls=train_calls, overweight=overweight,
-                                 progress=True)
+        if workers is None and scheduler is None:
+            from forward.generate import generate_events
+
+            events = generate_events(process_name, n_events, **kwargs)
+        else:
+            events = _generate_chunked(process_name, n_events, kwargs, workers, scheduler,
+                                       chunk_size, output)
     except (ValueError, TypeError, FileNotFoundError) as err:
         raise click.UsageError(option_message(
             err, {"n_events": "--events", "train_calls": "--train-calls"})) from err
@@ -76,3 +101,17 @@ def generate(process_name, n_events, assignments, shower, card, seed, device, tr
                f"{events.cross_section_error:.2g} pb, unweighting efficiency "
                f"{meta['efficiency']:.3g}, {meta['n_overweight']} overweight; {passed} pass "
                f"the selection -> {output}")
+
+
+def _generate_chunked(process_name, n_events, kwargs, workers, scheduler, chunk_size, output):
+    """Chunked generation on a Dask client; connection and worker failures as one line."""
+    from forward.chunked import DEFAULT_CHUNK_SIZE, generate_events_chunked
+    from forward.distributed import TaskFailedError, dask_client
+
+    try:
+        with dask_client(workers=workers, scheduler=scheduler) as client:
+            return generate_events_chunked(
+                process_name, n_events, chunk_size=chunk_size or DEFAULT_CHUNK_SIZE,
+                client=client, chunk_dir=output.parent, **kwargs)
+    except (ConnectionError, ImportError, TaskFailedError) as err:
+        raise click.ClickException(f"{one_line(err)}; {output} was not written") from err

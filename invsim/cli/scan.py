@@ -28,6 +28,12 @@ flag_message, warnings, inputs, files``. When the likelihood flags events (the M
 importance-sampling diagnostics), ``reliable`` is false, ``flag_message`` says how many
 and why, and the plain output prints it as a ``warning:`` line; ``--on-flagged error``
 stops with a one-line error instead. ``--events`` is the old name of ``--data``.
+
+With ``--workers N`` (a local Dask cluster of N single-threaded processes) or
+``--scheduler ADDRESS`` (a running ``dask scheduler``) the batches of ``--batch-size``
+grid points are evaluated on the workers, each holding a copy of the likelihood built
+here (the same importance samples), so the summed log L equals the single-process one
+to float rounding (see :func:`invsim.scan.scan`); not with ``--profile``.
 """
 
 from __future__ import annotations
@@ -78,11 +84,17 @@ __all__ = ["scan_command"]
               type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--overwrite", is_flag=True, help="Replace the files of a non-empty folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Evaluate the grid on a local Dask cluster of this many processes.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Evaluate the grid on a running Dask scheduler (tcp://host:8786).")
 def scan_command(data, model, factory_spec, params, profiles, fixes, luminosity, n_samples,
-                 tree, seed, batch_size, device, on_flagged, out, overwrite, as_json) -> None:
+                 tree, seed, batch_size, device, on_flagged, out, overwrite, as_json,
+                 workers, scheduler) -> None:
     """Scan -2 Delta log L of the events over one or two parameters."""
     import warnings
 
+    from forward.distributed import TaskFailedError
     from forward.files import atomic_target, same_file
     from invsim.infer.flags import FlaggedEventsError, FlaggedEventsWarning
     from invsim.scan import scan
@@ -107,6 +119,11 @@ def scan_command(data, model, factory_spec, params, profiles, fixes, luminosity,
         if rng is not None:
             bounds[name] = rng
     fixed = parse_fixed(fixes)
+    if workers is not None and scheduler is not None:
+        raise click.UsageError("--workers, --scheduler: give one of them, not both")
+    if (workers is not None or scheduler is not None) and profile:
+        raise click.UsageError("--profile: profiled scans run in one process; drop "
+                               "--workers/--scheduler")
     likelihood, source, _ = inference_inputs(
         data=data, factory_spec=factory_spec, model=model, parameters=[*grid, *profile],
         n_samples=n_samples, seed=seed, tree=tree, on_flagged=on_flagged, device=device,
@@ -115,12 +132,12 @@ def scan_command(data, model, factory_spec, params, profiles, fixes, luminosity,
         raise click.UsageError("--fix: with --model, parameters that are not scanned or "
                                "profiled stay at the process defaults")
     try:
-        with warnings.catch_warnings():  # reported in the summary lines instead
-            warnings.simplefilter("ignore", FlaggedEventsWarning)
+        with warnings.catch_warnings(), _client(workers, scheduler) as client:
+            warnings.simplefilter("ignore", FlaggedEventsWarning)  # in the summary instead
             result = scan(likelihood, grid, profile=profile, fixed=fixed, bounds=bounds,
                           luminosity=luminosity, batch_size=batch_size, device=device,
-                          progress=not as_json, on_flagged=on_flagged)
-    except FlaggedEventsError as err:
+                          progress=not as_json, on_flagged=on_flagged, client=client)
+    except (FlaggedEventsError, ConnectionError, ImportError, TaskFailedError) as err:
         raise click.ClickException(one_line(err)) from err
     except (ValueError, TypeError) as err:
         raise click.UsageError(one_line(err)) from err
@@ -158,3 +175,14 @@ def scan_command(data, model, factory_spec, params, profiles, fixes, luminosity,
         click.echo("  warning: the profile fit did not converge at some grid points "
                    "(see 'converged' in scan.nc)")
     click.echo(f"Written to {out}/ (scan.nc, scan.csv, scan.json, scan.png)")
+
+
+def _client(workers, scheduler):
+    """A Dask client for --workers/--scheduler, or a context yielding None."""
+    import contextlib
+
+    if workers is None and scheduler is None:
+        return contextlib.nullcontext(None)
+    from forward.distributed import dask_client
+
+    return dask_client(workers=workers, scheduler=scheduler)

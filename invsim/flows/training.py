@@ -13,6 +13,17 @@ Reproducibility: the split and every epoch's batch order come from generators se
 with ``seed`` (and the epoch), never from the global RNG; the same initial weights,
 data, config and seed give the same trained weights, and a run resumed from its
 checkpoint gives the same weights as one that was not interrupted.
+
+Data-parallel training: in a ``torch.distributed`` process group of more than one
+process (``torchrun``, :func:`forward.ddp.init_from_env`; gloo on CPUs, NCCL on GPUs)
+every process holds all events and draws the same split and batch order; each global
+batch of ``batch_size`` events is dealt out round-robin (process r takes positions
+r, r + P, ...), every process backpropagates its share of the batch mean and the
+gradients are summed over the processes (:func:`forward.ddp.all_reduce_gradients`).
+The gradient of each step is therefore the single-process gradient up to float rounding
+(the sum is taken in another order), the losses and early-stopping decisions are
+reduced the same way, and only rank 0 shows progress and writes the checkpoint. Outside
+a group nothing changes.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from forward import ddp
 from forward._validation import check_choice
 from invsim.flows.builders import ConditionalFlow
 
@@ -223,6 +235,7 @@ def fit_module(
     if len(train_idx) == 0:
         raise ValueError(f"data: too few events ({n}) for a validation split")
     params = [p for p in module.parameters() if p.requires_grad]
+    device = params[0].device if params else torch.device("cpu")
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     n_batches = math.ceil(len(train_idx) / config.batch_size)
     if config.scheduler == "cosine":
@@ -234,6 +247,8 @@ def fit_module(
     else:
         sched = None
 
+    rank, world = ddp.world()
+    ddp.broadcast_module(module)
     result = TrainResult()
     best_state, bad_epochs, done = None, 0, False
     if checkpoint is not None and os.path.exists(checkpoint):
@@ -251,7 +266,7 @@ def fit_module(
         best_state, bad_epochs, done = ck["best_state"], ck["bad_epochs"], ck["done"]
 
     def save_checkpoint() -> None:
-        if checkpoint is None:
+        if checkpoint is None or rank != 0:
             return
         write_file(checkpoint, {
             "kind": "training", "config": asdict(config), "seed": int(seed), "n": n,
@@ -261,20 +276,27 @@ def fit_module(
             "done": done,
         }, overwrite=True)
 
+    def reduced(value: torch.Tensor) -> float:
+        """A per-process partial sum summed over the processes (float64)."""
+        if world == 1:
+            return float(value)
+        return float(ddp.all_reduce_sum(value.detach().to(torch.float64).reshape(1)))
+
     def val_loss() -> float:
         module.eval()
-        total = 0.0
+        total = torch.zeros((), dtype=torch.float64, device=device)
         with torch.no_grad():
             for i in range(0, len(val_idx), config.batch_size):
-                idx = val_idx[i: i + config.batch_size]
-                total += float(loss_fn([t[idx] for t in data])) * len(idx)
+                idx = val_idx[i: i + config.batch_size][rank::world]
+                if len(idx):
+                    total += loss_fn([t[idx] for t in data]).to(torch.float64) * len(idx)
         module.train()
-        return total / len(val_idx)
+        return reduced(total) / len(val_idx)
 
     last = config.epochs if epoch_limit is None else min(config.epochs, int(epoch_limit))
     start = time.perf_counter()
-    bar = tqdm(total=config.epochs, initial=result.epochs_run, desc=desc, disable=not progress,
-               leave=False)
+    bar = tqdm(total=config.epochs, initial=result.epochs_run, desc=desc,
+               disable=not progress or rank != 0, leave=False)
     module.train()
     while not done and result.epochs_run < last:
         epoch = result.epochs_run + 1
@@ -287,7 +309,7 @@ def fit_module(
                      f"{opt.param_groups[0]['lr']:.3g}); check the data, lower lr or set "
                      "clip_grad_norm")
             try:
-                loss = loss_fn([t[idx] for t in data])
+                loss = _local_loss(loss_fn, data, idx, rank, world, params)
             except ValueError as err:
                 # with torch's distribution validation on (pyro switches it on at import,
                 # zuko off), NaN parameters fail inside log_prob instead of in the loss
@@ -295,18 +317,19 @@ def fit_module(
                     raise
                 bar.close()
                 raise FloatingPointError(f"{desc}: non-finite parameters {where}") from err
-            if not bool(torch.isfinite(loss)):
+            batch_loss = loss.detach() if world == 1 else reduced(loss)
+            if not math.isfinite(float(batch_loss)):
                 bar.close()
-                raise FloatingPointError(
-                    f"{desc}: non-finite loss {float(loss.detach())} {where}")
+                raise FloatingPointError(f"{desc}: non-finite loss {float(batch_loss)} {where}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            ddp.all_reduce_gradients(params)
             if config.clip_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(params, config.clip_grad_norm)
             opt.step()
             if isinstance(sched, torch.optim.lr_scheduler.CosineAnnealingLR):
                 sched.step()
-            total += float(loss.detach()) * len(idx)
+            total += float(batch_loss) * len(idx)
         result.train_loss.append(total / len(train_idx))
         result.epochs_run = epoch
         if len(val_idx):
@@ -337,6 +360,20 @@ def fit_module(
     if done and best_state is not None:
         module.load_state_dict(best_state)
     return result
+
+
+def _local_loss(loss_fn, data, idx: torch.Tensor, rank: int, world: int, params):
+    """This process's share of the batch mean: loss_fn(own rows) × own rows / batch rows.
+
+    Summed over the processes it is the batch mean, and so are its gradients. A process
+    without rows returns a zero connected to the parameters (its gradients are zeros).
+    """
+    if world == 1:
+        return loss_fn([t[idx] for t in data])
+    own = idx[rank::world]
+    if len(own) == 0:
+        return sum(p.sum() for p in params) * 0.0
+    return loss_fn([t[own] for t in data]) * (len(own) / len(idx))
 
 
 def _check_pair(flow: ConditionalFlow, x, context) -> tuple[torch.Tensor, torch.Tensor | None]:

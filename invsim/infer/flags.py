@@ -180,6 +180,24 @@ class FlagCounter:
             self._reasons[UNSPECIFIED] = mask if prev is None else prev | mask
         return f.to(torch.int64).sum(-1)
 
+    def merge(self, other: FlagCounter) -> None:
+        """Add the flags another counter recorded (e.g. on a worker) to this one.
+
+        Raises:
+            ValueError: the counters score different numbers of events.
+        """
+        if other.n_events != self.n_events:
+            raise ValueError(f"other: expected a counter of {self.n_events} events, got "
+                             f"{other.n_events}")
+        if not other.seen:
+            return
+        self.seen = True
+        if other._any is not None:
+            self._any = other._any if self._any is None else self._any | other._any
+        for k, m in other._reasons.items():
+            prev = self._reasons.get(k)
+            self._reasons[k] = m if prev is None else prev | m
+
     def report(self, where: str = "", affects: str = "the interval") -> FlagReport | None:
         """The :class:`FlagReport` so far, or None if the likelihood reported no flags."""
         if not self.seen:

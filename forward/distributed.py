@@ -1,0 +1,209 @@
+"""Running independent tasks in one process, on an executor or on a Dask cluster.
+
+The embarrassingly parallel work of invsim (chunks of generated events, batches of θ
+points of a likelihood scan) is written as a list of independent tasks ``fn(shared,
+item)``: ``shared`` is one large read-only object (a trained sampler, a likelihood with
+its importance samples) sent once to every worker, ``item`` the small description of
+one task. :func:`map_tasks` runs them
+
+* in this process, in order, when no ``client`` is given (the default: no extra
+  dependency is needed);
+* on a :class:`concurrent.futures.Executor` (threads or processes);
+* on a ``dask.distributed.Client`` (a :class:`~distributed.LocalCluster` or any
+  running cluster), ``shared`` scattered once to all workers, each task retried on
+  another worker when its worker dies.
+
+Results always come back in the order of ``items``, so results do not depend on the
+number of workers as long as every task is deterministic (its random numbers seeded by
+:func:`chunk_seed`, never by the worker).
+
+:func:`dask_client` opens a client for the command line's ``--workers N`` (a local
+cluster of N single-threaded worker processes) or ``--scheduler ADDRESS`` (a running
+``dask scheduler``), with a connection timeout so that an unreachable address fails
+within seconds. Dask is imported only here and only when one of them is used (the
+``dask`` extra: ``pip install 'invsim[dask]'``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["TaskFailedError", "chunk_seed", "dask_client", "map_tasks"]
+
+#: largest seed :func:`chunk_seed` returns (below Pythia 8's limit of 900 000 000 - 1,
+#: leaving room for the shower's ``seed + 1``)
+_MAX_SEED = 899_999_998
+
+
+class TaskFailedError(RuntimeError):
+    """A parallel task failed for good (its worker died on every retry, or it raised)."""
+
+
+def chunk_seed(seed: int, index: int) -> int:
+    """The seed of chunk ``index`` of a run seeded with ``seed``.
+
+    Derived with :class:`numpy.random.SeedSequence` from the pair (seed, index), so the
+    chunks' random streams are independent of each other and of the number of workers
+    that run them.
+
+    Args:
+        seed: the run's seed, integer >= 0.
+        index: the chunk's index, integer >= 0.
+
+    Returns:
+        An integer in [0, 899 999 998] (valid for torch and for Pythia 8 with ``+ 1``).
+
+    Raises:
+        ValueError: a negative or non-integer seed or index.
+    """
+    for name, v in (("seed", seed), ("index", index)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"{name}: expected an integer >= 0, got {v!r}")
+    state = np.random.SeedSequence([int(seed), int(index)]).generate_state(2, np.uint32)
+    return int((int(state[0]) << 32 | int(state[1])) % (_MAX_SEED + 1))
+
+
+def _is_dask_client(client) -> bool:
+    return type(client).__name__ == "Client" and hasattr(client, "scatter")
+
+
+def map_tasks(
+    fn: Callable[[Any, Any], Any],
+    items: Sequence,
+    *,
+    shared: Any = None,
+    client=None,
+    retries: int = 2,
+    what: str = "task",
+) -> list:
+    """``[fn(shared, item) for item in items]``, here, on an executor or on a Dask cluster.
+
+    Args:
+        fn: a picklable function of (shared, item) (module-level for process workers).
+        items: the tasks' arguments, one per task.
+        shared: one object passed to every task (scattered once with Dask).
+        client: None (run here, in order), a :class:`concurrent.futures.Executor`, or a
+            ``dask.distributed.Client``.
+        retries: with Dask, how often a task is rerun after an error or a dead worker.
+        what: name of a task in error messages (e.g. ``"chunk"``).
+
+    Returns:
+        The results in the order of ``items``.
+
+    Raises:
+        TypeError: ``client`` is neither None, an Executor nor a Dask client.
+        TaskFailedError: with Dask, a task whose worker died on every try.
+        Exception: an error raised by ``fn`` itself (after the retries), unchanged.
+    """
+    items = list(items)
+    if client is None:
+        return [fn(shared, item) for item in items]
+    if isinstance(client, concurrent.futures.Executor):
+        return list(client.map(fn, [shared] * len(items), items))
+    if not _is_dask_client(client):
+        raise TypeError(f"client: expected None, a concurrent.futures.Executor or a "
+                        f"dask.distributed.Client, got {type(client).__name__}")
+    from distributed import KilledWorker
+
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries: expected an integer >= 0, got {retries!r}")
+    handle = client.scatter(shared, broadcast=True, hash=False)
+    futures = client.map(fn, [handle] * len(items), items, retries=retries, pure=False)
+    try:
+        results = []
+        for i, fut in enumerate(futures):
+            try:
+                results.append(fut.result())
+            except KilledWorker as err:
+                raise TaskFailedError(
+                    f"{what} {i} of {len(items)}: its worker died on every try ({err}); "
+                    "nothing was written") from None
+        return results
+    finally:
+        client.cancel(futures)
+        client.cancel([handle])
+
+
+def _probe(address: str, timeout: float) -> None:
+    """Fail fast, without Dask, when nothing listens at a ``tcp://host:port`` address."""
+    if not isinstance(address, str) or not address.strip():
+        raise ValueError(f"scheduler: expected an address like tcp://host:8786, got {address!r}")
+    if not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise ValueError(f"timeout: expected a number of seconds > 0, got {timeout!r}")
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "tcp", address
+    if scheme not in ("tcp", "tls"):
+        return  # other transports (inproc, ucx): leave the check to Dask
+    host, _, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit():
+        raise ValueError(f"scheduler: expected an address like tcp://host:8786, got {address!r}")
+    try:
+        with socket.create_connection((host, int(port)), timeout=float(timeout)):
+            pass
+    except OSError as err:
+        msg = " ".join(str(err).split()) or type(err).__name__
+        raise ConnectionError(f"scheduler: cannot reach {address!r} within {timeout:g} s "
+                              f"({msg})") from None
+
+
+@contextlib.contextmanager
+def dask_client(
+    *, workers: int | None = None, scheduler: str | None = None, timeout: float = 10.0
+) -> Iterator[Any]:
+    """A Dask client on a new local cluster or on a running scheduler; closed on exit.
+
+    Args:
+        workers: number of local worker processes (one thread each), or None.
+        scheduler: address of a running scheduler (``tcp://host:8786``), or None.
+        timeout: seconds to wait for the scheduler before giving up.
+
+    Yields:
+        A ``dask.distributed.Client``.
+
+    Raises:
+        ValueError: both or neither of ``workers`` and ``scheduler``, or workers < 1.
+        ImportError: Dask is not installed (``pip install 'invsim[dask]'``).
+        ConnectionError: the scheduler cannot be reached within ``timeout`` seconds.
+    """
+    if (workers is None) == (scheduler is None):
+        raise ValueError("workers, scheduler: give exactly one of them")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise ValueError(f"workers: expected an integer >= 1, got {workers!r}")
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as err:
+        raise ImportError("Dask is needed for workers/scheduler: pip install 'invsim[dask]' "
+                          f"({err})") from None
+    if scheduler is not None:
+        _probe(scheduler, timeout)
+        try:
+            client = Client(scheduler, timeout=f"{float(timeout)}s", set_as_default=False)
+        except Exception as err:  # noqa: BLE001 - any failure to talk to it is reported
+            msg = " ".join(str(err).split()) or type(err).__name__
+            raise ConnectionError(f"scheduler: {scheduler!r} accepted the connection but did "
+                                  f"not answer as a Dask scheduler within {timeout:g} s "
+                                  f"({msg})") from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=":0")
+    try:
+        client = Client(cluster, set_as_default=False)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        cluster.close()

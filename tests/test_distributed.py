@@ -1,0 +1,259 @@
+"""Scale-out on Dask: chunked generation and scans equal to one process; bad clusters.
+
+One small in-process LocalCluster (2 single-threaded workers on threads, a TCP
+scheduler so the command line can reach it with --scheduler) serves the module and is
+closed at the end. The generation runs are tiny (1500 events, 2000 training calls).
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import time
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from forward.distributed import TaskFailedError, chunk_seed, dask_client, map_tasks
+
+distributed = pytest.importorskip("distributed")
+pytest.importorskip("h5py")
+
+GEN = dict(train_calls=2000, seed=5)
+N_EVENTS, CHUNK = 1500, 700
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    lc = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  protocol="tcp", dashboard_address=":0")
+    client = distributed.Client(lc, set_as_default=False)
+    try:
+        yield client
+    finally:
+        client.close()
+        lc.close()
+
+
+@pytest.fixture(scope="module")
+def one_worker():
+    lc = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0")
+    client = distributed.Client(lc, set_as_default=False)
+    try:
+        yield client
+    finally:
+        client.close()
+        lc.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- seeds and task mapping ---------------------------------------------------------------
+def test_chunk_seed_is_a_function_of_seed_and_index_only():
+    seeds = [chunk_seed(s, k) for s in range(3) for k in range(50)]
+    assert len(set(seeds)) == len(seeds)  # 150 draws from 9e8 values: collision p < 2e-5
+    assert seeds == [chunk_seed(s, k) for s in range(3) for k in range(50)]
+    assert all(0 <= v <= 899_999_998 for v in seeds)
+    with pytest.raises(ValueError, match="index: expected an integer >= 0, got -1"):
+        chunk_seed(0, -1)
+
+
+def _square(shared, item):
+    return shared * item * item
+
+
+def test_map_tasks_here_on_an_executor_and_on_dask_keep_the_order(cluster):
+    from concurrent.futures import ThreadPoolExecutor
+
+    want = [3 * i * i for i in range(7)]
+    assert map_tasks(_square, range(7), shared=3) == want
+    with ThreadPoolExecutor(2) as ex:
+        assert map_tasks(_square, range(7), shared=3, client=ex) == want
+    assert map_tasks(_square, range(7), shared=3, client=cluster) == want
+    with pytest.raises(TypeError, match="client: expected None, a concurrent"):
+        map_tasks(_square, range(2), client="tcp://x:1")
+
+
+_TRIES: dict = {}
+
+
+def _flaky(shared, item):
+    _TRIES[item] = _TRIES.get(item, 0) + 1
+    if item == 1 and _TRIES[item] == 1:
+        raise OSError("worker lost its disk")  # first try of task 1 fails
+    return item
+
+
+def test_a_failed_task_is_retried(cluster):
+    _TRIES.clear()
+    assert map_tasks(_flaky, range(3), client=cluster, retries=1) == [0, 1, 2]
+    assert _TRIES[1] == 2
+    _TRIES.clear()
+    with pytest.raises(OSError, match="worker lost its disk"):
+        map_tasks(_flaky, range(3), client=cluster, retries=0)
+
+
+# -- chunked generation -------------------------------------------------------------------
+def _assert_same(a, b):
+    for name in ("momenta", "x1", "x2", "pids", "weights", "incoming_pids"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    from forward.detector.objects import RecoEvents
+
+    for name in RecoEvents.field_names():
+        assert torch.equal(getattr(a.reco, name), getattr(b.reco, name)), name
+    assert a.cross_section == b.cross_section and a.metadata == b.metadata
+
+
+@pytest.fixture(scope="module")
+def serial_events():
+    from forward.chunked import generate_events_chunked
+
+    return generate_events_chunked("drell-yan", N_EVENTS, chunk_size=CHUNK, **GEN)
+
+
+def test_chunked_events_are_the_same_for_0_1_and_2_workers(serial_events, one_worker,
+                                                            cluster, tmp_path):
+    from forward.chunked import generate_events_chunked
+
+    ev = serial_events
+    assert len(ev) == N_EVENTS and ev.metadata["n_chunks"] == 3
+    # weights sum to σ, every hard event has its reco row (offsets of hard_index right)
+    assert math.isclose(float(ev.weights.sum()), ev.cross_section, rel_tol=1e-12)
+    assert torch.equal(ev.reco.hard_index, torch.arange(N_EVENTS))
+    # the chunks are independent streams: no event repeats across chunks
+    assert torch.unique(ev.x1).numel() == N_EVENTS
+    one = generate_events_chunked("drell-yan", N_EVENTS, chunk_size=CHUNK, client=one_worker,
+                                  chunk_dir=tmp_path, **GEN)
+    _assert_same(ev, one)
+    two = generate_events_chunked("drell-yan", N_EVENTS, chunk_size=CHUNK, client=cluster,
+                                  chunk_dir=tmp_path, **GEN)
+    _assert_same(ev, two)
+    assert list(tmp_path.iterdir()) == []  # chunk folders removed
+
+
+def test_cli_generate_on_a_scheduler_writes_the_same_file(serial_events, cluster, tmp_path):
+    from forward.io import load_hdf5
+    from invsim.cli import cli
+
+    out = tmp_path / "dy.h5"
+    res = CliRunner().invoke(cli, [
+        "generate", "drell-yan", "--events", str(N_EVENTS), "--chunk-size", str(CHUNK),
+        "--train-calls", "2000", "--seed", "5", "--scheduler", cluster.scheduler.address,
+        "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    _assert_same(serial_events, load_hdf5(out))
+    assert [p.name for p in tmp_path.iterdir()] == ["dy.h5"]
+
+
+def test_a_failing_chunk_leaves_no_output(cluster, tmp_path, monkeypatch):
+    import forward.chunked as chunked
+    from invsim.cli import cli
+
+    real = chunked._run_chunk
+
+    def broken(shared, chunk):
+        if chunk.index == 1:
+            raise RuntimeError("chunk 1 exploded")
+        return real(shared, chunk)
+
+    monkeypatch.setattr(chunked, "_run_chunk", broken)
+    out = tmp_path / "dy.h5"
+    res = CliRunner().invoke(cli, [
+        "generate", "drell-yan", "--events", "600", "--chunk-size", "300",
+        "--train-calls", "1000", "--scheduler", cluster.scheduler.address, "-o", str(out)])
+    assert res.exit_code != 0 and "chunk 1 exploded" in res.output, res.output
+    assert list(tmp_path.iterdir()) == []  # neither OUTPUT nor chunk files
+
+
+def test_unreachable_scheduler_is_a_quick_one_line_error(tmp_path):
+    from invsim.cli import cli
+
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    out = tmp_path / "dy.h5"
+    t0 = time.perf_counter()
+    res = CliRunner().invoke(cli, ["generate", "drell-yan", "--events", "100",
+                                   "--scheduler", address, "-o", str(out)])
+    assert time.perf_counter() - t0 < 30
+    assert res.exit_code == 1
+    msg = res.output.strip()
+    assert msg.count("\n") == 0 and f"cannot reach '{address}'" in msg, msg
+    assert not out.exists()
+    with pytest.raises(ValueError, match="workers, scheduler: give exactly one"):
+        with dask_client():
+            pass
+    with pytest.raises(ValueError, match="scheduler: expected an address like"):
+        with dask_client(scheduler="tcp://nohost"):
+            pass
+
+
+def test_task_failed_error_is_a_runtime_error():
+    assert issubclass(TaskFailedError, RuntimeError)
+
+
+# -- scans ----------------------------------------------------------------------------------
+class NoisyToy:
+    """log p(x | mu) = log mean_s N(x; mu + 0.3 z_s, 1): z drawn once per event (seeded),
+    like the MEM's importance samples; ``evaluate`` reports an MC error and flags."""
+
+    parameter_names = ("mu",)
+
+    def __init__(self, x, seed):
+        g = torch.Generator().manual_seed(seed)
+        self.x = x
+        self.z = torch.randn(len(x), 64, generator=g, dtype=torch.float64)
+
+    def _terms(self, theta):
+        mu = theta["mu"].reshape(-1, 1, 1)
+        d = self.x.reshape(1, -1, 1) - mu - 0.3 * self.z
+        return -0.5 * d**2 - 0.5 * math.log(2 * math.pi)
+
+    def log_prob(self, theta):
+        t = self._terms(theta)
+        return torch.logsumexp(t, -1) - math.log(t.shape[-1])
+
+    def evaluate(self, theta):
+        from types import SimpleNamespace
+
+        t = self._terms(theta)
+        lp = torch.logsumexp(t, -1) - math.log(t.shape[-1])
+        w = torch.exp(t - lp.unsqueeze(-1))
+        err = w.std(-1) / math.sqrt(t.shape[-1])
+        flagged = self.x.abs().unsqueeze(0).expand_as(lp) > 2.0 + theta["mu"].unsqueeze(-1)
+        return SimpleNamespace(log_p=lp, error=err, flagged=flagged,
+                               flag_reasons={"far": flagged})
+
+
+def test_scan_on_two_workers_equals_the_single_process_scan(cluster):
+    import numpy as np
+
+    from invsim.scan import scan
+
+    g = torch.Generator().manual_seed(3)
+    lik = NoisyToy(0.4 + torch.randn(300, generator=g, dtype=torch.float64), seed=9)
+    grid = {"mu": torch.linspace(-0.5, 1.5, 21, dtype=torch.float64)}
+    one = scan(lik, grid, batch_size=4, on_flagged="ignore")
+    two = scan(lik, grid, batch_size=4, on_flagged="ignore", client=cluster)
+    for v in ("log_l", "log_l_error", "n_flagged", "m2dlogl"):
+        np.testing.assert_allclose(two.dataset[v].values, one.dataset[v].values, rtol=1e-13,
+                                   atol=0, err_msg=v)
+    assert two.flags.n_flagged == one.flags.n_flagged > 0
+    assert two.flags.reasons == one.flags.reasons
+    assert two.best_fit == pytest.approx(one.best_fit, rel=1e-12)
+    with pytest.raises(ValueError, match="client: profiled scans run in one process"):
+        scan(_TwoParam(lik), grid, profile=["s"], client=cluster)
+
+
+class _TwoParam:
+    parameter_names = ("mu", "s")
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def log_prob(self, theta):
+        return self.inner.log_prob(theta)
