@@ -45,6 +45,16 @@ chooses the lepton flavours of leptonic W decays; with ``"all"`` the dilepton mo
 ee, μμ, eμ and μe, ``final_state`` names the ee assignment, ``lepton_pids`` is
 (11, 13) and :meth:`TTbar.sample_final_state` draws each event's flavours.
 
+**Reco.** Through a card detector (:class:`forward.detector.Detector`) the b quarks
+become jets smeared with the card's b-jet response and b-tagged with its efficiency,
+the leptons are smeared with theirs, and the missing pT is minus the vector sum of the
+reconstructed objects (the neutrinos' pT when every visible object is reconstructed,
+plus the smearing). :attr:`TTbar.reco_cuts` is the default selection that
+:meth:`invsim.observables.RecoObservables.for_process` applies: for dilepton exactly
+two opposite-sign leptons with pT > 20 GeV, |η| < 2.5, at least two b-tagged jets with
+pT > 30 GeV, |η| < 2.5 (the two leading used) and the MET; other events are dropped
+and counted per failed requirement (``ExtractedObservables.failed``).
+
 **On-shell projection.** The production matrix element and the dynamic scale are
 evaluated at the on-shell point with the same ŝ and the same top scattering angle
 θ* (partonic centre-of-mass frame, from beam 1) as the event, with the mass m_t of the
@@ -203,6 +213,11 @@ def running_alpha_s(
 def _one_loop_reference(dtype: torch.dtype, device) -> RunningAlphaS:
     """A one-loop coupling with the default α_s(M_Z) = 0.118, for the shift above."""
     return RunningAlphaS(0.118, order=1, dtype=dtype, device=device)
+
+
+#: default reco selection of decayed t t̄ (see :attr:`TTbar.reco_cuts`), GeV for pT
+_RECO_CUTS = {"lepton_pt_min": 20.0, "lepton_eta_max": 2.5, "jet_pt_min": 30.0,
+              "jet_eta_max": 2.5}
 
 
 class TTbar(Process):
@@ -437,6 +452,16 @@ class TTbar(Process):
             HadronicMap(self.sqrt_s, TopPairDecayMap(mt, bw_cut=c), s_sampling),
             HadronicMap(self.sqrt_s, DecayChain(tree, (0.0,) * 6), PowerLawSampling(2.5)),
         ]
+
+    @property
+    def reco_cuts(self) -> dict[str, float]:
+        """The default reco selection of the decayed modes, the object cuts that
+        :meth:`invsim.observables.RecoObservables.for_process` applies unless told
+        otherwise: charged leptons pT > 20 GeV and |η| < 2.5, jets (b-tagged or not)
+        pT > 30 GeV and |η| < 2.5 (GeV; empty without decays)."""
+        if self.decays is None:
+            return {}
+        return dict(_RECO_CUTS)
 
     def sample_final_state(
         self, n: int, *, generator: torch.Generator | None = None, device=None
