@@ -219,9 +219,13 @@ class RecoObservables:
         b-jets, other quarks and gluons as jets, photons as photons, and neutrinos
         switch on the missing pT. The number of electrons is fixed when the process
         has one lepton flavour content (a process whose ``lepton_pids`` lists several
-        flavours, as Drell–Yan with ``leptons="both"``, takes any). Keyword arguments
-        set the object cuts (and may override ``electrons``).
+        flavours, as Drell–Yan with ``leptons="both"``, takes any). The object cuts
+        are the process's default selection ``process.reco_cuts`` (a mapping of cut
+        names to values, when the process has one: t t̄ with decays has leptons
+        pT > 20 GeV, |η| < 2.5 and jets, b-tagged or not, pT > 30 GeV, |η| < 2.5), else
+        none; keyword arguments override them (and may override ``electrons``).
         """
+        cuts = {**dict(getattr(process, "reco_cuts", None) or {}), **cuts}
         ids = [abs(int(i)) for i in process.final_state]
         several = len(tuple(getattr(process, "lepton_pids", ()) or ())) > 1
         counts = {"leptons": sum(i in (11, 13) for i in ids),

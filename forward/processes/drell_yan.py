@@ -54,6 +54,7 @@ from forward.processes.electroweak import (
     zprime_fermion_couplings,
     zprime_width,
 )
+from forward.processes.flavours import draw_final_states
 
 __all__ = ["DrellYan", "MODES"]
 
@@ -383,11 +384,8 @@ class DrellYan(Process):
         Returns:
             Integer tensor of shape (n, 2) as (ℓ⁻, ℓ⁺) PDG ids.
         """
-        pids = torch.tensor(self.lepton_pids, device=device)
-        pick = torch.randint(len(pids), (n,), generator=generator,
-                             device=generator.device if generator is not None else device)
-        lm = pids[pick.to(pids.device)]
-        return torch.stack([lm, -lm], dim=-1)
+        return draw_final_states([(lep, -lep) for lep in self.lepton_pids], n,
+                                 generator=generator, device=device)
 
     def scales(
         self, events: HardEvents, params: Mapping[str, torch.Tensor] | None = None

@@ -23,6 +23,29 @@ closed when :math:`M < 2 m_f + 0.1` GeV, as Pythia does at initialisation:
 With Pythia's defaults this gives Γ_Z = 2.50419 GeV and Γ_Z′(2 TeV) = 63.0939 GeV.
 Every function here is plain torch: widths are differentiable in the Z′ mass and
 couplings.
+
+**W and top widths** as Pythia's ``ResonanceW`` and ``ResonanceTop`` compute them at
+initialisation (mass M = m_W or m_t, m_i the masses of :data:`FERMION_MASSES`,
+r_i = m_i²/M², λ = (1 - r₁ - r₂)² - 4 r₁ r₂, channels closed when M < m₁ + m₂ + 0.1 GeV):
+
+.. math::
+    \Gamma(W^+ \to f_1 \bar f_2) = \frac{\alpha_{EM}(m_W^2)\, m_W}{12 \sin^2\theta_W}
+        \lambda^{1/2}\big[1 - \tfrac12 (r_1 + r_2) - \tfrac12 (r_1 - r_2)^2\big]
+        \times 3\big(1 + \tfrac{\alpha_s(m_W^2)}{\pi}\big) |V_{f_1 f_2}|^2
+        \ \text{(quarks)},
+
+.. math::
+    \Gamma(t \to W^+ q) = \frac{\alpha_{EM}(m_t^2)}{16 \sin^2\theta_W}
+        \frac{m_t^3}{m_W^2} \lambda^{1/2}\big[(1 - r_q)^2 + (1 + r_q) r_W - 2 r_W^2\big]
+        \big(1 - 2.5\,\tfrac{\alpha_s(m_t^2)}{\pi}\big) |V_{tq}|^2,
+
+with q = d, s, b, the running α_EM of :func:`alpha_em`, α_s at one loop from
+α_s(M_Z) (Pythia's ``SigmaProcess:alphaSvalue``; the widths depend on it), the CKM
+moduli :data:`CKM` and sin²θ_W = 0.2312. W channels: u d̄, c d̄, u s̄, c s̄, u b̄, c b̄,
+e ν, μ ν, τ ν. With α_s(M_Z) = 0.118 this gives Γ_W = 2.08691 GeV,
+BR(W → eν) = 0.108380 and Γ_t(172.5) = 1.35475 GeV, BR(t → W b) = 0.998197 (Pythia
+8.317 after ``init()``, tested); Pythia's default α_s(M_Z) = 0.13 gives BR(W → eν) =
+0.1081.
 """
 
 from __future__ import annotations
@@ -39,8 +62,11 @@ __all__ = [
     "ALPHA_EM_0",
     "ALPHA_EM_MZ",
     "ALPHA_S_WIDTH",
+    "CKM",
     "FERMION_MASSES",
+    "MW",
     "MZ",
+    "W_CHANNELS",
     "SIN2_THETA_W",
     "SIN2_THETA_W_BAR",
     "ZPRIME_DEFAULT_COUPLINGS",
@@ -50,7 +76,9 @@ __all__ = [
     "charge",
     "fermion_pair_width",
     "kappa",
+    "top_partial_widths",
     "vector_coupling",
+    "w_partial_widths",
     "z_width",
     "zprime_fermion_couplings",
     "zprime_width",
@@ -66,6 +94,20 @@ ALPHA_EM_0 = 0.00729735
 ALPHA_EM_MZ = 0.00781751
 #: Z mass in GeV (Pythia's particle data, ``23:m0``)
 MZ = 91.1876
+#: W mass in GeV (Pythia's particle data, ``24:m0``)
+MW = 80.385
+#: CKM moduli |V_ij| by (up-type, down-type) quark id (Pythia 8.317
+#: ``StandardModel:Vud`` ... ``Vtb``)
+CKM: dict[tuple[int, int], float] = {
+    (2, 1): 0.97383, (2, 3): 0.2272, (2, 5): 0.00396,
+    (4, 1): 0.2271, (4, 3): 0.97296, (4, 5): 0.04221,
+    (6, 1): 0.00814, (6, 3): 0.04161, (6, 5): 0.9991,
+}
+#: W⁺ decay channels as (up-type fermion, down-type antifermion id magnitude), the
+#: order of Pythia's decay table: u d̄, c d̄, u s̄, c s̄, u b̄, c b̄, e ν, μ ν, τ ν
+W_CHANNELS: tuple[tuple[int, int], ...] = (
+    (2, 1), (4, 1), (2, 3), (4, 3), (2, 5), (4, 5), (12, 11), (14, 13), (16, 15),
+)
 #: α_s(M_Z) of the one-loop running used in the QCD factor of widths
 #: (Pythia ``SigmaProcess:alphaSvalue``, ``alphaSorder = 1``)
 ALPHA_S_WIDTH = 0.13
@@ -307,7 +349,7 @@ def zprime_width(
             alpha_s=als,
         ).sum(-1)
     if coup_ww != 0.0:
-        mw = 80.385
+        mw = MW
         is_open = mass > 2.0 * mw + _MASS_MARGIN
         r = mw**2 / (mass * mass)
         beta = torch.sqrt(torch.where(is_open, 1.0 - 4.0 * r, torch.ones_like(r)))
@@ -315,3 +357,89 @@ def zprime_width(
         ww = pref * (coup_ww * (1.0 - SIN2_THETA_W)) ** 2 * beta**3 * (1 + 20 * r + 12 * r * r)
         total = total + torch.where(is_open, ww, torch.zeros_like(ww))
     return total
+
+
+def _alpha_s_one_loop(alpha_s_mz: torch.Tensor, q2: torch.Tensor) -> torch.Tensor:
+    """One-loop α_s(q²) from α_s(M_Z) of any shape broadcastable with ``q2`` (GeV²)."""
+    from forward.processes.ttbar import running_alpha_s  # the one implementation
+
+    a, q = torch.broadcast_tensors(alpha_s_mz, q2)
+    return running_alpha_s(a.reshape(-1), q.reshape(-1), 1).reshape(a.shape)
+
+
+def _two_body(mass: torch.Tensor, m1: float, m2: float):
+    """(r₁, r₂, λ^{1/2}, open) of a two-body decay at ``mass`` (GeV), Pythia's margin."""
+    r1, r2 = m1**2 / (mass * mass), m2**2 / (mass * mass)
+    is_open = mass > m1 + m2 + _MASS_MARGIN
+    lam = (1.0 - r1 - r2) ** 2 - 4.0 * r1 * r2
+    ps = torch.sqrt(torch.where(is_open, lam, torch.ones_like(lam)).clamp(min=0.0))
+    return r1, r2, ps, is_open
+
+
+def w_partial_widths(
+    alpha_s_mz: torch.Tensor | float = 0.118,
+    mass: float = MW,
+    *,
+    dtype: torch.dtype = torch.float64,
+    device=None,
+) -> dict[tuple[int, int], torch.Tensor]:
+    """Partial widths of W⁺ in Pythia's conventions (module docstring).
+
+    Args:
+        alpha_s_mz: α_s(M_Z) of the one-loop coupling in the QCD factor, a number or a
+            tensor of shape () or (n,); differentiable.
+        mass: W mass in GeV.
+        dtype, device: of the result when ``alpha_s_mz`` is a number.
+
+    Returns:
+        Channel of :data:`W_CHANNELS` -> width in GeV, shape of ``alpha_s_mz``.
+    """
+    if isinstance(alpha_s_mz, torch.Tensor):
+        dtype, device = alpha_s_mz.dtype, alpha_s_mz.device
+    a_mz = torch.as_tensor(alpha_s_mz, dtype=dtype, device=device)
+    m = torch.tensor(mass, dtype=dtype, device=device)
+    pref = alpha_em(m * m) * m / (12.0 * SIN2_THETA_W)
+    als = _alpha_s_one_loop(a_mz, m * m)
+    out = {}
+    for up, down in W_CHANNELS:
+        r1, r2, ps, is_open = _two_body(m, FERMION_MASSES[up], FERMION_MASSES[down])
+        width = pref * ps * (1.0 - 0.5 * (r1 + r2) - 0.5 * (r1 - r2) ** 2)
+        width = torch.where(is_open, width, torch.zeros_like(width))
+        if up < 10:
+            width = width * 3.0 * (1.0 + als / math.pi) * CKM[(up, down)] ** 2
+        out[(up, down)] = width * torch.ones_like(a_mz)
+    return out
+
+
+def top_partial_widths(
+    mt: torch.Tensor | float,
+    alpha_s_mz: torch.Tensor | float = 0.118,
+    mw: float = MW,
+) -> dict[int, torch.Tensor]:
+    """Partial widths Γ(t → W⁺ q) for q = d, s, b in Pythia's conventions (module docstring).
+
+    Args:
+        mt: top mass in GeV, a number or tensor of shape () or (n,); differentiable.
+        alpha_s_mz: α_s(M_Z) of the one-loop coupling in the QCD factor, a number or
+            tensor broadcastable with ``mt``; differentiable.
+        mw: W mass in GeV.
+
+    Returns:
+        Down-type quark id (1, 3, 5) -> width in GeV, broadcast shape of the inputs.
+    """
+    ref = next((x for x in (mt, alpha_s_mz) if isinstance(x, torch.Tensor)), None)
+    kw = {"dtype": torch.float64} if ref is None else {"dtype": ref.dtype, "device": ref.device}
+    mt = torch.as_tensor(mt, **kw)
+    a_mz = torch.as_tensor(alpha_s_mz, **kw)
+    mt, a_mz = torch.broadcast_tensors(mt, a_mz)
+    m2 = mt * mt
+    pref = alpha_em(m2) / (16.0 * SIN2_THETA_W) * mt**3 / mw**2
+    als = _alpha_s_one_loop(a_mz, m2)
+    colour = 1.0 - 2.5 * als / math.pi
+    out = {}
+    for q in (1, 3, 5):
+        rw, rq, ps, is_open = _two_body(mt, mw, FERMION_MASSES[q])
+        width = pref * ps * ((1.0 - rq) ** 2 + (1.0 + rq) * rw - 2.0 * rw * rw)
+        width = width * colour * CKM[(6, q)] ** 2
+        out[q] = torch.where(is_open, width, torch.zeros_like(width))
+    return out

@@ -1,16 +1,25 @@
 r"""Top-quark decays t → b W⁺ → b f̄₁ f₂ in the narrow-width approximation.
 
-**Widths** at lowest order from the Fermi constant (massless b and W decay products,
-|V_tb| = 1, unitary CKM, no QCD corrections):
+**Widths and branching ratios** as Pythia 8.317 computes them at initialisation
+(:func:`forward.processes.electroweak.w_partial_widths`,
+:func:`~forward.processes.electroweak.top_partial_widths`: α_EM(M²), sin²θ_W = 0.2312,
+the CKM matrix, quark and τ masses in the phase space, QCD factors 3(1 + α_s/π) for
+W → q q̄′ and 1 - 2.5 α_s/π for t → W q). At α_s(M_Z) = 0.118: Γ_W = 2.08691 GeV,
+BR(W → eν) = BR(W → μν) = 0.108380 (to 3·10⁻⁶ relative), BR(W → hadrons) = 0.674939,
+Γ_t(172.5) = 1.35475 GeV, BR(t → W b) = 0.998197. The branching ratio of a mode
+(:func:`branching_ratio`) is BR(t → W b)² times the W branching ratios of the chosen
+lepton flavours (and hadrons); it depends on m_t and on the α_s(M_Z) parameter of the
+process (differentiably), as Pythia's widths depend on ``SigmaProcess:alphaSvalue``.
+The Breit–Wigner line shapes and windows use Γ_t(m_t) and Γ_W at α_s(M_Z) = 0.118
+(:data:`ALPHA_S_LINE_SHAPE`); they do not change σ (narrow-width normalisation below).
+The W⁺ → q q̄′ channels with a b̄ (0.06 %) are counted as hadronic and labelled d̄ u.
 
-.. math::
-    \Gamma_t = \frac{G_F m_t^3}{8\pi\sqrt2}\,(1 - x)^2 (1 + 2x),\quad x = m_W^2/m_t^2,
-    \qquad
-    \Gamma_W = 9\,\frac{G_F m_W^3}{6\pi\sqrt2},
-
-so Γ_t(172.5) = 1.4806 GeV and Γ_W = 2.0455 GeV with G_F = 1.1663787·10⁻⁵ GeV⁻² and
-m_W = 80.385 GeV (Pythia's default W mass). Branching ratios: BR(t → b W) = 1,
-BR(W → ℓν) = 1/9 per lepton flavour, BR(W → q q̄′) = 6/9 (u d̄′ and c s̄′, 3 colours).
+**Lepton flavours.** ``leptons`` = ``"e"``, ``"mu"`` or ``"all"`` (e and μ; τ is not
+included). For ``"all"`` the dilepton mode has the flavour combinations (ℓ⁺ from the
+top, ℓ⁻ from the antitop) ee, μμ, eμ, μe and the semileptonic mode e and μ; the
+branching ratio sums them and each event's flavours are drawn with equal probability
+(:attr:`DecayModeInfo.final_states`; the matrix element is flavour-blind for massless
+leptons and BR(W → eν) = BR(W → μν) to 3·10⁻⁶).
 
 **Modes and final-state order.** Each decayed top contributes three momenta
 (b, f̄₁, f₂), f̄₁ f₂ the W⁺ decay with f̄₁ the down-type antifermion; the antitop
@@ -50,6 +59,7 @@ distributions. Top masses outside the window (or ŝ < 4 m_t²) and W masses outs
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -59,13 +69,17 @@ from forward.events import HardEvents
 from forward.kinematics import dot, mass2
 from forward.phasespace import BreitWignerSampling
 from forward.phasespace.two_body import decay_angles, decay_momenta
+from forward.processes.electroweak import MW, top_partial_widths, w_partial_widths
 
 __all__ = [
+    "ALPHA_S_LINE_SHAPE",
     "DECAY_MODES",
+    "LEPTON_SETS",
     "FERMI_CONSTANT",
     "W_MASS",
     "DecayModeInfo",
     "TopPairDecayMap",
+    "branching_ratio",
     "bw_integral",
     "decay_mode_info",
     "top_decay_density",
@@ -79,62 +93,127 @@ __all__ = [
 #: Fermi constant in GeV⁻²
 FERMI_CONSTANT = 1.1663787e-5
 #: W pole mass in GeV (Pythia 8 default)
-W_MASS = 80.385
+W_MASS = MW
 #: decay modes of the t t̄ pair
 DECAY_MODES = ("dilepton", "semileptonic", "hadronic")
+#: ``leptons`` setting -> charged-lepton PDG ids of leptonic W decays
+LEPTON_SETS: dict[str, tuple[int, ...]] = {"e": (11,), "mu": (13,), "all": (11, 13)}
+#: α_s(M_Z) of the widths in the Breit–Wigner line shapes and windows
+ALPHA_S_LINE_SHAPE = 0.118
 
-_BR_LEPTON = 1.0 / 9.0
-_BR_HADRON = 6.0 / 9.0
+_W_LEPTONIC = {11: (12, 11), 13: (14, 13)}
 
 
-def top_width(mt, mw: float = W_MASS):
-    """LO width Γ(t → b W) in GeV (massless b, |V_tb| = 1), differentiable in ``mt``.
+def top_width(mt, mw: float = W_MASS, alpha_s_mz=ALPHA_S_LINE_SHAPE):
+    """Total top width Γ_t = Σ_q Γ(t → W q) in GeV, Pythia's conventions; differentiable.
 
     Args:
         mt: top mass in GeV, a number or tensor of any shape (> mw).
         mw: W mass in GeV.
+        alpha_s_mz: α_s(M_Z) of the QCD factor (number or tensor broadcastable).
+
+    Returns:
+        A tensor of the broadcast shape (float64 for number inputs).
     """
-    x = mw**2 / mt**2
-    return FERMI_CONSTANT * mt**3 / (8 * math.pi * math.sqrt(2)) * (1 - x) ** 2 * (1 + 2 * x)
+    return sum(top_partial_widths(mt, alpha_s_mz, mw).values())
 
 
-def w_width(mw: float = W_MASS) -> float:
-    """LO W width in GeV: 3 lepton and 2 × 3 quark channels, massless, no QCD factor."""
-    return 9 * FERMI_CONSTANT * mw**3 / (6 * math.pi * math.sqrt(2))
+def w_width(mw: float = W_MASS, alpha_s_mz: float = ALPHA_S_LINE_SHAPE) -> float:
+    """Total W width in GeV, Pythia's conventions (2.08691 at α_s(M_Z) = 0.118)."""
+    return _w_width(float(mw), float(alpha_s_mz))
+
+
+@functools.lru_cache(maxsize=16)
+def _w_width(mw: float, alpha_s_mz: float) -> float:
+    return float(sum(w_partial_widths(alpha_s_mz, mw).values()))
+
+
+def _lepton_set(leptons) -> tuple[int, ...]:
+    """Charged-lepton ids of a ``leptons`` setting; 11 and 13 are accepted as e and mu."""
+    if leptons in (11, 13) and not isinstance(leptons, bool):
+        return (int(leptons),)
+    if isinstance(leptons, str) and leptons in LEPTON_SETS:
+        return LEPTON_SETS[leptons]
+    raise ValueError(f"leptons: expected one of {list(LEPTON_SETS)}, got {leptons!r}")
+
+
+def branching_ratio(mode: str, leptons="e", alpha_s_mz=ALPHA_S_LINE_SHAPE,
+                    mt=172.5) -> torch.Tensor:
+    """BR(t t̄ → the final states of ``mode``) in Pythia's conventions (module docstring).
+
+    Args:
+        mode: one of :data:`DECAY_MODES`.
+        leptons: ``"e"``, ``"mu"`` or ``"all"`` (or 11, 13).
+        alpha_s_mz: α_s(M_Z), a number or tensor of shape () or (n,); differentiable.
+        mt: top mass in GeV, a number or tensor broadcastable with ``alpha_s_mz``.
+
+    Returns:
+        The branching ratio, broadcast shape of ``alpha_s_mz`` and ``mt``.
+    """
+    if mode not in DECAY_MODES:
+        raise ValueError(f"decays: expected one of {list(DECAY_MODES)}, got {mode!r}")
+    ids = _lepton_set(leptons)
+    ref = next((x for x in (alpha_s_mz, mt) if isinstance(x, torch.Tensor)), None)
+    kw = {"dtype": torch.float64} if ref is None else {"dtype": ref.dtype, "device": ref.device}
+    w = w_partial_widths(torch.as_tensor(alpha_s_mz, **kw))
+    total = sum(w.values())
+    br_lep = sum(w[_W_LEPTONIC[i]] for i in ids) / total
+    br_had = sum(v for (up, _), v in w.items() if up < 10) / total
+    t = top_partial_widths(torch.as_tensor(mt, **kw), torch.as_tensor(alpha_s_mz, **kw))
+    br_top = t[5] / sum(t.values())
+    w_part = {"dilepton": br_lep * br_lep, "semileptonic": br_lep * br_had,
+              "hadronic": br_had * br_had}[mode]
+    return br_top * br_top * w_part
 
 
 @dataclass(frozen=True)
 class DecayModeInfo:
-    """Final state and branching ratio of a t t̄ decay mode.
+    """Final states and branching ratio of a t t̄ decay mode.
 
     Attributes:
-        final_state: six PDG ids (b, f̄₁, f₂, b̄, f₁, f̄₂), see the module docstring.
-        branching_ratio: BR(t t̄ → final state) at LO (dimensionless).
+        final_state: six PDG ids (b, f̄₁, f₂, b̄, f₁, f̄₂) of the first flavour
+            combination, see the module docstring.
+        branching_ratio: BR(t t̄ → any of ``final_states``) at the default α_s(M_Z) =
+            0.118 and m_t = 172.5 GeV (dimensionless; :func:`branching_ratio` for others).
+        final_states: every flavour combination, each six PDG ids (equally likely).
     """
 
     final_state: tuple[int, ...]
     branching_ratio: float
+    final_states: tuple[tuple[int, ...], ...] = ()
 
 
-def decay_mode_info(mode: str, lepton: int = 11) -> DecayModeInfo:
-    """Final state and branching ratio of ``mode`` for charged lepton ``lepton`` (11, 13).
+def decay_mode_info(mode: str, leptons="e") -> DecayModeInfo:
+    """Final states and branching ratio of ``mode`` for the lepton flavours ``leptons``.
+
+    Args:
+        mode: one of :data:`DECAY_MODES`.
+        leptons: ``"e"``, ``"mu"`` or ``"all"`` (11 and 13 are accepted as e and mu).
 
     Raises:
-        ValueError: unknown mode or lepton.
+        ValueError: unknown mode or lepton setting.
     """
     if mode not in DECAY_MODES:
         raise ValueError(f"decays: expected one of {list(DECAY_MODES)}, got {mode!r}")
-    if lepton not in (11, 13):
-        raise ValueError(f"lepton: expected 11 (e) or 13 (mu), got {lepton!r}")
-    lep_t = (5, -lepton, lepton + 1)
-    lep_tb = (-5, lepton, -(lepton + 1))
+    ids = _lepton_set(leptons)
     had_t = (5, -1, 2)
     had_tb = (-5, 1, -2)
+
+    def lep_t(lep):
+        return (5, -lep, lep + 1)
+
+    def lep_tb(lep):
+        return (-5, lep, -(lep + 1))
+
     if mode == "dilepton":
-        return DecayModeInfo(lep_t + lep_tb, _BR_LEPTON**2)
-    if mode == "semileptonic":
-        return DecayModeInfo(lep_t + had_tb, _BR_LEPTON * _BR_HADRON)
-    return DecayModeInfo(had_t + had_tb, _BR_HADRON**2)
+        pairs = [(a, a) for a in ids] + [(a, b) for a in ids for b in ids if a != b]
+        states = tuple(lep_t(a) + lep_tb(b) for a, b in pairs)
+    elif mode == "semileptonic":
+        states = tuple(lep_t(a) + had_tb for a in ids)
+    else:
+        states = (had_t + had_tb,)
+    return DecayModeInfo(states[0], float(branching_ratio(mode, ids[0] if len(ids) == 1
+                                                          else "all")), states)
 
 
 def bw_integral(low2, high2, mass, width):
@@ -242,7 +321,8 @@ def top_decay_density(p_b, p_f1, p_f2, bw_cut: float = 15.0) -> torch.Tensor:
 
 
 def top_pair_decay_factor(
-    events: HardEvents, mt: torch.Tensor, mode: str, shat: torch.Tensor, bw_cut: float = 15.0
+    events: HardEvents, mt: torch.Tensor, mode: str, shat: torch.Tensor, bw_cut: float = 15.0,
+    *, leptons="e", alpha_s_mz=ALPHA_S_LINE_SHAPE,
 ) -> torch.Tensor:
     r"""The narrow-width factor F of the module docstring, in GeV⁻⁸.
 
@@ -252,11 +332,14 @@ def top_pair_decay_factor(
         mode: one of :data:`DECAY_MODES` (sets the branching ratio).
         shat: ŝ in GeV², shape (n,).
         bw_cut: window half-widths for tops and W's, in widths.
+        leptons: lepton flavours summed in the branching ratio (``"e"``, ``"mu"``,
+            ``"all"``).
+        alpha_s_mz: α_s(M_Z) of the branching ratio, shape () or (n,); differentiable.
 
     Returns:
         F, shape (n,); zero outside the windows and below ŝ = 4 m_t².
     """
-    br = decay_mode_info(mode).branching_ratio
+    br = branching_ratio(mode, leptons, alpha_s_mz, mt)
     p = events.momenta
     p1, p2 = p[:, 0:3].sum(1), p[:, 3:6].sum(1)
     m1s, m2s = mass2(p1), mass2(p2)

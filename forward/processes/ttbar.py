@@ -25,9 +25,13 @@ Pythia's ``PDFinProcess:nQuarkIn = 5``), eleven columns of :meth:`TTbar.matrix_e
 171 GeV and up to six flavours: Pythia's ``SigmaProcess:alphaSorder = 1``); at one
 loop through the α_s(M_Z)-independent shift of 1/α_s, with one coupling object built
 per process, dtype and device.
-``scale="fixed"``: μ_R = μ_F = m_t (Pythia ``renormScale2 = factorScale2 = 5`` with
-the fixed scale m_t²); ``scale="mt_transverse"``: μ² = m_t² + p_T,t² (Pythia's
-default choice 1 for 2 → 2 with equal masses).
+``scale="fixed"``: μ_R = μ_F = m_t of the parameters (Pythia ``renormScale2 =
+factorScale2 = 5`` with the fixed scale m_t²); ``scale="mt_transverse"``: μ² = m_t² +
+p_T,t² (Pythia's default choice 1 for 2 → 2 with equal masses); a number μ in GeV
+(e.g. ``scale=172.5``, ``--set scale=172.5`` on the command line): μ_R = μ_F = μ at
+every top mass (Pythia ``renormScale2 = factorScale2 = 5`` with ``renormFixScale =
+factorFixScale = μ²``). ``mur_factor``/``muf_factor`` multiply each choice
+(:meth:`~forward.processes.base.Process.hard_scales`).
 
 **Final state.** ``decays=None``: on-shell tops, ``final_state = (6, -6)``, momenta
 (t, t̄), events from :class:`~forward.phasespace.TwoToTwoMap` with both masses m_t.
@@ -35,7 +39,21 @@ With decays the final state has six particles, (b, f̄₁, f₂) from the top an
 (b̄, f₁, f̄₂) from the antitop, where f̄₁ f₂ is the W⁺ decay with f̄₁ the down-type
 antifermion (charged lepton ℓ⁺ or d̄) and f₂ the up-type fermion (ν or u); see
 :mod:`forward.processes.top_decays` for the modes, widths and the narrow-width
-normalisation, which makes the inclusive cross section exactly σ(tt̄) × BR.
+normalisation, which makes the inclusive cross section exactly σ(tt̄) × BR with
+Pythia 8.317's widths and branching ratios. ``leptons`` (``"e"``, ``"mu"``, ``"all"``)
+chooses the lepton flavours of leptonic W decays; with ``"all"`` the dilepton mode sums
+ee, μμ, eμ and μe, ``final_state`` names the ee assignment, ``lepton_pids`` is
+(11, 13) and :meth:`TTbar.sample_final_state` draws each event's flavours.
+
+**Reco.** Through a card detector (:class:`forward.detector.Detector`) the b quarks
+become jets smeared with the card's b-jet response and b-tagged with its efficiency,
+the leptons are smeared with theirs, and the missing pT is minus the vector sum of the
+reconstructed objects (the neutrinos' pT when every visible object is reconstructed,
+plus the smearing). :attr:`TTbar.reco_cuts` is the default selection that
+:meth:`invsim.observables.RecoObservables.for_process` applies: for dilepton exactly
+two opposite-sign leptons with pT > 20 GeV, |η| < 2.5, at least two b-tagged jets with
+pT > 30 GeV, |η| < 2.5 (the two leading used) and the MET; other events are dropped
+and counted per failed requirement (``ExtractedObservables.failed``).
 
 **On-shell projection.** The production matrix element and the dynamic scale are
 evaluated at the on-shell point with the same ŝ and the same top scattering angle
@@ -48,6 +66,7 @@ the decay factors).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 
 import torch
@@ -58,8 +77,10 @@ from forward.events import HardEvents
 from forward.kinematics import dot, mass2, pt, rapidity
 from forward.phasespace import PowerLawSampling, TwoToTwoMap
 from forward.processes.base import Parameter, Process, _finite_positive
+from forward.processes.flavours import draw_final_states
 from forward.processes.top_decays import (
     DECAY_MODES,
+    LEPTON_SETS,
     W_MASS,
     TopPairDecayMap,
     decay_mode_info,
@@ -194,19 +215,28 @@ def _one_loop_reference(dtype: torch.dtype, device) -> RunningAlphaS:
     return RunningAlphaS(0.118, order=1, dtype=dtype, device=device)
 
 
+#: default reco selection of decayed t t̄ (see :attr:`TTbar.reco_cuts`), GeV for pT
+_RECO_CUTS = {"lepton_pt_min": 20.0, "lepton_eta_max": 2.5, "jet_pt_min": 30.0,
+              "jet_eta_max": 2.5}
+
+
 class TTbar(Process):
     """p p → t t̄ at LO (g g and q q̄), on-shell tops or decayed in the narrow-width limit.
 
     Args:
         sqrt_s: hadronic centre-of-mass energy in GeV.
-        scale: ``"fixed"`` (μ_R = μ_F = m_t) or ``"mt_transverse"`` (μ² = m_t² + p_T²).
+        scale: ``"fixed"`` (μ_R = μ_F = m_t), ``"mt_transverse"`` (μ² = m_t² + p_T²)
+            or a positive number μ in GeV (μ_R = μ_F = μ, whatever m_t).
         alpha_s_order: loops of the α_s running, 1 (Pythia's hard process) or 2.
         decays: None (on-shell t t̄) or one of ``"dilepton"``, ``"semileptonic"``
             (t → b ℓ⁺ ν, t̄ → b̄ q q̄′), ``"hadronic"``.
         pdf: LHAPDF set name used by the hadronic integrand.
         initial_states: ``"all"``, ``"gg"`` or ``"qqbar"``: the other channels' columns
             of the matrix element are zero (for checks against per-channel references).
-        lepton: charged-lepton PDG id for leptonic W decays, 11 (e) or 13 (μ).
+        leptons: lepton flavours of leptonic W decays: ``"e"``, ``"mu"`` or ``"all"``
+            (e and μ: dilepton ee, μμ, eμ, μe; semileptonic e, μ).
+        lepton: deprecated (FutureWarning): 11 or 13, the same as ``leptons="e"`` or
+            ``"mu"``; removed in the next release.
         bw_cut: Breit–Wigner windows of the decaying tops and W's, in widths on each
             side of the pole mass.
 
@@ -224,15 +254,29 @@ class TTbar(Process):
         decays: str | None = None,
         pdf: str = "NNPDF31_lo_as_0118",
         initial_states: str = "all",
-        lepton: int = 11,
+        lepton: int | None = None,
         bw_cut: float = 15.0,
+        leptons: str = "e",
     ) -> None:
         self.sqrt_s = _finite_positive("sqrt_s", sqrt_s)
-        check_choice("scale", scale, _SCALES)
+        if isinstance(scale, bool) or not (
+                scale in _SCALES or (isinstance(scale, (int, float)) and math.isfinite(scale)
+                                     and scale > 0)):
+            raise ValueError(f"scale: expected one of {list(_SCALES)} or a positive number "
+                             f"(μ in GeV), got {scale!r}")
+        scale = scale if isinstance(scale, str) else float(scale)
         check_choice("alpha_s_order", alpha_s_order, (1, 2))
         check_choice("decays", decays, (None, *DECAY_MODES))
         check_choice("initial_states", initial_states, _INITIAL_STATES)
-        check_choice("lepton", lepton, (11, 13))
+        check_choice("leptons", leptons, tuple(LEPTON_SETS))
+        if lepton is not None:
+            check_choice("lepton", lepton, (11, 13))
+            warnings.warn("TTbar(lepton=...) is deprecated; use leptons='e' or 'mu' "
+                          "(forward.processes.ttbar.TTbar)", FutureWarning, stacklevel=3)
+            implied = {11: "e", 13: "mu"}[lepton]
+            if leptons not in ("e", implied):
+                raise ValueError(f"lepton: {lepton} contradicts leptons={leptons!r}")
+            leptons = implied
         if not isinstance(pdf, str) or not pdf:
             raise TypeError(f"pdf: expected an LHAPDF set name (str), got {pdf!r}")
         self.bw_cut = _finite_positive("bw_cut", bw_cut)
@@ -241,7 +285,9 @@ class TTbar(Process):
         self.decays = decays
         self.pdf = pdf
         self.initial_states = initial_states
-        self.lepton = lepton
+        self.lepton = None  # deprecated alias, folded into ``leptons``
+        self.leptons = leptons
+        self.lepton_pids = LEPTON_SETS[leptons]
         self.parameters = {
             "mt": Parameter("mt", 172.5, 150.0, 200.0, "GeV", "top-quark pole mass"),
             "alpha_s": Parameter("alpha_s", 0.118, 0.1, 0.14, "", "strong coupling α_s(M_Z)"),
@@ -249,8 +295,11 @@ class TTbar(Process):
         self.flavour_channels = FLAVOUR_CHANNELS
         if decays is None:
             self.final_state = (6, -6)
+            self._final_states = (self.final_state,)
         else:
-            self.final_state = decay_mode_info(decays, lepton).final_state
+            info = decay_mode_info(decays, leptons)
+            self.final_state = info.final_state
+            self._final_states = info.final_states
         mask = [
             initial_states == "all" or (initial_states == "gg") == (a == 21)
             for a, _ in FLAVOUR_CHANNELS
@@ -305,7 +354,10 @@ class TTbar(Process):
         """μ_F² and μ_R² in GeV², each shape (n,); see the class docstring."""
         mt2 = params["mt"] ** 2
         n = len(events)
-        if self.scale == "fixed":
+        if not isinstance(self.scale, str):
+            mu2 = torch.full((n,), self.scale**2, dtype=events.momenta.dtype,
+                             device=events.momenta.device)
+        elif self.scale == "fixed":
             mu2 = mt2 * torch.ones(n, dtype=events.momenta.dtype, device=events.momenta.device)
         else:
             shat, that, uhat, mt2, _ = self._onshell(events, params)
@@ -343,7 +395,8 @@ class TTbar(Process):
         if self.decays is None:
             return me2
         factor = top_pair_decay_factor(
-            events, params["mt"], self.decays, events.shat, bw_cut=self.bw_cut
+            events, params["mt"], self.decays, events.shat, bw_cut=self.bw_cut,
+            leptons=self.leptons, alpha_s_mz=params["alpha_s"],
         )
         return me2 * factor.unsqueeze(-1)
 
@@ -399,6 +452,33 @@ class TTbar(Process):
             HadronicMap(self.sqrt_s, TopPairDecayMap(mt, bw_cut=c), s_sampling),
             HadronicMap(self.sqrt_s, DecayChain(tree, (0.0,) * 6), PowerLawSampling(2.5)),
         ]
+
+    @property
+    def reco_cuts(self) -> dict[str, float]:
+        """The default reco selection of the decayed modes, the object cuts that
+        :meth:`invsim.observables.RecoObservables.for_process` applies unless told
+        otherwise: charged leptons pT > 20 GeV and |η| < 2.5, jets (b-tagged or not)
+        pT > 30 GeV and |η| < 2.5 (GeV; empty without decays)."""
+        if self.decays is None:
+            return {}
+        return dict(_RECO_CUTS)
+
+    def sample_final_state(
+        self, n: int, *, generator: torch.Generator | None = None, device=None
+    ) -> torch.Tensor:
+        """Each event's PDG ids: with ``leptons="all"`` one of the lepton-flavour
+        assignments of the mode (dilepton: ee, μμ, eμ, μe) with equal probability,
+        else ``final_state`` (see :mod:`forward.processes.top_decays`).
+
+        Args:
+            n: number of events.
+            generator: torch generator for the draw.
+            device: device of the result.
+
+        Returns:
+            Integer tensor of shape (n, len(final_state)).
+        """
+        return draw_final_states(self._final_states, n, generator=generator, device=device)
 
     def observables(self, events: HardEvents) -> dict[str, torch.Tensor]:
         """Observables by name, each shape (n,), GeV for masses and momenta.
