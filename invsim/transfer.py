@@ -14,6 +14,11 @@ reco observables for accepted events.
   the reco observables conditioned on the hard ones, both through their preprocessing;
   its ``log_prob`` is w.r.t. the reco preprocessing's measure (for four-momenta
   :math:`\prod d^3p_i`, see :mod:`invsim.flows.momenta`). Train it on accepted events only.
+  With ``residual`` it models reco-minus-hard residuals; with ``standardize`` these are
+  first divided by a per-event width fitted on the pairs
+  (:class:`~invsim.flows.residual_width.ResidualWidth`), and with ``correction=False``
+  the standardised residuals are unit Gaussians (no flow: exact for Gaussian
+  resolutions up to the width model's few coefficients).
 * :class:`AcceptanceClassifier`: :math:`\varepsilon` as an MLP classifier trained with the
   binary cross-entropy, whose probabilities are then calibrated by Platt scaling on the
   validation split; :func:`reliability` compares predicted and observed pass rates per

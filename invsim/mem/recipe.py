@@ -6,7 +6,9 @@
 the demo and the tutorials were tuned with. It simulates (hard, reco) pairs of a
 two-lepton process with a detector that smears the leptons' (pT, η, φ), and trains
 the three networks of a :class:`~invsim.mem.MEMModel` on them: a residual transfer
-flow r(x_reco | x_hard) (φ periodic), an acceptance classifier ε(x_hard) and a cINN
+r(x_reco | x_hard) (φ periodic; the residuals standardised per event by a width model
+fitted on the pairs, see ``standardize_residuals``), an acceptance classifier ε(x_hard)
+and a cINN
 unfolder q(x_hard | x_reco) used as the importance-sampling proposal (its φ rotated
 by the reco φ, so it is periodic too). The demo, the tutorials and ``benchmarks/mem.py`` use it.
 
