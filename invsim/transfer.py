@@ -100,8 +100,9 @@ class TransferFunction(nn.Module):
             models v = u / s, O(1) wherever the resolution is; log r gains the exact
             -Σ log s. A detector whose width varies strongly with pT and η (or σ_pT ∝ pT
             with a linear pT residual) is then again a near-identity flow.
-        width_degree: polynomial degree of the width model in log pT and |η| of each
-            object (``standardize`` only).
+        width_degree: polynomial degree of the width model in log pT of each object
+            (``standardize`` only; it is binned in |η|, see
+            :class:`~invsim.flows.residual_width.ResidualWidth`).
         correction: with ``standardize``, train the flow on the standardised residuals
             (True), or take them as independent unit Gaussians (False: no flow is
             trained, r is the width model's Gaussian in the residual preprocessing's

@@ -53,40 +53,54 @@ def _fit(tf, g, n=20000, epochs=1):
 
 
 def test_width_model_recovers_a_known_width():
-    """Fitted log s against the truth log σ = -3 + 0.5 f1 - 0.2 f2 (two pooled columns).
+    """Fitted log s against the truth log σ = -3 + 0.5 f0 + 0.4 [f1 > 1] (a detector
+    region edge in the binned feature f1, smooth in f0), two pooled columns.
 
-    With n = 40000 rows per column pooled (80000 values) and 3 coefficients, the error
-    of log s at a point is about sqrt(3 / (2 · 80000)) = 0.0043 (Gaussian MLE); the
-    bound 0.03 is 7 of those at the worst grid point (fixed seed; false-failure rate
-    far below 1e-6)."""
+    With n = 40000 rows per column pooled (80000 values) and 4 coefficients (two
+    levels, f0, f0²), the error of log s at a point is about sqrt(4 / (2 · 40000))
+    = 0.007 (Gaussian MLE, half the rows per level); the bound 0.04 is about 6 of those
+    at the worst grid point (fixed seed; false-failure rate far below 1e-6). The 20
+    starting bins of width 0.1 merge to the two regions, the edge within 0.1 of 1."""
     g = torch.Generator().manual_seed(5)
     n = 40000
     f = torch.rand(n, 2, 2, generator=g, dtype=F64) * 2
-    log_sig = -3 + 0.5 * f[..., 0] - 0.2 * f[..., 1]
-    u = 0.3 + torch.exp(log_sig) * torch.randn(n, 2, generator=g, dtype=F64)
-    w = ResidualWidth.fit(u, f, degree=1, groups=[0, 0])
+
+    def truth(f):
+        return -3 + 0.5 * f[..., 0] + 0.4 * (f[..., 1] > 1.0).to(F64)
+
+    u = 0.3 + torch.exp(truth(f)) * torch.randn(n, 2, generator=g, dtype=F64)
+    w = ResidualWidth.fit(u, f, degree=2, groups=[0, 0])
+    assert [e.numel() for e in w.edges] == [1, 1]
+    assert abs(float(w.edges[0][0]) - 1.0) <= 0.1
     grid = torch.stack(torch.meshgrid(torch.linspace(0, 2, 5, dtype=F64),
-                                      torch.linspace(0, 2, 5, dtype=F64), indexing="ij"),
-                       -1).reshape(-1, 1, 2).expand(-1, 2, 2)
-    err = w.log_scale(grid) - (-3 + 0.5 * grid[..., 0] - 0.2 * grid[..., 1])
-    assert float(err.abs().max()) < 0.03, err
-    # the shift is the mean of u / s: 0.3 / σ varies, its mean is well above 0
+                                      torch.tensor([0.3, 0.8, 1.2, 1.7], dtype=F64),
+                                      indexing="ij"), -1).reshape(-1, 1, 2).expand(-1, 2, 2)
+    err = w.log_scale(grid) - truth(grid)
+    assert float(err.abs().max()) < 0.04, err
+    # the shift is the mean of u / s: 0.3 / σ with σ <= e^-1.6, well above 1
     assert float(w.shift[0]) > 1.0
     assert torch.equal(w.coef[:, 0], w.coef[:, 1])  # one group: shared coefficients
     w2 = ResidualWidth.from_dict(w.to_dict())
     assert torch.equal(w2.log_scale(grid), w.log_scale(grid))
+    # a uniform width ends with one bin
+    u1 = torch.exp(-2 + 0.0 * f[..., 0]) * torch.randn(n, 2, generator=g, dtype=F64)
+    assert [e.numel() for e in ResidualWidth.fit(u1, f, groups=[0, 0]).edges] == [0, 0]
 
 
 def test_width_model_bad_input():
     with pytest.raises(ValueError, match="u, features"):
-        ResidualWidth.fit(torch.randn(100, 2), torch.randn(100, 3, 1))
+        ResidualWidth.fit(torch.randn(100, 2), torch.randn(100, 3, 2))
     with pytest.raises(ValueError, match="too few"):
-        ResidualWidth.fit(torch.randn(20, 1), torch.randn(20, 1, 2))
+        ResidualWidth.fit(torch.randn(20, 1), torch.rand(20, 1, 2))
     with pytest.raises(ValueError, match="groups"):
-        ResidualWidth.fit(torch.randn(100, 2), torch.randn(100, 2, 1), groups=[0])
+        ResidualWidth.fit(torch.randn(100, 2), torch.rand(100, 2, 2), groups=[0])
     with pytest.raises(ValueError, match="degree"):
-        ResidualWidth.fit(torch.randn(100, 2), torch.randn(100, 2, 1), degree=-1)
-    w = ResidualWidth.fit(torch.randn(200, 2), torch.randn(200, 2, 1), degree=1)
+        ResidualWidth.fit(torch.randn(100, 2), torch.rand(100, 2, 2), degree=-1)
+    with pytest.raises(ValueError, match="bin_feature"):
+        ResidualWidth.fit(torch.randn(100, 2), torch.rand(100, 2, 2), bin_feature=2)
+    with pytest.raises(ValueError, match="bin_width"):
+        ResidualWidth.fit(torch.randn(100, 2), torch.rand(100, 2, 2), bin_width=0.0)
+    w = ResidualWidth.fit(torch.randn(200, 2), torch.rand(200, 2, 2), degree=1)
     with pytest.raises(ValueError, match="features"):
         w.log_scale(torch.randn(5, 2, 3))
     with pytest.raises(ValueError, match="missing"):
