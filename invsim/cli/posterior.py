@@ -36,6 +36,7 @@ from invsim.cli._common import (
     file_inputs,
     inference_inputs,
     likelihood_options,
+    model_paths,
     one_line,
     parse_range,
 )
@@ -101,7 +102,7 @@ def posterior(events_path, data, model, factory_spec, params, priors, method, ch
     if events_path is not None and data is not None and events_path != data:
         raise click.UsageError("give the events file once: as EVENTS or as --data")
     data = data or events_path
-    claim_output(output, inputs=[data, model, *file_inputs(factory_spec)],
+    claim_output(output, inputs=[data, *model_paths(model), *file_inputs(factory_spec)],
                  overwrite=overwrite)
     ranges = dict(parse_range(p) for p in params)
     if any(r is None for r in ranges.values()):

@@ -51,6 +51,7 @@ from invsim.cli._common import (
     file_inputs,
     inference_inputs,
     likelihood_options,
+    model_paths,
     one_line,
     parse_fixed,
     parse_grid,
@@ -101,7 +102,7 @@ def scan_command(data, model, factory_spec, params, profiles, fixes, luminosity,
 
     names = {"netcdf": "scan.nc", "csv": "scan.csv", "json": "scan.json", "png": "scan.png"}
     claim_output(out, overwrite=overwrite, directory=True)
-    for inp in [data, model, *file_inputs(factory_spec)]:
+    for inp in [data, *model_paths(model), *file_inputs(factory_spec)]:
         hit = [n for n in names.values() if inp is not None and same_file(out / n, inp)]
         if hit:
             raise click.UsageError(f"-o: {out / hit[0]} is the input {inp}; choose another "
