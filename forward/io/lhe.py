@@ -22,6 +22,7 @@ from xml.sax.saxutils import escape, unescape
 
 import torch
 
+from forward._validation import check_path, check_range
 from forward.events import order_final_state
 from forward.eventset import FORMAT_VERSION, EventSet
 from forward.files import atomic_target
@@ -161,7 +162,7 @@ def write_lhe(
             "events.incoming_pids: LHE files need the incoming parton flavours, shape (n, 2); "
             "draw them with forward.eventset.sample_flavours"
         )
-    path = Path(path)
+    path = check_path(path)
     n, k = events.momenta.shape[:2]
     p = events.momenta.detach().to("cpu", torch.float64)
     x1 = events.x1.detach().to("cpu", torch.float64)
@@ -171,6 +172,12 @@ def write_lhe(
     scales = torch.as_tensor(scales, dtype=torch.float64).cpu()
     if scales.shape != (n,):
         raise ValueError(f"scales: expected shape ({n},), got {tuple(scales.shape)}")
+    check_range("scales", scales, 0.0, math.inf, low_open=True, high_open=True)
+    if isinstance(beam_pid, bool) or not isinstance(beam_pid, int):
+        raise TypeError(f"beam_pid: expected an integer PDG id, got {beam_pid!r}")
+    for name, v in (("alpha_qed", alpha_qed), ("alpha_s", alpha_s)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
+            raise ValueError(f"{name}: expected a finite coupling >= 0, got {v!r}")
     w = events.weights.detach().to("cpu", torch.float64)
     unweighted = bool((w == w[0]).all()) and n > 0 and float(w[0]) > 0
     idwtup = 3 if unweighted else -4
@@ -255,7 +262,7 @@ def read_lhe(
             multiplicity, an ``<invsim>`` block of a newer format version, or events
             that do not fit ``final_state`` (the message names the event).
     """
-    path = Path(path)
+    path = check_path(path)
     try:
         header, init, events = _scan(path)
     except (UnicodeDecodeError, EOFError, OSError) as err:
