@@ -28,7 +28,7 @@ import torch
 from forward._validation import check_count, make_generator, resolve_device
 from forward.detector import Detector, get_detector
 from forward.integrand import HadronicIntegrand
-from forward.io import load_hdf5, read_events, read_lhe
+from forward.io import load_hdf5, read_events, read_lhe, read_nanoaod, read_root
 from forward.nis import NISConfig, VegasMap, fit, integrate
 from forward.nis.toys import camel
 from forward.pdf import mkPDF
@@ -1229,6 +1229,45 @@ case("load_flow", "path missing", lambda: _flows("load_flow", "/nonexistent-dir/
 case("load_flow", "path garbage", lambda: _flows("load_flow", _tmpfile("garbage.pt")),
      (ValueError, OSError), "garbage.pt")
 
+# -- forward.surrogate, forward.shower -------------------------------------------------
+def _training_data(**kw):
+    from forward.surrogate import generate_training_data
+
+    args = {"process": _P, "n": 100} | kw
+    return generate_training_data(args.pop("process"), args.pop("n"), **args)
+
+
+for label, kw, exc, pat in (("n=0", {"n": 0}, ValueError, "n"),
+                            ("n=1.5", {"n": 1.5}, _ANY, "n"),
+                            ("n=HUGE", {"n": HUGE}, ValueError, "n"),
+                            ("process=None", {"process": None}, TypeError, "process"),
+                            ("batch_size=0", {"batch_size": 0}, ValueError, "batch_size"),
+                            ("max_batches=0", {"max_batches": 0}, ValueError, "max_batches"),
+                            ("generator=3", {"generator": 3}, TypeError, "generator"),
+                            ("channel=99", {"channel": 99}, ValueError, "channel"),
+                            ("device nosuch", {"device": "nosuchdevice"}, ValueError,
+                             "device")):
+    case("generate_training_data", label, lambda kw=kw: _training_data(**kw), exc, pat)
+
+
+def _shower(**kw):
+    from forward.shower import shower
+
+    args = {"events": _events()} | kw
+    return shower(args.pop("events"), **args)
+
+
+for label, kw, exc, pat in (("events=None", {"events": None}, TypeError, "events"),
+                            ("events=tensor", {"events": torch.ones(2, 2, 4)}, TypeError,
+                             "events"),
+                            ("seed=-1", {"seed": -1}, ValueError, "seed"),
+                            ("settings=dict", {"settings": {"a": 1}}, TypeError, "settings"),
+                            ("scales shape", {"scales": torch.ones(3, dtype=F64)}, ValueError,
+                             "scales"),
+                            ("workdir missing", {"workdir": "/nonexistent-dir/work"},
+                             (ValueError, FileNotFoundError), "workdir|nonexistent")):
+    case("shower", label, lambda kw=kw: _shower(**kw), exc, pat)
+
 
 # -- readers ---------------------------------------------------------------------------
 def _garbage(tmp: Path, name: str) -> Path:
@@ -1254,6 +1293,11 @@ READERS = [
     ("read_events", read_events, "dir", (ValueError, OSError)),
     ("read_lhe", read_lhe, "missing", (FileNotFoundError, ValueError, OSError)),
     ("read_lhe", read_lhe, "lhe", (ValueError, OSError)),
+    ("read_root", read_root, "missing", (FileNotFoundError, ValueError, OSError)),
+    ("read_root", read_root, "txt", (ValueError, OSError)),
+    ("read_nanoaod", read_nanoaod, "missing", (FileNotFoundError, ValueError, OSError)),
+    ("read_nanoaod", read_nanoaod, "txt", (ValueError, OSError)),
+    ("read_nanoaod", read_nanoaod, "dir", (ValueError, OSError)),
 ]
 
 
