@@ -31,8 +31,9 @@ missing ones. Every example of the issue and the test that covers it:
   ``test_event_isolation.py::test_nan_in_constructor_with_on_flagged_error_names_the_event``.
 * ``invsim generate ... -o nodir/sub/out.h5`` trained, then died naming a temp file:
   ``test_file_integrity.py::test_cli_refuses_bad_outputs_before_work``; ``posterior``,
-  ``scan``, ``demo`` (and ``train``) the same: :func:`test_output_in_a_missing_folder_is_refused_before_work`
-  (here); temp files of SIGKILLed writers: ``test_kill_writers.py``.
+  ``scan``, ``demo`` (and ``train``) the same:
+  :func:`test_output_in_a_missing_folder_is_refused_before_work` (here); temp files of
+  SIGKILLed writers: ``test_kill_writers.py``.
 * ``invsim xsec drell-yan --events 1000000000000`` tried to allocate 800 GB:
   ``test_fuzz.py::test_cli_refuses[xsec drell-yan --events 1000000000000]`` (refused up
   front with the time estimate) and ``[... --batch-size 1000000000000]`` (memory).
