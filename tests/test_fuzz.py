@@ -1268,6 +1268,108 @@ for label, kw, exc, pat in (("events=None", {"events": None}, TypeError, "events
                              (ValueError, FileNotFoundError), "workdir|nonexistent")):
     case("shower", label, lambda kw=kw: _shower(**kw), exc, pat)
 
+# -- detector cards, kinematics, unfolding diagnostics, surrogate config ---------------
+def _card(c):
+    from forward.detector import load_card
+
+    return load_card(c)
+
+
+for label, c, exc, pat in (("missing file", "/nonexistent-dir/card.json", FileNotFoundError,
+                            "card.json"),
+                           ("garbage file", "GARBAGE", (ValueError, OSError), "garbage.json"),
+                           ("unknown key", {"nosuch": 1}, ValueError, "nosuch"),
+                           ("card=3", 3, TypeError, "card"),
+                           ("negative resolution",
+                            {"electrons": {"resolution": {"a": -0.1}}}, ValueError,
+                            "electrons|resolution|a")):
+    case("load_card", label, lambda c=c: _card(_tmpfile("garbage.json") if c == "GARBAGE"
+                                               else c), exc, pat)
+
+
+def _kin(name, *a):
+    from forward import kinematics
+
+    return getattr(kinematics, name)(*a)
+
+
+for name in ("mass", "pt", "rapidity", "pseudorapidity"):
+    case(f"kinematics.{name}", "p last dim 3", lambda n=name: _kin(n, torch.ones(3, 3, dtype=F64)),
+         ValueError, "p")
+    case(f"kinematics.{name}", "p int", lambda n=name: _kin(n, torch.ones(3, 4, dtype=torch.long)),
+         TypeError, "p")
+case("kinematics.boost", "beta |v| >= 1", lambda: _kin(
+    "boost", torch.ones(2, 4, dtype=F64), torch.full((2, 3), 0.9, dtype=F64)), ValueError, "beta")
+
+
+def _diag(name, *a, **kw):
+    import invsim.unfold_diagnostics
+
+    return getattr(invsim.unfold_diagnostics, name)(*a, **kw)
+
+
+_S = torch.rand(40, dtype=F64)
+for label, a, kw, exc, pat in (
+        ("auc_score NaN", ("auc_score", _S * NAN, _S), {}, ValueError, "scores_a"),
+        ("auc_score empty", ("auc_score", _S[:0], _S), {}, ValueError, "scores_a"),
+        ("histogram_ratio bins=0", ("histogram_ratio", _S, _S), {"bins": 0}, ValueError,
+         "bins"),
+        ("histogram_ratio NaN", ("histogram_ratio", _S * NAN, _S), {}, ValueError, "a"),
+        ("histogram_ratio range reversed", ("histogram_ratio", _S, _S),
+         {"range": (1.0, 0.0)}, ValueError, "range"),
+        ("histogram_ratio weights shape", ("histogram_ratio", _S, _S),
+         {"weights_a": _S[:5]}, ValueError, "weights_a"),
+        ("calibration levels 1.5", ("calibration", {"mu": _S.view(40, 1)}, {"mu": _S[:1]}),
+         {"levels": (1.5,)}, ValueError, "levels"),
+        ("calibration names differ", ("calibration", {"mu": _S.view(40, 1)}, {"nu": _S[:1]}),
+         {}, ValueError, "mu|nu|truth"),
+        ("two_sample test_fraction=1", ("classifier_two_sample_test", _S.view(40, 1),
+                                        _S.view(40, 1)), {"test_fraction": 1.0}, ValueError,
+         "test_fraction"),
+        ("two_sample columns differ", ("classifier_two_sample_test", _S.view(40, 1),
+                                       _S.view(20, 2)), {}, ValueError, "a|b")):
+    case(f"unfold_diagnostics.{a[0]}", label, lambda a=a, kw=kw: _diag(*a, **kw), exc, pat)
+
+
+def _sconf(**kw):
+    from forward.surrogate import SurrogateConfig
+
+    return SurrogateConfig(**kw)
+
+
+for k, v in (("kind", "nosuch"), ("hidden", 0), ("layers", 0), ("members", 0), ("epochs", -1),
+             ("batch_size", 0), ("lr", NAN), ("val_fraction", 1.5), ("reference", "nosuch"),
+             ("device", "nosuchdevice"), ("dtype", torch.int64)):
+    case("SurrogateConfig", f"{k}={v!r}", lambda k=k, v=v: _sconf(**{k: v}), _ANY, k)
+case("train_surrogate", "data=None", lambda: __import__("forward.surrogate").surrogate
+     .train_surrogate(_P, None), TypeError, "data")
+case("train_surrogate", "config=dict", lambda: __import__("forward.surrogate").surrogate
+     .train_surrogate(_P, _training_data(n=50), {"epochs": 1}), TypeError, "config")
+
+
+def _saved_events() -> Path:
+    from forward.io import save_hdf5
+
+    return save_hdf5(_events(), _tmpfile("ev.h5", None))
+
+
+for label, kw, exc, pat in (("tree on an invsim file", {"tree": "Events"}, _ANY, "tree"),
+                            ("final_state not in the file", {"final_state": [22, 22]},
+                             ValueError, "final_state"),
+                            ("final_state float", {"final_state": [11.5, -11.0]}, _ANY,
+                             "final_state"),
+                            ("unknown keyword", {"nosuch": 1}, TypeError, "nosuch"),
+                            ("device nosuch", {"device": "nosuchdevice"}, ValueError,
+                             "device")):
+    case("read_events", label, lambda kw=kw: read_events(_saved_events(), **kw), exc, pat)
+case("load_hdf5", "device nosuch", lambda: load_hdf5(_saved_events(), device="nosuchdevice"),
+     ValueError, "device")
+case("Unfolder.method", "log_prob hard=None", lambda: _unfolder().log_prob(
+    None, torch.rand(3, 6, dtype=F64)), TypeError, "hard")
+case("Unfolder.method", "fit hard=tensor", lambda: _unfolder().fit(
+    torch.rand(3, 2, 4, dtype=F64), torch.rand(3, 6, dtype=F64), progress=False), TypeError,
+     "hard")
+
 
 # -- readers ---------------------------------------------------------------------------
 def _garbage(tmp: Path, name: str) -> Path:
