@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from forward._validation import check_memory, resolve_device
+from forward.progress import progress_bar
 
 __all__ = [
     "BYTES_PER_EVENT",
@@ -154,8 +155,6 @@ def unweighted_events(
     Raises:
         ValueError: bad counts, or an integrand that is zero everywhere.
     """
-    from tqdm.auto import tqdm
-
     from forward.eventset import sample_flavours
     from forward.nis import combine_estimates
     from forward.nis.multichannel import concat_points
@@ -165,7 +164,7 @@ def unweighted_events(
     kept, weights, values, errors = [], [], [], []
     n_kept = n_over = n_eval = 0
     eff, ow = 0.5, 0.0
-    bar = tqdm(total=n_events, disable=not progress, desc="unweighting", unit="ev")
+    bar = progress_bar(total=n_events, progress=progress, desc="unweighting", unit="ev")
     while n_kept < n_events:
         # weighted events per batch: enough for the rest at the last efficiency, bounded
         # below (a stable w_max) and above (memory)

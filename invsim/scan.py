@@ -829,9 +829,9 @@ def scan(
         remote = iter(map_tasks(_batch_log_l, thetas, shared=(setup, with_error),
                                 client=client, what="batch of grid points"))
     if progress:
-        from tqdm import tqdm
+        from forward.progress import progress_bar
 
-        batches = tqdm(batches, desc="scan", unit="batch")
+        batches = progress_bar(batches, desc="scan", unit="batch")
     for i0 in batches:
         sl = slice(i0, min(i0 + batch_size, n_pts))
         b = sl.stop - sl.start

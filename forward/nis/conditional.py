@@ -40,7 +40,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from forward._validation import as_tensor, check_finite, check_range, make_generator
 from forward.files import atomic_target
@@ -51,6 +50,7 @@ from forward.nis.pipeline import NISConfig, vegas_bins
 from forward.nis.results import IntegrationResult, integrate
 from forward.nis.training import nis_loss
 from forward.nis.vegas import VegasMap
+from forward.progress import progress_bar
 from forward.seeding import seeded_init
 
 __all__ = [
@@ -818,7 +818,7 @@ class _Fitter:
             sched.step()
             return float(loss.detach())
 
-        bar = tqdm(total=steps, disable=not self.progress, desc="train θ-NIS", unit="step")
+        bar = progress_bar(total=steps, progress=self.progress, desc="train θ-NIS", unit="step")
         for i in range(steps):
             prop.lam = (
                 cfg.lam if i >= n_anneal
