@@ -22,6 +22,7 @@ import torch
 
 from forward._validation import check_memory, resolve_device
 from forward.progress import progress_bar
+from forward.provenance import input_hashes, provenance
 
 __all__ = [
     "BYTES_PER_EVENT",
@@ -240,9 +241,11 @@ def generate_events(
     gen = torch.Generator(device=device).manual_seed(seed)
     res = generate_hard_events(integrand, n_events, generator=gen, train_calls=train_calls,
                                overweight=overweight, progress=progress)
-    return detected_event_set(process, proc, integrand, det, res, settings=settings,
-                              generator=gen, seed=seed, shower=shower, overweight=overweight,
-                              progress=progress)
+    events = detected_event_set(process, proc, integrand, det, res, settings=settings,
+                                generator=gen, seed=seed, shower=shower,
+                                overweight=overweight, progress=progress)
+    events.metadata["provenance"]["inputs"] = input_hashes([detector])
+    return events
 
 
 def setup_generation(process: str, *, settings, params, detector, seed: int, overweight: float,
@@ -301,7 +304,10 @@ def detected_event_set(process: str, proc, integrand, det, res: GeneratedEvents,
                   "train_calls": res.n_train, "n_eval": res.n_eval,
                   "overweight": overweight, "overweight_fraction": res.overweight_fraction,
                   "n_overweight": res.n_overweight, "efficiency": res.efficiency,
-                  "detector_card": det.card.to_dict(), "shower": bool(shower)},
+                  "detector_card": det.card.to_dict(), "shower": bool(shower),
+                  "provenance": provenance(process=process, settings=settings,
+                                           parameters=integrand.params, pdf=integrand.pdf,
+                                           seed=seed, device=res.events.momenta.device)},
     )
     if shower:
         from forward.shower import ShowerSettings

@@ -257,12 +257,22 @@ class ScanResult:
             engine: xarray netCDF engine (default: the first of netCDF4, h5netcdf, scipy
                 that is installed; the dataset is netCDF3-compatible).
 
+        The attribute ``provenance`` (JSON text) is written too: the dataset's own
+        (``invsim scan`` sets the full :func:`forward.provenance.provenance` record) or
+        else a minimal record (versions, command line, time).
+
         Raises:
             FileExistsError: ``path`` exists and ``overwrite`` is False.
         """
+        ds = self.dataset
+        if "provenance" not in ds.attrs:  # invsim scan sets the full record
+            from forward.provenance import provenance
+
+            ds = ds.copy()
+            ds.attrs["provenance"] = json.dumps(provenance())
         path = Path(path)
         with atomic_target(path, overwrite, ".nc") as tmp:
-            self.dataset.to_netcdf(tmp, engine=engine)
+            ds.to_netcdf(tmp, engine=engine)
         return path
 
     def summary(self) -> dict:

@@ -50,6 +50,14 @@ def _one_line(err: BaseException) -> str:
 class _Group(click.Group):
     """A click group that turns errors escaping a command into one ``Error:`` line."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Record the command line for provenance (:func:`forward.provenance.command_line`)
+        until the command ends."""
+        from forward.provenance import recording_command
+
+        ctx.with_resource(recording_command(["invsim", *args]))
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)

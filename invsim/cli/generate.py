@@ -23,6 +23,7 @@ OUTPUT.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -37,6 +38,8 @@ from invsim.cli._common import (
     parameter_names,
     parse_assignments,
     process_class_argument,
+    show_progress,
+    verbosity_options,
 )
 
 __all__ = ["generate"]
@@ -68,8 +71,10 @@ __all__ = ["generate"]
               help="Generate in chunks on a running Dask scheduler (tcp://host:8786).")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=None,
               help="Events per chunk with --workers/--scheduler [default: 25000].")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@verbosity_options
 def generate(process_name, n_events, assignments, shower, card, seed, device, train_calls,
-             overweight, output, overwrite, workers, scheduler, chunk_size) -> None:
+             overweight, output, overwrite, workers, scheduler, chunk_size, as_json) -> None:
     """Generate N unweighted events of PROCESS, apply the detector, write hard/reco pairs."""
     from forward.io import save_hdf5
 
@@ -82,7 +87,8 @@ def generate(process_name, n_events, assignments, shower, card, seed, device, tr
     params, settings = parse_assignments(assignments, parameter_names(cls),
                                          cls.setting_names())
     kwargs = dict(settings=settings, params=params, detector=card, shower=shower, seed=seed,
-                  device=device, train_calls=train_calls, overweight=overweight, progress=True)
+                  device=device, train_calls=train_calls, overweight=overweight,
+                  progress=show_progress(as_json))
     try:
         if workers is None and scheduler is None:
             from forward.generate import generate_events
@@ -97,6 +103,13 @@ def generate(process_name, n_events, assignments, shower, card, seed, device, tr
     save_hdf5(events, output, overwrite=overwrite)
     meta = events.metadata
     passed = int(events.reco.passed.sum())
+    if as_json:
+        click.echo(json.dumps({
+            "process": process_name, "n_events": n_events, "sigma_pb": events.cross_section,
+            "error_pb": events.cross_section_error, "efficiency": meta["efficiency"],
+            "n_overweight": meta["n_overweight"], "n_passed": passed, "seed": seed,
+            "output": str(output), "provenance": meta.get("provenance")}))
+        return
     click.echo(f"{process_name}: {n_events} events, σ = {events.cross_section:.6g} ± "
                f"{events.cross_section_error:.2g} pb, unweighting efficiency "
                f"{meta['efficiency']:.3g}, {meta['n_overweight']} overweight; {passed} pass "
