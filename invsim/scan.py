@@ -37,6 +37,7 @@ from forward._validation import (
     resolve_device,
 )
 from forward.files import atomic_target
+from forward.provenance import provenance
 from invsim.infer.flags import (
     EventSubset,
     FlagCounter,
@@ -257,22 +258,16 @@ class ScanResult:
             engine: xarray netCDF engine (default: the first of netCDF4, h5netcdf, scipy
                 that is installed; the dataset is netCDF3-compatible).
 
-        The attribute ``provenance`` (JSON text) is written too: the dataset's own
-        (``invsim scan`` sets the full :func:`forward.provenance.provenance` record) or
-        else a minimal record (versions, command line, time).
+        The dataset's attribute ``provenance`` (JSON text) is written with it:
+        :func:`scan` sets a minimal :func:`forward.provenance.provenance` record
+        (versions, command line, time, device), ``invsim scan`` the full one.
 
         Raises:
             FileExistsError: ``path`` exists and ``overwrite`` is False.
         """
-        ds = self.dataset
-        if "provenance" not in ds.attrs:  # invsim scan sets the full record
-            from forward.provenance import provenance
-
-            ds = ds.copy()
-            ds.attrs["provenance"] = json.dumps(provenance())
         path = Path(path)
         with atomic_target(path, overwrite, ".nc") as tmp:
-            ds.to_netcdf(tmp, engine=engine)
+            self.dataset.to_netcdf(tmp, engine=engine)
         return path
 
     def summary(self) -> dict:
@@ -929,6 +924,7 @@ def scan(
         "min_m2logl": m2_min,
         "best_fit": json.dumps(best),
         "dropped_events": json.dumps({str(k): v for k, v in setup.dropped.items()}),
+        "provenance": json.dumps(provenance(device=setup.device, method="scan")),
     }
     if flags is not None:
         attrs.update(flags.to_attrs())
