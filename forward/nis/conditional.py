@@ -658,7 +658,8 @@ class ConditionalNIS:
         }
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
-        """Write the model with ``torch.save`` (atomically).
+        """Write the model with ``torch.save`` (atomically), with its
+        :func:`forward.provenance.provenance` record (JSON text under ``"provenance"``).
 
         Args:
             path: file to write.
@@ -667,8 +668,15 @@ class ConditionalNIS:
         Raises:
             FileExistsError: if ``path`` exists and ``overwrite`` is False.
         """
+        import json
+
+        from forward.provenance import provenance
+
+        state = self.state_dict()  # the record as JSON text: plain for weights_only loading
+        state["provenance"] = json.dumps(provenance(
+            process=getattr(self.integrand, "process", None), ranges=state["ranges"]))
         with atomic_target(Path(path), overwrite, ".pt") as tmp:
-            torch.save(self.state_dict(), tmp)
+            torch.save(state, tmp)
 
     @classmethod
     def load(
