@@ -11,8 +11,12 @@ library functions:
 ``invsim demo``        :mod:`invsim.cli.demo` -> :func:`invsim.demo.run_demo`
 =====================  ==============================================================
 
-Shared parsing (``--set``, grids, likelihood factories, ``--device``, counts) is in
-:mod:`invsim.cli._common`. Errors that escape a command (ValueError, TypeError, OSError,
+Shared parsing (``--set``, grids, likelihood factories, ``--device``, counts,
+``--quiet``/``--verbose``) is in :mod:`invsim.cli._common`. Every command takes
+``-q/--quiet`` (only the result), ``-v/--verbose`` (progress bars even into a file, the
+provenance record on stderr) and ``--json``; progress bars follow
+:mod:`forward.progress`. The group records the command line for the provenance of
+every output (:func:`forward.provenance.command_line`). Errors that escape a command (ValueError, TypeError, OSError,
 KeyError, ImportError and RuntimeError, which covers torch's) are printed as one line
 ``Error: <message>`` on stderr with exit status 1; any other exception is a bug and is
 printed as one line too, naming its type and asking for ``--debug``; click's usage

@@ -8,7 +8,10 @@ Example::
 PROCESS is any registered name (see ``invsim xsec --list``). The events come from
 :func:`forward.generate.generate_events` (multi-channel NIS training and unweighting,
 optional Pythia 8 + fastjet shower, detector); ``reco.hard_index`` links every
-reconstructed event to its hard event.
+reconstructed event to its hard event. The file's ``metadata["provenance"]`` records
+how it was made (:mod:`forward.provenance`). ``--json`` prints one JSON object
+(``process, n_events, sigma_pb, error_pb, efficiency, n_overweight, n_passed, seed,
+output, provenance``).
 
 With ``--workers N`` (a local Dask cluster of N single-threaded processes) or
 ``--scheduler ADDRESS`` (a running ``dask scheduler``) the events are generated in
