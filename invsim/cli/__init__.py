@@ -18,10 +18,11 @@ provenance record on stderr) and ``--json``; progress bars follow
 :mod:`forward.progress`. The group records the command line for the provenance of
 every output (:func:`forward.provenance.command_line`).
 
-Errors that escape a command (ValueError, TypeError, OSError, KeyError, ImportError and RuntimeError, which covers torch's) are printed as one line
-``Error: <message>`` on stderr with exit status 1; any other exception is a bug and is
-printed as one line too, naming its type and asking for ``--debug``; click's usage
-errors keep exit status 2. ``invsim --debug ...`` re-raises them with their traceback
+Errors that escape a command (ValueError, TypeError, OSError, KeyError, ImportError
+and RuntimeError, which covers torch's) are printed as one line ``Error: <message>``
+on stderr with exit status 1; any other exception is a bug and is printed as one line
+too, naming its type and asking for ``--debug``; click's usage errors keep exit
+status 2. ``invsim --debug ...`` re-raises them with their traceback
 instead.
 """
 
