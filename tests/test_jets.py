@@ -256,11 +256,15 @@ def test_bad_input_and_registry():
 
 def test_cli_xsec_jets():
     res = CliRunner().invoke(cli, ["xsec", "jets", "--set", "n_jets=2", "--set", "pt_min=100",
-                                   "--events", "5000", "--seed", "1", "--json"])
+                                   "--set", "channels=qg>gq,gg>gg", "--events", "5000",
+                                   "--seed", "1", "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["process"] == "jets" and out["settings"]["n_jets"] == 2
+    assert out["settings"]["channels"] == "gg>gg,qg>qg"
     assert out["sigma_pb"] > 0 and out["error_pb"] < out["sigma_pb"]
+    bad = CliRunner().invoke(cli, ["xsec", "jets", "--set", "channels=gg>qq", "--events", "10"])
+    assert bad.exit_code != 0 and "channels" in bad.output
 
 
 @pytest.mark.slow
@@ -269,6 +273,16 @@ def test_gg_to_gg_cross_section_against_pythia():
     ref, ref_err = PYTHIA_GG2GG_PT100
     proc = get_process("jets", **GG2GG_PT100_SETTINGS)
     res = cross_section(proc, 800_000, seed=2026, method="vegas")
+    pull = (res.value - ref) / math.hypot(res.error, ref_err)
+    assert abs(pull) < 4.0, (res, ref, ref_err, pull)
+
+
+@pytest.mark.slow
+def test_qcd_cross_section_against_pythia():
+    """All 2 -> 2 QCD, p_T > 100 GeV, against Pythia 8.317 (PYTHIA_QCD_PT100)."""
+    ref, ref_err = PYTHIA_QCD_PT100
+    proc = get_process("jets", **QCD_PT100_SETTINGS)
+    res = cross_section(proc, 1_000_000, seed=2026, method="vegas")
     pull = (res.value - ref) / math.hypot(res.error, ref_err)
     assert abs(pull) < 4.0, (res, ref, ref_err, pull)
 
