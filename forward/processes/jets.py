@@ -29,14 +29,17 @@ recursion with **full colour**), summed over all helicities and colours and aver
 over the initial states (16 for a gluon, 6 for a quark), with
 g_s² = 4π α_s(μ_R) (α_s(M_Z) = ``alpha_s`` run at one loop with Pythia's
 hard-process thresholds, :func:`forward.processes.ttbar.running_alpha_s`). The
-incoming gluons p_a, p_b enter the all-outgoing amplitude as -p_a, -p_b (crossing).
+incoming partons p_a, p_b enter the all-outgoing amplitude as -p_a, -p_b with the
+antiparticle's code (crossing).
 The phase space is the labelled one: each final-state flavour multiset is summed over
 its distinct orderings on the n momenta with weight 1/n!, which gives the
 identical-particle factor 1/S (as Pythia's g g → g g, q q → q q). One |M|² is
 evaluated per flavour-relabelled pattern (:func:`~forward.processes.qcd_channels.relabelled`)
 and shared by all channels with it. With ``channels="gg>gg"`` the σ is that of Pythia's
 ``HardQCD:gg2gg``; with all channels and ``n_quark_new=5``, of ``HardQCD:gg2gg, gg2qqbar,
-qg2qg, qq2qq, qqbar2gg, qqbar2qqbarNew`` with ``HardQCD:nQuarkNew = 5``.
+qg2qg, qq2qq, qqbar2gg, qqbar2qqbarNew`` with ``HardQCD:nQuarkNew = 5`` (with
+``n_quark_new`` < 5, q q̄ → q q̄ keeps its s-channel for every incoming flavour here,
+while Pythia drops it for flavours above ``nQuarkNew``).
 
 **Cuts** (settings): p_T > ``pt_min`` for every parton, |η| < ``eta_max`` (``None``:
 no η cut), ΔR > ``delta_r_min`` between every pair. They keep σ finite: the
