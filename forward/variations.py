@@ -233,6 +233,8 @@ def check_variations(variations) -> list[Variation]:
     Raises:
         TypeError: not a sequence, or an element that is not a :class:`Variation`.
         ValueError: repeated names.
+        PDFSetNotFoundError: a variation's PDF (name or LHAPDF id) is not installed
+            (checked here, before any integrand call).
     """
     if variations is None:
         return []
@@ -247,6 +249,12 @@ def check_variations(variations) -> list[Variation]:
     names = [v.name for v in variations]
     if len(set(names)) != len(names):
         raise ValueError(f"variations: expected distinct names, got {names}")
+    from forward.pdf.discovery import find_member
+    from forward.pdf.factory import parse_pdf_spec
+
+    for v in variations:
+        if isinstance(v.pdf, (str, int)) and not isinstance(v.pdf, bool):
+            find_member(*parse_pdf_spec(v.pdf))
     return variations
 
 

@@ -262,7 +262,8 @@ def _initrwgt(events: EventSet) -> str:
     for name in events.weights_named:
         d = known.get(name) if isinstance(known, dict) else None
         text = name if not isinstance(d, dict) else " ".join(
-            f"{k}={json.dumps(v) if isinstance(v, dict) else v}" for k, v in d.items())
+            f"{k}={json.dumps(v) if isinstance(v, dict) else v}" for k, v in d.items()
+            if v is not None and v != {})
         lines.append(f"<weight id={quoteattr(name)}>{escape(text)}</weight>")
     lines += ["</weightgroup>", "</initrwgt>", ""]
     return "\n".join(lines)
