@@ -540,11 +540,11 @@ def _scan(path: Path) -> tuple[dict, list[list[str]], list]:
                 if not isinstance(header, dict):
                     raise ValueError(f"{where}, line {first}: malformed <invsim> block (not a "
                                      "JSON object)")
-            elif s.startswith("<init"):
+            elif _is_tag(s, "<init"):
                 if init or state == "init":
                     raise ValueError(f"{where}, line {line_no}: a second <init> block")
                 state, start = "init", line_no
-            elif s.startswith("</init"):
+            elif _is_tag(s, "</init"):
                 if state != "init":
                     raise ValueError(f"{where}, line {line_no}: </init> without <init>")
                 if not init:
@@ -572,6 +572,12 @@ def _scan(path: Path) -> tuple[dict, list[list[str]], list]:
         raise ValueError(f"{where}: no </LesHouchesEvents> (the file is truncated after line "
                          f"{line_no})")
     return header, init, events
+
+
+def _is_tag(s: str, tag: str) -> bool:
+    """Whether the line ``s`` starts with the tag ``tag`` (``"<init"`` but not
+    ``"<initrwgt"``)."""
+    return s.startswith(tag) and (len(s) == len(tag) or s[len(tag)] in " \t>/")
 
 
 def _init_row(where: str, line_no: int, s: str, first: bool) -> None:
