@@ -182,6 +182,47 @@ class EventSet:
         """Final-state PDG ids broadcast to shape (n, k)."""
         return self.pids.expand(len(self), self.momenta.shape[1])
 
+    def to_awkward(self):
+        """The hard events as an awkward array of records with ``vector`` behaviours.
+
+        One record per event with the fields ``particles`` (k ``Momentum4D`` records
+        ``E, px, py, pz`` in GeV with ``pid``, so ``.pt``, ``.eta``, ``.mass`` and sums
+        work), ``x1``, ``x2``, ``weight`` (pb), ``weights_named`` (a record of the named
+        weights, when any), ``incoming_pids`` (2 ids, when known) and ``process_id``
+        (when known). Reconstructed events are not included (they are indexed by
+        ``reco.hard_index``). Values are CPU copies with the tensors' dtypes.
+
+        Returns:
+            ``awkward.Array`` of length n.
+
+        Raises:
+            ImportError: awkward or vector is missing (the message has the pip command).
+        """
+        try:
+            import awkward as ak
+            import vector
+        except ImportError as err:
+            raise ImportError(
+                "EventSet.to_awkward needs awkward and vector: pip install awkward vector "
+                "(awkward comes with the io extra, pip install 'invsim[io]'; vector with "
+                "the test extra's pylhe)") from err
+        vector.register_awkward()
+        p = self.momenta.detach().cpu().numpy()
+        particles = ak.zip({"E": p[..., 0], "px": p[..., 1], "py": p[..., 2], "pz": p[..., 3],
+                            "pid": self.pids_per_event.cpu().numpy()},
+                           with_name="Momentum4D", depth_limit=None)
+        fields = {"particles": particles, "x1": self.x1.detach().cpu().numpy(),
+                  "x2": self.x2.detach().cpu().numpy(),
+                  "weight": self.weights.detach().cpu().numpy()}
+        if self.weights_named:
+            fields["weights_named"] = ak.zip(
+                {k: w.detach().cpu().numpy() for k, w in self.weights_named.items()})
+        if self.incoming_pids is not None:
+            fields["incoming_pids"] = self.incoming_pids.cpu().numpy()
+        if self.process_ids is not None:
+            fields["process_id"] = self.process_ids.cpu().numpy()
+        return ak.zip(fields, depth_limit=1)
+
 
 def sample_flavours(
     channel_weights: torch.Tensor,

@@ -209,3 +209,27 @@ def test_cli_generate_formats_and_variations(tmp_path):
     assert root.reco is not None
     np.testing.assert_array_equal(root.weights_named["mur2_muf2"].numpy(),
                                   es.weights_named["mur2_muf2"].numpy())
+
+
+def test_to_awkward_has_vector_behaviours(sample, monkeypatch):
+    ak = pytest.importorskip("awkward")
+    pytest.importorskip("vector")
+    from forward import kinematics as kin
+
+    arr = sample.to_awkward()
+    assert len(arr) == len(sample)
+    assert ak.to_numpy(arr.weight).tolist() == sample.weights.tolist()
+    assert ak.fields(arr.weights_named) == list(sample.weights_named)
+    assert ak.to_numpy(arr.weights_named["mur2_muf2"]).tolist() == \
+        sample.weights_named["mur2_muf2"].tolist()
+    assert ak.to_numpy(arr.particles.pid).tolist() == sample.pids_per_event.tolist()
+    assert ak.to_numpy(arr.incoming_pids).tolist() == sample.incoming_pids.tolist()
+    # vector's pT and pair mass against forward.kinematics (independent code)
+    np.testing.assert_allclose(ak.to_numpy(arr.particles.pt),
+                               kin.pt(sample.momenta).numpy(), rtol=1e-12)
+    pair = arr.particles[:, 0] + arr.particles[:, 1]
+    np.testing.assert_allclose(ak.to_numpy(pair.mass),
+                               kin.mass(sample.momenta.sum(1)).numpy(), rtol=1e-9)
+    monkeypatch.setitem(__import__("sys").modules, "vector", None)
+    with pytest.raises(ImportError, match="pip install awkward vector"):
+        sample.to_awkward()
