@@ -197,6 +197,7 @@ def test_cli_generate_formats_and_variations(tmp_path):
                               "-o", str(out)])
     assert res.exit_code == 0, res.output
     text = out.read_text()
+    assert "8 named weights" in res.output
     assert "<initrwgt>" in text and text.count("<rwgt>") == 150
     es = read_lhe(out)
     assert list(es.weights_named) == [v.name for v in scale_variations()] + ["315200"]

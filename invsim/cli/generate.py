@@ -135,7 +135,8 @@ def generate(process_name, n_events, assignments, shower, card, seed, device, tr
     click.echo(f"{process_name}: {n_events} events, σ = {events.cross_section:.6g} ± "
                f"{events.cross_section_error:.2g} pb, unweighting efficiency "
                f"{meta['efficiency']:.3g}, {meta['n_overweight']} overweight; {passed} pass "
-               f"the selection -> {output}")
+               f"the selection" + (f"; {len(events.weights_named)} named weights"
+                                   if events.weights_named else "") + f" -> {output}")
 
 
 def _generate_chunked(process_name, n_events, kwargs, workers, scheduler, chunk_size, output):
