@@ -65,8 +65,12 @@ def test_named_weights_sum_to_the_varied_cross_sections(sample, variations):
     sigma, sigma_err = sample.cross_section, sample.cross_section_error
     assert math.isclose(float(sample.weights.sum()), sigma, rel_tol=1e-12)
     for name, w in sample.weights_named.items():
-        r = (w / sample.weights).to(torch.float64)
-        ratio, ratio_err = float(r.mean()), float(r.std()) / math.sqrt(n)
+        # Σ w_var / Σ w and its error (events weighted: overweight events have w > 1)
+        w0 = sample.weights.to(torch.float64)
+        r = w.to(torch.float64) / w0
+        ratio = float((w0 * r).sum() / w0.sum())
+        ratio_err = float(torch.sqrt((w0 ** 2 * (r - ratio) ** 2).sum() * n / (n - 1))
+                          / w0.sum())
         ref_ratio = ref.results[name].value / ref.central.value
         ref_ratio_err = ref.shift_errors[name] / ref.central.value
         if name == "mur1_muf1":  # the central: factor 1 exactly
