@@ -201,3 +201,12 @@ def test_merged_sample_is_kept_with_pad(tmp_path, reader):
     assert es.momenta[4, 2].tolist() == [1.0, 1.0, 0.0, 0.0]
     with pytest.raises(ValueError, match="final_state, pad"):
         read_lhe(path, reader=reader, pad=True, final_state=(11, -11))
+    # written back as a merged sample (no id-0 particles), read back the same
+    out = write_lhe(es, tmp_path / "merged-again.lhe")
+    assert " 0 1 1 2 " not in out.read_text()
+    with pytest.raises(ValueError, match="pad=True"):
+        read_lhe(out, reader=reader)
+    back = read_lhe(out, reader=reader, pad=True)
+    for name in ("momenta", "x1", "x2", "pids", "weights", "process_ids"):
+        assert torch.equal(getattr(back, name), getattr(es, name)), name
+    assert back.weights_named.keys() == es.weights_named.keys()

@@ -138,6 +138,10 @@ def write_lhe(
 ) -> Path:
     """Write the hard events of an event set as an LHE v3 file.
 
+    Final-state slots with PDG id 0 (the padding of a merged sample read with
+    ``read_lhe(..., pad=True)``) are left out, so such a set is written back as a
+    merged sample of varying multiplicity.
+
     Args:
         events: event set with ``incoming_pids`` (n, 2) set (see
             :func:`forward.eventset.sample_flavours`).
@@ -217,12 +221,15 @@ def write_lhe(
                 f.write(f" {_num(sx)} {_num(se)} {_num(wmax)} {pid}\n")
             f.write("</init>\n")
             for i in range(n):
-                key = (*inc[i], *pids[i])
+                slots = [j for j in range(k) if pids[i][j] != 0]  # id 0: padding
+                out = [pids[i][j] for j in slots]
+                key = (*inc[i], *out)
                 if key not in flows:
-                    flows[key] = colour_flow(inc[i], pids[i])
+                    flows[key] = colour_flow(inc[i], out)
                 cols = flows[key]
                 lines = [f'<event index="{i}">',
-                         f" {k + 2} {ids[i]} {_num(float(w[i]))} {_num(float(scales[i]))} "
+                         f" {len(slots) + 2} {ids[i]} {_num(float(w[i]))} "
+                         f"{_num(float(scales[i]))} "
                          f"{_num(alpha_qed)} {_num(alpha_s)}"]
                 beams = ((inc[i][0], x1[i], 1), (inc[i][1], x2[i], -1))
                 for j, (pid, xj, sign) in enumerate(beams):
@@ -230,9 +237,9 @@ def write_lhe(
                     c, a = cols[j]
                     lines.append(f" {pid} -1 0 0 {c} {a} {_num(0.0)} {_num(0.0)} "
                                  f"{_num(sign * e)} {_num(e)} {_num(0.0)} 0. 9.")
-                for j in range(k):
+                for slot, j in enumerate(slots):
                     e, px, py, pz = p[i, j].tolist()
-                    c, a = cols[2 + j]
+                    c, a = cols[2 + slot]
                     lines.append(f" {pids[i][j]} 1 1 2 {c} {a} {_num(px)} {_num(py)} {_num(pz)} "
                                  f"{_num(e)} {_num(float(mass[i, j]))} 0. 9.")
                 lines.append(f"#pdf {inc[i][0]} {inc[i][1]} {_num(float(x1[i]))} "
