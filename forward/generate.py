@@ -205,6 +205,7 @@ def generate_events(
     train_calls: int = 200_000,
     overweight: float = 1e-3,
     progress: bool = False,
+    variations=None,
 ):
     """Unweighted events of a registered process with their detector response.
 
@@ -224,17 +225,30 @@ def generate_events(
         overweight: allowed fraction of the total weight above the maximum weight,
             in [0, 1).
         progress: show progress bars.
+        variations: :class:`forward.variations.Variation` objects (e.g.
+            :func:`~forward.variations.scale_variations` for the 7-point μ_R/μ_F
+            variation, :func:`~forward.variations.pdf_variations`), or None: each
+            becomes a named weight (``weights_named``, in pb) of every event,
+            ``weight * dσ_var/dμ ÷ dσ/dμ`` at the event's own hard point
+            (:func:`forward.variations.event_set_weights`).
 
     Returns:
         A :class:`forward.eventset.EventSet` with ``reco`` filled; its weights sum to
         the cross section in pb, its ``metadata`` records the generator's statistics
-        (efficiency, overweight events, calls), the detector card and the shower flag.
+        (efficiency, overweight events, calls), the detector card, the shower flag and,
+        with ``variations``, their definitions (``metadata["weight_variations"]``).
 
     Raises:
         ValueError: unknown process or setting, parameter values out of range, a bad
-            detector card, bad counts, or an integrand that is zero everywhere.
+            detector card, bad counts, an integrand that is zero everywhere, or repeated
+            variation names.
+        TypeError: a variation that is not a :class:`~forward.variations.Variation`.
         FileNotFoundError: a detector card file that does not exist.
+        forward.pdf.PDFSetNotFoundError: a variation's PDF is not installed.
     """
+    from forward.variations import check_variations
+
+    variations = check_variations(variations)
     proc, det, integrand, settings = setup_generation(process, settings=settings, params=params,
                                                       detector=detector, seed=seed,
                                                       overweight=overweight, device=device)
@@ -243,7 +257,8 @@ def generate_events(
                                overweight=overweight, progress=progress)
     events = detected_event_set(process, proc, integrand, det, res, settings=settings,
                                 generator=gen, seed=seed, shower=shower,
-                                overweight=overweight, progress=progress)
+                                overweight=overweight, progress=progress,
+                                variations=variations)
     events.metadata["provenance"]["inputs"] = input_hashes([detector])
     return events
 
@@ -279,12 +294,14 @@ def setup_generation(process: str, *, settings, params, detector, seed: int, ove
 
 def detected_event_set(process: str, proc, integrand, det, res: GeneratedEvents, *, settings,
                        generator: torch.Generator, seed: int, shower: bool, overweight: float,
-                       progress: bool = False):
+                       progress: bool = False, variations=()):
     """The :class:`~forward.eventset.EventSet` of generated hard events, with ``reco``.
 
     Draws the final-state ids, optionally showers (Pythia 8 seeded with ``seed + 1``)
     and applies the detector, all with ``generator``; the weights are
-    ``res.cross_section * w / sum(w)`` for the unweighting weights w.
+    ``res.cross_section * w / sum(w)`` for the unweighting weights w. Each of the
+    ``variations`` (checked :class:`~forward.variations.Variation` objects) becomes a
+    named weight (:func:`forward.variations.event_set_weights`).
     """
     from forward.eventset import EventSet
 
@@ -309,6 +326,11 @@ def detected_event_set(process: str, proc, integrand, det, res: GeneratedEvents,
                                            parameters=integrand.params, pdf=integrand.pdf,
                                            seed=seed, device=res.events.momenta.device)},
     )
+    if variations:
+        from forward.variations import event_set_weights
+
+        events.weights_named = event_set_weights(proc, events, variations)
+        events.metadata["weight_variations"] = {v.name: v.to_dict() for v in variations}
     if shower:
         from forward.shower import ShowerSettings
         from forward.shower import shower as run_shower

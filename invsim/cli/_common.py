@@ -27,6 +27,7 @@ __all__ = [
     "echo_info",
     "echo_inputs",
     "inference_inputs",
+    "model_paths",
     "likelihood_options",
     "jsonable",
     "load_factory",
@@ -362,9 +363,11 @@ def likelihood_options(command):
     ``--model``, ``--likelihood`` (``factory_spec``), ``--samples-per-event``
     (``n_samples``), ``--tree`` and ``--on-flagged``."""
     options = [
-        click.option("--model", "model", default=None,
-                     type=click.Path(exists=True, file_okay=False, path_type=Path),
-                     help="Model directory from 'invsim train'."),
+        click.option("--model", "model", multiple=True, callback=_model_option,
+                     metavar="[NAME=]DIR",
+                     help="Model directory from 'invsim train'; repeat as NAME=DIR for "
+                          "channels of disjoint selections (e.g. ee=dy_ee mumu=dy_mumu), "
+                          "one likelihood summed over them."),
         click.option("--likelihood", "factory_spec", default=None, metavar="MODULE:FUNCTION",
                      help="Instead of --model: a factory called with the EventSet, returning "
                           "an EventLikelihood (module:function or file.py:function)."),
@@ -386,6 +389,35 @@ def likelihood_options(command):
     return command
 
 
+def _model_option(ctx, param, values):
+    """``--model`` values -> None, one directory (Path) or channel name -> directory."""
+    if not values:
+        return None
+    named = {}
+    for v in values:
+        name, sep, path = v.partition("=") if "=" in v else ("", "", v)
+        if sep and not name:
+            raise click.BadParameter(f"expected NAME=DIR or DIR, got {v!r}", ctx, param)
+        path = Path(path)
+        if not path.is_dir():
+            raise click.BadParameter(f"{str(path)!r} is not a model directory", ctx, param)
+        if name in named:
+            raise click.BadParameter(f"channel {name!r} given twice", ctx, param)
+        named[name] = path
+    if len(named) == 1 and "" in named:
+        return named[""]
+    if "" in named:
+        raise click.BadParameter("with several models name each channel: NAME=DIR", ctx, param)
+    return named
+
+
+def model_paths(model) -> list:
+    """The model directories of a parsed ``--model`` (none, one or one per channel)."""
+    if model is None:
+        return []
+    return list(model.values()) if isinstance(model, dict) else [model]
+
+
 def inference_inputs(*, data, factory_spec, model, parameters, n_samples: int, seed: int,
                      tree, on_flagged: str, device: str, progress: bool):
     """The likelihood of ``invsim scan``/``posterior`` from a factory or a model directory.
@@ -405,6 +437,18 @@ def inference_inputs(*, data, factory_spec, model, parameters, n_samples: int, s
         raise click.UsageError("--data: give the events file")
     if (factory_spec is None) == (model is None):
         raise click.UsageError("give either --model MODEL_DIR or --likelihood MODULE:FUNCTION")
+    if isinstance(model, dict):
+        from invsim.data import channel_likelihood
+
+        try:
+            lik, observed = channel_likelihood(
+                model, data, parameters=parameters or None, n_samples=n_samples, seed=seed,
+                tree=tree, on_flagged=on_flagged, progress=progress, device=device)
+        except (ValueError, TypeError, OSError) as err:
+            raise click.UsageError(one_line(err)) from err
+        source = {"models": {k: str(v) for k, v in model.items()},
+                  "channels": {k: o.provenance() for k, o in observed.items()}}
+        return lik, source, getattr(lik.process, "name", None)
     if model is not None:
         from invsim.data import model_likelihood
 
@@ -543,10 +587,14 @@ def run_provenance(**kwargs) -> dict:
 def echo_inputs(source: dict) -> None:
     """Print the events file's selected and dropped counts (model inputs only; nothing
     with ``--quiet``)."""
-    if "n_selected" in source and not quiet():
-        dropped = {k: v for k, v in source["dropped"].items() if v}
-        click.echo(f"{source['path']}: {source['n_selected']} of {source['n_read']} events "
-                   "selected" + (f" (dropped: {dropped})" if dropped else ""))
+    if quiet():
+        return
+    for name, part in source.get("channels", {"": source}).items():
+        if "n_selected" in part:
+            dropped = {k: v for k, v in part["dropped"].items() if v}
+            click.echo((f"channel {name}: " if name else "")
+                       + f"{part['path']}: {part['n_selected']} of {part['n_read']} events "
+                       "selected" + (f" (dropped: {dropped})" if dropped else ""))
 
 
 def claim_output(path, *, inputs=(), overwrite: bool = False, directory: bool = False):

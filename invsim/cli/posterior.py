@@ -36,6 +36,7 @@ from invsim.cli._common import (
     file_inputs,
     inference_inputs,
     likelihood_options,
+    model_paths,
     one_line,
     parse_range,
     quiet,
@@ -106,7 +107,7 @@ def posterior(events_path, data, model, factory_spec, params, priors, method, ch
     if events_path is not None and data is not None and events_path != data:
         raise click.UsageError("give the events file once: as EVENTS or as --data")
     data = data or events_path
-    claim_output(output, inputs=[data, model, *file_inputs(factory_spec)],
+    claim_output(output, inputs=[data, *model_paths(model), *file_inputs(factory_spec)],
                  overwrite=overwrite)
     ranges = dict(parse_range(p) for p in params)
     if any(r is None for r in ranges.values()):
@@ -143,7 +144,7 @@ def posterior(events_path, data, model, factory_spec, params, priors, method, ch
                         for k, v in source.items()})
     record = run_provenance(
         process=getattr(likelihood, "process", None) or process, seed=seed, device=device,
-        inputs=[data, model, factory_spec], method=method, priors=list(priors),
+        inputs=[data, *model_paths(model), factory_spec], method=method, priors=list(priors),
         ranges={k: list(v) for k, v in ranges.items()}, chains=chains, samples=samples,
         warmup=warmup, steps=steps, luminosity_pb=luminosity, samples_per_event=n_samples)
     idata.attrs["provenance"] = json.dumps(record)

@@ -51,6 +51,7 @@ from invsim.cli._common import (
     file_inputs,
     inference_inputs,
     likelihood_options,
+    model_paths,
     one_line,
     parse_fixed,
     parse_grid,
@@ -106,7 +107,7 @@ def scan_command(data, model, factory_spec, params, profiles, fixes, luminosity,
 
     names = {"netcdf": "scan.nc", "csv": "scan.csv", "json": "scan.json", "png": "scan.png"}
     claim_output(out, overwrite=overwrite, directory=True)
-    for inp in [data, model, *file_inputs(factory_spec)]:
+    for inp in [data, *model_paths(model), *file_inputs(factory_spec)]:
         hit = [n for n in names.values() if inp is not None and same_file(out / n, inp)]
         if hit:
             raise click.UsageError(f"-o: {out / hit[0]} is the input {inp}; choose another "
@@ -149,7 +150,7 @@ def scan_command(data, model, factory_spec, params, profiles, fixes, luminosity,
         raise click.UsageError(one_line(err)) from err
     record = run_provenance(
         process=getattr(likelihood, "process", None) or process, parameters=fixed, seed=seed,
-        device=device, inputs=[data, model, factory_spec], method="scan",
+        device=device, inputs=[data, *model_paths(model), factory_spec], method="scan",
         grid={k: [float(v[0]), float(v[-1]), len(v)] for k, v in grid.items()},
         profiled=profile, luminosity_pb=luminosity, samples_per_event=n_samples)
     result.dataset.attrs["provenance"] = json.dumps(record)
