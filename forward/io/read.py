@@ -123,7 +123,8 @@ def read_events(
             slots (unless its reco objects came from a shower, ``metadata["shower"]``).
             Not for NanoAOD-style (reco-only) files.
         device: device of the returned tensors (default CPU).
-        **kw: passed on: ``dtype`` to :func:`~forward.io.lhe.read_lhe`; ``collections``,
+        **kw: passed on: ``dtype``, ``reader`` and ``pad`` to
+            :func:`~forward.io.lhe.read_lhe`; ``collections``,
             ``btag_threshold``, ``dtype`` to :func:`~forward.io.nanoaod.read_nanoaod`.
             invsim's own files take none.
 
