@@ -221,14 +221,19 @@ class SBCResult:
             ``Variable`` axis ``"rank"``, ``Weight()`` storage: simulations per bin and
             their variances (= counts).
         """
+        edges, counts, var = self._rank_counts(bins)
+        return to_hist(edges, counts, var, name="rank", value_label="simulations",
+                       categories=self.names)
+
+    def _rank_counts(self, bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Edges (bins + 1,), counts and variances (d, bins) of the ranks."""
         _check_count("bins", bins, 2)
         edges = torch.linspace(0.0, self.num_posterior_samples + 1, bins + 1,
                                dtype=torch.float64)
         binned = [bin_counts(self.ranks[:, i], edges, name="ranks")
                   for i in range(len(self.names))]
-        return to_hist(edges, torch.stack([c for c, _ in binned]),
-                       torch.stack([e**2 for _, e in binned]), name="rank",
-                       value_label="simulations", categories=self.names)
+        return (edges, torch.stack([c for c, _ in binned]),
+                torch.stack([v for _, v in binned]))
 
 
 class _DrawsPosterior:
@@ -380,14 +385,13 @@ def plot_calibration(
     with plot_axes(ax, panels, figsize=(3.2 * panels, 3.0)) as (fig, axes, _):
         k = 0
         if sbc is not None:
-            h = sbc.rank_hist(bins)
+            edges, counts, _ = sbc._rank_counts(bins)
             n = sbc.ranks.shape[0]
             p = 1.0 / bins
             band = 3 * math.sqrt(n * p * (1 - p))
             for i, name in enumerate(sbc.names):
                 a = axes[k]
-                a.stairs(h.values()[i], h.axes["rank"].edges, color="C0", alpha=0.8,
-                         fill=True)
+                a.stairs(counts[i].numpy(), edges.numpy(), color="C0", alpha=0.8, fill=True)
                 a.axhspan(n * p - band, n * p + band, color="grey", alpha=0.25)
                 a.set(title=f"SBC ranks: {name} (KS p={float(sbc.ks_pvals[i]):.2g})",
                       xlabel="rank", ylabel="simulations")

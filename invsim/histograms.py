@@ -1,6 +1,6 @@
 """Binned counts in torch and their conversion to Scikit-HEP ``hist.Hist`` objects.
 
-* :func:`bin_counts`: weighted counts per bin and their errors from a torch sample (the
+* :func:`bin_counts`: weighted counts per bin and their variances from a torch sample (the
   one binning used by the diagnostics: :func:`invsim.unfold_diagnostics.histogram_ratio`,
   rank histograms of :class:`invsim.unfold_diagnostics.Calibration` and
   :class:`invsim.calibration.SBCResult`).
@@ -31,11 +31,11 @@ def axis_label(name: str, unit: str | None = None) -> str:
 
 def bin_counts(x, edges: torch.Tensor, weights=None, *,
                name: str = "x") -> tuple[torch.Tensor, torch.Tensor]:
-    """Weighted counts per bin and their errors, float64 on the CPU.
+    """Weighted counts per bin and their variances, float64 on the CPU.
 
-    A 1-D sample holds independent events: the error per bin is sqrt(Σ w²). A 2-D
-    sample of shape (m, n) is m independent groups of n correlated values: the error is
-    sqrt(Σ_i c_i²), c_i the summed weight of group i in the bin. Bins are
+    A 1-D sample holds independent events: the variance per bin is Σ w². A 2-D sample
+    of shape (m, n) is m independent groups of n correlated values: the variance is
+    Σ_i c_i², c_i the summed weight of group i in the bin. Bins are
     [e_k, e_{k+1}), the last one closed; values outside the edges are not counted.
 
     Args:
@@ -45,7 +45,8 @@ def bin_counts(x, edges: torch.Tensor, weights=None, *,
         name: the argument's name in error messages (``weights_<name>`` for weights).
 
     Returns:
-        ``(counts, errors)``, each float64 of shape (bins,).
+        ``(counts, variances)``, each float64 of shape (bins,); errors are their square
+        roots.
 
     Raises:
         ValueError: x not 1-D or 2-D, weights of another shape, non-finite values.
@@ -73,7 +74,7 @@ def bin_counts(x, edges: torch.Tensor, weights=None, *,
     flat = (idx + nb * torch.arange(len(rows)).unsqueeze(-1))[inside]
     per_group = torch.bincount(flat, weights=w[inside], minlength=len(rows) * nb)
     per_group = per_group.reshape(len(rows), nb)
-    return per_group.sum(0), per_group.pow(2).sum(0).sqrt()
+    return per_group.sum(0), per_group.pow(2).sum(0)
 
 
 def to_hist(

@@ -124,12 +124,16 @@ class Calibration:
             ``Variable`` axis ``"u"`` (dimensionless), ``Weight()`` storage: counts and
             their variances (Σ w² = counts), as :func:`invsim.histograms.bin_counts`.
         """
+        edges, counts, var = self._rank_counts(bins)
+        return to_hist(edges, counts, var, name="u", label="normalised rank of truth",
+                       categories=self.names, category_name="observable")
+
+    def _rank_counts(self, bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Edges (bins + 1,), counts and variances (k, bins) of the PIT values."""
         edges = _unit_edges(bins)
-        counts, var = zip(*(_counts_and_variances(self.u[:, j], edges)
+        counts, var = zip(*(bin_counts(self.u[:, j], edges, name="u")
                             for j in range(len(self.names))), strict=True)
-        return to_hist(edges, torch.stack(counts), torch.stack(var), name="u",
-                       label="normalised rank of truth", categories=self.names,
-                       category_name="observable")
+        return edges, torch.stack(counts), torch.stack(var)
 
     def summary(self) -> str:
         """One line per observable: KS p-value and coverages."""
@@ -387,11 +391,6 @@ def _unit_edges(bins: int) -> torch.Tensor:
     return torch.linspace(0.0, 1.0, bins + 1, dtype=torch.float64)
 
 
-def _counts_and_variances(x: torch.Tensor, edges: torch.Tensor):
-    counts, errors = bin_counts(x, edges, name="u")
-    return counts, errors**2
-
-
 def histogram_ratio(
     a,
     b,
@@ -435,8 +434,9 @@ def histogram_ratio(
         edges = as_tensor("bins", bins, dtype=torch.float64).reshape(-1)
         if edges.numel() < 2 or not bool((edges[1:] > edges[:-1]).all()):
             raise ValueError("bins: expected an integer or at least 2 increasing edges")
-    ca, ea = bin_counts(a, edges, weights_a, name="a")
-    cb, eb = bin_counts(b, edges, weights_b, name="b")
+    ca, va = bin_counts(a, edges, weights_a, name="a")
+    cb, vb = bin_counts(b, edges, weights_b, name="b")
+    ea, eb = va.sqrt(), vb.sqrt()
     if normalize:
         if float(ca.sum()) <= 0:
             raise ValueError("a: no weight inside the bins; cannot normalise")
@@ -478,8 +478,8 @@ def plot_rank_histograms(cal: Calibration, path: str | os.PathLike | None = None
     if not isinstance(cal, Calibration):
         raise TypeError(f"cal: expected a Calibration, got {type(cal).__name__}")
     _check_png(path)
-    h = cal.rank_hist(bins)
-    edges = h.axes["u"].edges
+    edges, counts, _ = cal._rank_counts(bins)
+    edges, counts = edges.numpy(), counts.numpy()
     m = cal.u.shape[0]
     mean = m / bins
     sd = math.sqrt(m * (1 / bins) * (1 - 1 / bins))
@@ -487,9 +487,9 @@ def plot_rank_histograms(cal: Calibration, path: str | os.PathLike | None = None
         for a, (j, name) in zip(axes, enumerate(cal.names), strict=True):
             a.axhspan(mean - 2 * sd, mean + 2 * sd, color="0.9")
             a.axhspan(mean - sd, mean + sd, color="0.8")
-            a.stairs(h.values()[j], edges, color="C0")
+            a.stairs(counts[j], edges, color="C0")
             a.set_title(f"{name}  (KS p = {cal.ks_pvalue[name]:.2f})", fontsize=9)
-            a.set_xlabel(h.axes["u"].label)
+            a.set_xlabel("normalised rank of truth")
         axes[0].set_ylabel("events")
         if path is not None:
             save_png(fig, path, overwrite=True, dpi=110)
