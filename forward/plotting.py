@@ -42,16 +42,19 @@ def hep_style() -> contextlib.AbstractContextManager:
 
     Returns:
         ``matplotlib.style.context([mplhep.style.ROOT, HEP_STYLE_OVERRIDES])`` when
-        ``import mplhep`` succeeds, else a context that changes nothing (matplotlib's
-        defaults). Figures made and saved inside it get the style.
+        ``import mplhep`` succeeds (and has that style), else a context that changes
+        nothing (matplotlib's defaults). Figures made and saved inside it get the style.
     """
     try:
         import mplhep
     except ImportError:
         return contextlib.nullcontext()
+    root = getattr(getattr(mplhep, "style", None), "ROOT", None)
+    if root is None:  # an mplhep too old to have the ROOT style
+        return contextlib.nullcontext()
     import matplotlib.style
 
-    return matplotlib.style.context([mplhep.style.ROOT, HEP_STYLE_OVERRIDES])
+    return matplotlib.style.context([root, HEP_STYLE_OVERRIDES])
 
 
 def _axes_list(ax, n_panels: int) -> list:
