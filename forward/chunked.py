@@ -202,6 +202,7 @@ def generate_events_chunked(
     """
     from forward.generate import setup_generation
     from forward.nis.multichannel import MultiChannelConfig, fit_multichannel, hadronic_channels
+    from forward.provenance import provenance
 
     sizes = chunk_sizes(n_events, chunk_size)
     from forward.variations import check_variations
@@ -234,7 +235,11 @@ def generate_events_chunked(
     meta = dict(parts[0].metadata)
     meta.update({"generator": "invsim generate (multi-channel NIS unweighting, chunked)",
                  "train_calls": sampler.n_eval, "chunk_size": chunk_size,
-                 "n_chunks": len(sizes), "chunk_seeds": "forward.distributed.chunk_seed(seed, k)"})
+                 "n_chunks": len(sizes), "chunk_seeds": "forward.distributed.chunk_seed(seed, k)",
+                 "provenance": provenance(process=process, settings=settings,
+                                          parameters=integrand.params, pdf=integrand.pdf,
+                                          seed=seed, device=device, inputs=[detector],
+                                          chunk_size=chunk_size, n_chunks=len(sizes))})
     merged = _merge(parts, stats, meta)
     merged.seed = seed
     return merged

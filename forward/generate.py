@@ -21,6 +21,8 @@ from typing import Any
 import torch
 
 from forward._validation import check_memory, resolve_device
+from forward.progress import progress_bar
+from forward.provenance import input_hashes, provenance
 
 __all__ = [
     "BYTES_PER_EVENT",
@@ -154,8 +156,6 @@ def unweighted_events(
     Raises:
         ValueError: bad counts, or an integrand that is zero everywhere.
     """
-    from tqdm.auto import tqdm
-
     from forward.eventset import sample_flavours
     from forward.nis import combine_estimates
     from forward.nis.multichannel import concat_points
@@ -165,7 +165,7 @@ def unweighted_events(
     kept, weights, values, errors = [], [], [], []
     n_kept = n_over = n_eval = 0
     eff, ow = 0.5, 0.0
-    bar = tqdm(total=n_events, disable=not progress, desc="unweighting", unit="ev")
+    bar = progress_bar(total=n_events, progress=progress, desc="unweighting", unit="ev")
     while n_kept < n_events:
         # weighted events per batch: enough for the rest at the last efficiency, bounded
         # below (a stable w_max) and above (memory)
@@ -255,9 +255,12 @@ def generate_events(
     gen = torch.Generator(device=device).manual_seed(seed)
     res = generate_hard_events(integrand, n_events, generator=gen, train_calls=train_calls,
                                overweight=overweight, progress=progress)
-    return detected_event_set(process, proc, integrand, det, res, settings=settings,
-                              generator=gen, seed=seed, shower=shower, overweight=overweight,
-                              progress=progress, variations=variations)
+    events = detected_event_set(process, proc, integrand, det, res, settings=settings,
+                                generator=gen, seed=seed, shower=shower,
+                                overweight=overweight, progress=progress,
+                                variations=variations)
+    events.metadata["provenance"]["inputs"] = input_hashes([detector])
+    return events
 
 
 def setup_generation(process: str, *, settings, params, detector, seed: int, overweight: float,
@@ -318,7 +321,10 @@ def detected_event_set(process: str, proc, integrand, det, res: GeneratedEvents,
                   "train_calls": res.n_train, "n_eval": res.n_eval,
                   "overweight": overweight, "overweight_fraction": res.overweight_fraction,
                   "n_overweight": res.n_overweight, "efficiency": res.efficiency,
-                  "detector_card": det.card.to_dict(), "shower": bool(shower)},
+                  "detector_card": det.card.to_dict(), "shower": bool(shower),
+                  "provenance": provenance(process=process, settings=settings,
+                                           parameters=integrand.params, pdf=integrand.pdf,
+                                           seed=seed, device=res.events.momenta.device)},
     )
     if variations:
         from forward.variations import event_set_weights

@@ -247,9 +247,9 @@ def shower(
             raise ValueError("Pythia failed to initialise with the LHE file; see its log")
         bar = None
         if progress:
-            from tqdm import tqdm
+            from forward.progress import progress_bar
 
-            bar = tqdm(total=n, desc="shower", unit="ev")
+            bar = progress_bar(total=n, desc="shower", unit="ev")
         while True:
             ok = pythia.next()
             info = pythia.infoPython()  # a snapshot: fetch it after every next()

@@ -22,11 +22,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
 from forward.detector.closed_form import wrap_phi as _wrap
 from forward.detector.gaussian import lepton_observables
 from forward.integrand import HadronicIntegrand
+from forward.progress import progress_bar
 from invsim._moved import moved_attributes
 from invsim.mem.estimator import summarize_weights
 from invsim.mem.likelihood import DifferentialCache
@@ -201,7 +201,7 @@ def brute_force_log_likelihood(
                  + log_dmu_du(flat, process.sqrt_s)).view(mc, n) - lq
         return log_c, DifferentialCache(integrand, hard, chunk_size)
 
-    for start in tqdm(range(0, m, per), desc="brute-force MEM", disable=not progress):
+    for start in progress_bar(range(0, m, per), progress=progress, desc="brute-force MEM"):
         xr = x_reco[start : start + per]
         if adapt:
             u, lq = proposal.sample_u(xr, max(n_samples // 10, 100), generator=gen)

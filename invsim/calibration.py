@@ -164,9 +164,9 @@ def coverage(
     counts = {n: torch.zeros(len(lv), dtype=torch.long) for n in names}
     it = range(n_experiments)
     if progress:
-        from tqdm import tqdm
+        from forward.progress import progress_bar
 
-        it = tqdm(it, desc="coverage", unit="exp")
+        it = progress_bar(it, desc="coverage", unit="exp")
     for k in it:
         gen = torch.Generator().manual_seed(seed + k)
         draws = posterior_draws(infer(simulate(dict(truth), gen), seed + k), names)
@@ -317,9 +317,9 @@ def simulation_based_calibration(
     draws = []
     it = range(n_simulations)
     if progress:
-        from tqdm import tqdm
+        from forward.progress import progress_bar
 
-        it = tqdm(it, desc="SBC", unit="sim")
+        it = progress_bar(it, desc="SBC", unit="sim")
     for k in it:
         theta = {n: thetas[k, i] for i, n in enumerate(names)}
         d = posterior_draws(infer(simulate(theta, gen), seed + 1 + k), names)

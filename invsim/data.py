@@ -10,7 +10,6 @@ names it. The file's SHA-256 is recorded for provenance.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from forward._validation import resolve_device
 from forward.detector.objects import RecoEvents
 from forward.events import HardEvents, order_final_state
 from forward.eventset import EventSet
+from forward.files import sha256_file as file_sha256  # one implementation; name kept
 from invsim.observables import RecoObservables
 
 __all__ = ["ObservedEvents", "PartonLevelData", "channel_likelihood", "file_sha256",
@@ -30,15 +30,6 @@ __all__ = ["ObservedEvents", "PartonLevelData", "channel_likelihood", "file_sha2
 
 class PartonLevelData(ValueError):
     """The file holds parton-level events only (no reco objects)."""
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass

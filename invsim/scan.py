@@ -37,6 +37,7 @@ from forward._validation import (
     resolve_device,
 )
 from forward.files import atomic_target
+from forward.provenance import provenance
 from invsim.infer.flags import (
     EventSubset,
     FlagCounter,
@@ -256,6 +257,10 @@ class ScanResult:
             overwrite: replace an existing file.
             engine: xarray netCDF engine (default: the first of netCDF4, h5netcdf, scipy
                 that is installed; the dataset is netCDF3-compatible).
+
+        The dataset's attribute ``provenance`` (JSON text) is written with it:
+        :func:`scan` sets a minimal :func:`forward.provenance.provenance` record
+        (versions, command line, time, device), ``invsim scan`` the full one.
 
         Raises:
             FileExistsError: ``path`` exists and ``overwrite`` is False.
@@ -830,9 +835,9 @@ def scan(
         remote = iter(map_tasks(_batch_log_l, thetas, shared=(setup, with_error),
                                 client=client, what="batch of grid points"))
     if progress:
-        from tqdm import tqdm
+        from forward.progress import progress_bar
 
-        batches = tqdm(batches, desc="scan", unit="batch")
+        batches = progress_bar(batches, desc="scan", unit="batch")
     for i0 in batches:
         sl = slice(i0, min(i0 + batch_size, n_pts))
         b = sl.stop - sl.start
@@ -920,6 +925,7 @@ def scan(
         "min_m2logl": m2_min,
         "best_fit": json.dumps(best),
         "dropped_events": json.dumps({str(k): v for k, v in setup.dropped.items()}),
+        "provenance": json.dumps(provenance(device=setup.device, method="scan")),
     }
     if flags is not None:
         attrs.update(flags.to_attrs())

@@ -160,9 +160,9 @@ def generate_training_data(
     n_plain = n - n_rare
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from forward.progress import progress_bar
 
-        bar = tqdm(total=n, desc=f"|M|² data ({process.name})", unit="pt")
+        bar = progress_bar(total=n, desc=f"|M|² data ({process.name})", unit="pt")
 
     def collect(count, threshold):
         parts, got, batches = [], 0, 0

@@ -251,16 +251,23 @@ class SurrogateMatrixElement:
         }
 
     def save(self, path, *, overwrite: bool = False) -> Path:
-        """Write the surrogate to ``path`` (a torch file), atomically.
+        """Write the surrogate to ``path`` (a torch file), atomically, with its
+        :func:`forward.provenance.provenance` record (JSON text under ``"provenance"``).
 
         Raises:
             FileExistsError: ``path`` exists and ``overwrite`` is false.
         """
-        from forward.files import atomic_target
+        import json
 
+        from forward.files import atomic_target
+        from forward.provenance import provenance
+
+        state = self.state()  # the record as JSON text: plain for weights_only loading
+        state["provenance"] = json.dumps(provenance(
+            process=self.process_name, parameters=self.params, seed=self.seed))
         path = Path(path)
         with atomic_target(path, overwrite) as tmp:
-            torch.save(self.state(), tmp)
+            torch.save(state, tmp)
         return path
 
     @classmethod

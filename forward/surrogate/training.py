@@ -162,9 +162,9 @@ def _fit_members(reg, feats, y, mask, weight, val, *, epochs, lr, lr_final, batc
     steps_per_epoch = max(1, math.ceil(n / batch_size))
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from forward.progress import progress_bar
 
-        bar = tqdm(total=epochs * len(reg.nets), desc=desc, unit="epoch")
+        bar = progress_bar(total=epochs * len(reg.nets), desc=desc, unit="epoch")
     for k in range(len(reg.nets)):
         params = list(reg.nets[k].parameters())
         opt = torch.optim.Adam(params, lr=lr)

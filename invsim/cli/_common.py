@@ -24,6 +24,7 @@ __all__ = [
     "file_inputs",
     "call_factory",
     "declared_parameters",
+    "echo_info",
     "echo_inputs",
     "inference_inputs",
     "model_paths",
@@ -40,6 +41,11 @@ __all__ = [
     "parse_range",
     "parse_value",
     "process_class_argument",
+    "quiet",
+    "run_provenance",
+    "show_progress",
+    "verbose",
+    "verbosity_options",
 ]
 
 
@@ -496,8 +502,93 @@ def _check_event_count(likelihood, events, spec: str) -> None:
                                f"{len(events)}; it must return one log p per event")
 
 
+# -- verbosity and provenance ------------------------------------------------------------
+_VERBOSITY = "invsim.verbosity"
+
+
+def _set_verbosity(ctx: click.Context, param, value: bool):
+    """Callback of ``--quiet``/``--verbose``: record the level and set the progress-bar
+    mode (:func:`forward.progress.progress_mode`) until the command ends."""
+    from forward.progress import progress_mode
+
+    if not value:
+        return
+    level = "quiet" if param.name == "quiet" else "verbose"
+    if ctx.meta.get(_VERBOSITY, level) != level:
+        raise click.UsageError("--quiet, --verbose: give one of them, not both")
+    ctx.meta[_VERBOSITY] = level
+    ctx.with_resource(progress_mode(level == "verbose"))
+
+
+def verbosity_options(command):
+    """Add ``-q/--quiet`` (only the result; no progress bars, no informational lines) and
+    ``-v/--verbose`` (progress bars even when stderr is not a terminal, and the
+    provenance record on stderr) to a command. Without either, progress bars are drawn
+    only when stderr is a terminal; ``TQDM_DISABLE=1`` turns them off in every case."""
+    for name, short, text in (
+            ("verbose", "-v", "Progress bars even when stderr is not a terminal (unless "
+                              "TQDM_DISABLE is set) and the provenance record on stderr."),
+            ("quiet", "-q", "Print only the result: no progress bars, no informational "
+                            "lines.")):
+        command = click.option(short, f"--{name}", name, is_flag=True, expose_value=False,
+                               callback=_set_verbosity, help=text)(command)
+    return command
+
+
+def _level() -> str:
+    ctx = click.get_current_context(silent=True)
+    return "normal" if ctx is None else ctx.meta.get(_VERBOSITY, "normal")
+
+
+def quiet() -> bool:
+    """True when the running command has ``--quiet``."""
+    return _level() == "quiet"
+
+
+def verbose() -> bool:
+    """True when the running command has ``--verbose``."""
+    return _level() == "verbose"
+
+
+def show_progress(as_json: bool = False) -> bool:
+    """The ``progress`` argument a command passes to library calls: False with ``--quiet``
+    or ``--json`` (unless ``--verbose``), else whether bars may be drawn
+    (:func:`forward.progress.progress_enabled`)."""
+    from forward.progress import progress_enabled
+
+    if quiet() or (as_json and not verbose()):
+        return False
+    return progress_enabled(True)
+
+
+def echo_info(message: str, *, err: bool = False) -> None:
+    """Print an informational line (not part of the result); nothing with ``--quiet``."""
+    if not quiet():
+        click.echo(message, err=err)
+
+
+def run_provenance(**kwargs) -> dict:
+    """The command's :func:`forward.provenance.provenance` record (the command line is
+    recorded by the ``invsim`` group); printed on stderr with ``--verbose``.
+
+    Args:
+        **kwargs: as for :func:`forward.provenance.provenance`.
+    """
+    import json
+
+    from forward.provenance import provenance
+
+    record = provenance(**kwargs)
+    if verbose():
+        click.echo("provenance: " + json.dumps(record), err=True)
+    return record
+
+
 def echo_inputs(source: dict) -> None:
-    """Print the events file's selected and dropped counts (model inputs only)."""
+    """Print the events file's selected and dropped counts (model inputs only; nothing
+    with ``--quiet``)."""
+    if quiet():
+        return
     for name, part in source.get("channels", {"": source}).items():
         if "n_selected" in part:
             dropped = {k: v for k, v in part["dropped"].items() if v}

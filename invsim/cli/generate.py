@@ -11,7 +11,10 @@ Example::
 PROCESS is any registered name (see ``invsim xsec --list``). The events come from
 :func:`forward.generate.generate_events` (multi-channel NIS training and unweighting,
 optional Pythia 8 + fastjet shower, detector); ``reco.hard_index`` links every
-reconstructed event to its hard event.
+reconstructed event to its hard event. The file's ``metadata["provenance"]`` records
+how it was made (:mod:`forward.provenance`). ``--json`` prints one JSON object
+(``process, n_events, sigma_pb, error_pb, efficiency, n_overweight, n_passed, seed,
+named_weights, output, provenance``).
 
 ``--format hdf5|lhe|root`` picks the file format; by default the output's suffix does
 (``.h5``/``.hdf5``, ``.lhe``/``.lhe.gz``, ``.root``), and a format that contradicts the
@@ -40,6 +43,7 @@ OUTPUT.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -55,6 +59,8 @@ from invsim.cli._common import (
     parse_assignments,
     parse_value,
     process_class_argument,
+    show_progress,
+    verbosity_options,
 )
 
 __all__ = ["generate"]
@@ -93,9 +99,11 @@ __all__ = ["generate"]
               help="Generate in chunks on a running Dask scheduler (tcp://host:8786).")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=None,
               help="Events per chunk with --workers/--scheduler [default: 25000].")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@verbosity_options
 def generate(process_name, n_events, assignments, shower, card, seed, device, train_calls,
              overweight, output, fmt, scale_variations, pdf_variations, overwrite, workers,
-             scheduler, chunk_size) -> None:
+             scheduler, chunk_size, as_json) -> None:
     """Generate N unweighted events of PROCESS, apply the detector, write hard/reco pairs."""
     from forward import variations as var
     from forward.io import event_format, write_events
@@ -115,8 +123,8 @@ def generate(process_name, n_events, assignments, shower, card, seed, device, tr
     variations = (var.scale_variations() if scale_variations else []) + \
         var.pdf_variations([parse_value(p) for p in pdf_variations])
     kwargs = dict(settings=settings, params=params, detector=card, shower=shower, seed=seed,
-                  device=device, train_calls=train_calls, overweight=overweight, progress=True,
-                  variations=variations or None)
+                  device=device, train_calls=train_calls, overweight=overweight,
+                  progress=show_progress(as_json), variations=variations or None)
     try:
         if workers is None and scheduler is None:
             from forward.generate import generate_events
@@ -132,6 +140,14 @@ def generate(process_name, n_events, assignments, shower, card, seed, device, tr
     write_events(events, output, fmt=fmt, overwrite=overwrite)
     meta = events.metadata
     passed = int(events.reco.passed.sum())
+    if as_json:
+        click.echo(json.dumps({
+            "process": process_name, "n_events": n_events, "sigma_pb": events.cross_section,
+            "error_pb": events.cross_section_error, "efficiency": meta["efficiency"],
+            "n_overweight": meta["n_overweight"], "n_passed": passed, "seed": seed,
+            "named_weights": list(events.weights_named or {}), "output": str(output),
+            "provenance": meta.get("provenance")}))
+        return
     click.echo(f"{process_name}: {n_events} events, σ = {events.cross_section:.6g} ± "
                f"{events.cross_section_error:.2g} pb, unweighting efficiency "
                f"{meta['efficiency']:.3g}, {meta['n_overweight']} overweight; {passed} pass "

@@ -35,10 +35,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
 from forward import ddp
 from forward._validation import check_choice
+from forward.progress import progress_bar
 from invsim.flows.builders import ConditionalFlow
 
 __all__ = [
@@ -295,8 +295,8 @@ def fit_module(
 
     last = config.epochs if epoch_limit is None else min(config.epochs, int(epoch_limit))
     start = time.perf_counter()
-    bar = tqdm(total=config.epochs, initial=result.epochs_run, desc=desc,
-               disable=not progress or rank != 0, leave=False)
+    bar = progress_bar(total=config.epochs, initial=result.epochs_run, desc=desc,
+                       progress=progress and rank == 0, leave=False)
     module.train()
     while not done and result.epochs_run < last:
         epoch = result.epochs_run + 1

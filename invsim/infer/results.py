@@ -200,7 +200,10 @@ def save_inference(idata, path: str | os.PathLike, *, overwrite: bool = False) -
         overwrite: replace an existing file; without it an existing file is an error.
 
     Returns:
-        The path written.
+        The path written. Without a root attribute ``provenance`` (JSON text; ``invsim
+        posterior`` writes the full record), a minimal
+        :func:`forward.provenance.provenance` record (versions, command line, time) is
+        added to ``idata.attrs`` first.
 
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is False.
@@ -210,6 +213,12 @@ def save_inference(idata, path: str | os.PathLike, *, overwrite: bool = False) -
 
     if not isinstance(idata, az.InferenceData):
         raise TypeError(f"idata: expected arviz.InferenceData, got {type(idata).__name__}")
+    if "provenance" not in idata.attrs:
+        import json
+
+        from forward.provenance import provenance
+
+        idata.attrs["provenance"] = json.dumps(provenance())
     path = Path(path)
     with atomic_target(path, overwrite, suffix=".nc") as tmp:
         idata.to_netcdf(str(tmp))
