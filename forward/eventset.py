@@ -209,8 +209,7 @@ class EventSet:
         except ImportError as err:
             raise ImportError(
                 "EventSet.to_awkward needs awkward and vector: pip install awkward vector "
-                "(awkward comes with the io extra, pip install 'invsim[io]'; vector with "
-                "the test extra's pylhe)") from err
+                "(both come with the io extra, pip install 'invsim[io]')") from err
         vector.register_awkward()
         p = self.momenta.detach().cpu().numpy()
         particles = ak.zip({"E": p[..., 0], "px": p[..., 1], "py": p[..., 2], "pz": p[..., 3],
