@@ -44,6 +44,10 @@ __all__ = ["DEFAULT_CHUNK_SIZE", "chunk_sizes", "generate_events_chunked"]
 DEFAULT_CHUNK_SIZE = 25_000
 
 
+#: the least an event takes in a chunk file: two four-momenta in float64
+_MIN_BYTES_PER_EVENT = 64
+
+
 def chunk_sizes(n_events: int, chunk_size: int) -> list[int]:
     """Events per chunk: ``chunk_size`` each, the last one the remainder.
 
@@ -204,6 +208,19 @@ def generate_events_chunked(
     from forward.nis.multichannel import MultiChannelConfig, fit_multichannel, hadronic_channels
     from forward.provenance import provenance
 
+    for name, v in (("n_events", n_events), ("chunk_size", chunk_size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name}: expected an integer >= 1, got {v!r}")
+    if chunk_dir is not None and not Path(chunk_dir).is_dir():
+        raise ValueError(f"chunk_dir: {chunk_dir} is not an existing folder")
+    # refused before any work: the chunk files need at least the momenta on disk
+    where = chunk_dir if chunk_dir is not None else tempfile.gettempdir()
+    free = shutil.disk_usage(where).free
+    if n_events * _MIN_BYTES_PER_EVENT > free:
+        raise ValueError(f"n_events: {n_events} events need at least "
+                         f"{n_events * _MIN_BYTES_PER_EVENT / 2**30:.3g} GiB of disk for the "
+                         f"chunks ({_MIN_BYTES_PER_EVENT} bytes each), more than the "
+                         f"{free / 2**30:.3g} GiB free in {where}")
     sizes = chunk_sizes(n_events, chunk_size)
     from forward.variations import check_variations
 
@@ -220,8 +237,6 @@ def generate_events_chunked(
                                progress=progress)
     shared = _Shared(process, proc, integrand, det, sampler, settings, bool(shower),
                      float(overweight), str(torch.device(device)), variations)
-    if chunk_dir is not None and not Path(chunk_dir).is_dir():
-        raise ValueError(f"chunk_dir: {chunk_dir} is not an existing folder")
     folder = tempfile.mkdtemp(prefix=".invsim-chunks-", dir=chunk_dir)
     try:
         chunks = [_Chunk(k, n, chunk_seed(seed, k), os.path.join(folder, f"chunk-{k:05d}.h5"))

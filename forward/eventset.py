@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from forward._validation import as_tensor, check_finite, check_floating
+from forward._validation import as_tensor, check_finite, check_floating, check_range
 from forward.detector.objects import ParticleObjects, RecoEvents
 from forward.events import HardEvents
 
@@ -114,8 +114,13 @@ class EventSet:
             raise TypeError(f"process: expected a string, got {type(self.process).__name__}")
         HardEvents(self.momenta, self.x1, self.x2, self.sqrt_s)  # shape/type checks
         check_finite("momenta", self.momenta)
+        for name in ("x1", "x2"):  # NaN fails too
+            check_range(name, getattr(self, name), 0.0, 1.0, low_open=True)
         n, k = self.momenta.shape[:2]
         dev = self.momenta.device
+        raw = self.pids if isinstance(self.pids, torch.Tensor) else torch.as_tensor(self.pids)
+        if raw.is_floating_point() or raw.is_complex() or raw.dtype == torch.bool:
+            raise TypeError(f"pids: expected integer PDG ids, got {raw.dtype} {raw.tolist()[:4]}")
         pids = as_tensor("pids", self.pids, dtype=torch.int64, device=dev)
         if pids.is_floating_point() or pids.shape not in ((k,), (n, k)):
             raise ValueError(

@@ -111,6 +111,8 @@ def generate_hard_events(
     for name, v, low in (("n_events", n_events, 1), ("train_calls", train_calls, 1000)):
         if isinstance(v, bool) or not isinstance(v, int) or v < low:
             raise ValueError(f"{name}: expected an integer >= {low}, got {v!r}")
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator: expected a torch.Generator, got {type(generator).__name__}")
     check_memory("n_events", n_events, BYTES_PER_EVENT, device=generator.device,
                  what="events")
     f, maps = hadronic_channels(integrand)

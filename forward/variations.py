@@ -23,17 +23,25 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from forward._validation import make_generator
+from forward._validation import check_memory, make_generator, resolve_device
 from forward.events import HardEvents
 from forward.integrand import HadronicIntegrand, load_pdf
 from forward.processes.base import scale_factor
-from forward.xsec import CrossSectionResult, integrate
+from forward.xsec import (
+    _PILOT_ABOVE,
+    _PILOT_POINTS,
+    BYTES_PER_POINT,
+    MAX_SECONDS,
+    CrossSectionResult,
+    _check_time,
+    integrate,
+)
 
 __all__ = [
     "SEVEN_POINT",
@@ -115,6 +123,17 @@ def scale_variations(
     Raises:
         ValueError: a factor that is not finite and > 0, or repeated points.
     """
+    if isinstance(points, str) or not isinstance(points, Iterable):
+        raise TypeError(f"points: expected (mur_factor, muf_factor) pairs, got {points!r}")
+    points = list(points)
+    if not points or not all(isinstance(p, Sequence) and not isinstance(p, str)
+                             and len(p) == 2 for p in points):
+        raise ValueError(f"points: expected one or more (mur_factor, muf_factor) pairs, got "
+                         f"{points!r}")
+    for r, f in points:
+        for name, v in (("mur_factor", r), ("muf_factor", f)):
+            if not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+                raise ValueError(f"points: {name} expected a finite number > 0, got {v!r}")
     out = [Variation(scale_variation_name(float(r), float(f)), r, f) for r, f in points]
     names = [v.name for v in out]
     if len(set(names)) != len(names):
@@ -131,6 +150,14 @@ def pdf_variations(
         pdfs: the PDFs, e.g. ``["NNPDF31_lo_as_0130"]`` or ``[315200]``.
         params: parameter overrides applied with every one of them.
     """
+    if isinstance(pdfs, str) or not isinstance(pdfs, Iterable):
+        raise TypeError(f"pdfs: expected a sequence of PDF set names or LHAPDF ids, got "
+                        f"{pdfs!r}")
+    pdfs = list(pdfs)
+    for p in pdfs:
+        if p is None or isinstance(p, (bool, float)):
+            raise TypeError(f"pdfs: expected set names (str), LHAPDF ids (int) or PDF objects, "
+                            f"got {p!r}")
     return [Variation(str(p), pdf=p, params=params or {}) for p in pdfs]
 
 
@@ -396,10 +423,16 @@ def cross_section_variations(
         if isinstance(v, bool) or not isinstance(v, int) or v < 2:
             raise ValueError(f"{name}: expected an int >= 2, got {v!r}")
     variations = check_variations(variations)
-    device = torch.device("cpu") if device is None else torch.device(device)
+    if not variations:
+        raise ValueError("variations: expected at least one Variation, got none")
+    device = resolve_device(device)
+    check_memory("batch_size", min(batch_size, n), BYTES_PER_POINT * (1 + len(variations)),
+                 device=device, what="points per batch")
     gen = make_generator(seed, generator, device)
     central = HadronicIntegrand(process, pdf=pdf, params=params, channel=channel,
                                 dtype=torch.float64, device=device)
+    if n > _PILOT_ABOVE:  # refuse a run predicted to take longer than MAX_SECONDS
+        _check_time(central, n, min(batch_size, _PILOT_POINTS), MAX_SECONDS, device)
     varied = _varied_integrands(process, variations, central, params, device)
     integrands = [central, *varied.values()]
     index = {name: i for i, name in enumerate(varied, start=1)}

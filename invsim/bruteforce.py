@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from forward._validation import check_count, check_memory, make_generator
 from forward.detector.closed_form import wrap_phi as _wrap
 from forward.detector.gaussian import lepton_observables
 from forward.integrand import HadronicIntegrand
@@ -174,6 +175,12 @@ def brute_force_log_likelihood(
         raise ValueError("x_reco: every event must pass the detector's cuts")
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 100:
         raise ValueError(f"n_samples: expected an integer >= 100, got {n_samples!r}")
+    check_count("n_fiducial", n_fiducial, 2)
+    check_count("chunk_size", chunk_size)
+    make_generator(seed)
+    # the draws of one event (4-vectors of two leptons and their weights) are held at once
+    check_memory("n_samples", n_samples, 8 * 64, what="samples per event")
+    check_memory("n_fiducial", n_fiducial, 8 * 64, what="fiducial points")
     if not isinstance(theta, Mapping):
         raise TypeError(f"theta: expected a mapping name -> values, got {type(theta).__name__}")
     points, _ = parameter_points(process, list(theta), {}, theta, torch.device("cpu"))

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from forward._validation import check_finite
+from forward._validation import check_finite, check_memory
 from forward.plotting import plot_axes, save_png
 from forward.seeding import seeded_init
 from invsim.histograms import bin_counts, to_hist
@@ -83,6 +83,23 @@ def _check_count(name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
     return value
+
+
+def _check_callables(**fns) -> None:
+    for name, fn in fns.items():
+        if not callable(fn):
+            raise TypeError(f"{name}: expected a callable, got {type(fn).__name__}")
+
+
+def _check_priors(priors) -> None:
+    """Priors: a non-empty mapping name -> torch distribution."""
+    if not isinstance(priors, Mapping) or not priors:
+        raise TypeError(f"priors: expected a non-empty mapping name -> distribution, got "
+                        f"{priors!r}")
+    for name, p in priors.items():
+        if not isinstance(p, torch.distributions.Distribution):
+            raise TypeError(f"priors[{name!r}]: expected a torch.distributions.Distribution, "
+                            f"got {type(p).__name__}")
 
 
 @dataclass(frozen=True)
@@ -153,6 +170,7 @@ def coverage(
     if not isinstance(theta_true, Mapping) or not theta_true:
         raise TypeError(f"theta_true: expected a non-empty mapping name -> value, got "
                         f"{theta_true!r}")
+    _check_callables(simulate=simulate, infer=infer)
     _check_count("n_experiments", n_experiments, 1)
     _check_count("seed", seed, 0)
     lv = _check_levels(levels)
@@ -305,10 +323,11 @@ def simulation_based_calibration(
     from sbi.diagnostics import check_sbc, check_tarp, run_sbc, run_tarp
     from sbi.diagnostics.sbc import check_uniformity_frequentist
 
-    if not isinstance(priors, Mapping) or not priors:
-        raise TypeError(f"priors: expected a non-empty mapping name -> distribution, got "
-                        f"{priors!r}")
+    _check_priors(priors)
+    _check_callables(simulate=simulate, infer=infer)
     _check_count("n_simulations", n_simulations, 10)
+    check_memory("n_simulations", n_simulations, 8 * (len(priors) + num_posterior_samples),
+                 what="simulations")
     _check_count("num_posterior_samples", num_posterior_samples, 2)
     _check_count("seed", seed, 0)
     names = tuple(priors)

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from forward._validation import check_path
 from forward.detector.objects import RecoEvents
 from forward.eventset import FORMAT_VERSION, EventSet
 from forward.files import atomic_target
@@ -169,7 +170,7 @@ def verify_hdf5(path: str | os.PathLike) -> bool:
             dataset whose bytes changed, or says that HDF5's own structures did), or the
             block is damaged.
     """
-    path = Path(path)
+    path = check_path(path)
     datasets = _integrity_block(path)
     if datasets is None:
         return False
@@ -218,7 +219,7 @@ def save_hdf5(events: EventSet, path: str | os.PathLike, *, overwrite: bool = Fa
     h5py = _h5py()
     if not isinstance(events, EventSet):
         raise TypeError(f"events: expected an EventSet, got {type(events).__name__}")
-    path = Path(path)
+    path = check_path(path)
     arrays = {f"hard/{name}": getattr(events, name) for name in _HARD}
     if events.incoming_pids is not None:
         arrays["hard/incoming_pids"] = events.incoming_pids
@@ -437,7 +438,7 @@ def load_hdf5(path: str | os.PathLike, *, device: torch.device | str | None = No
             names the file and the dataset.
     """
     h5py = _h5py()
-    path = Path(path)
+    path = check_path(path)
     device = torch.device("cpu") if device is None else device
     if not path.exists():
         raise FileNotFoundError(f"{str(path)!r}: no such file")

@@ -23,6 +23,7 @@ from xml.sax.saxutils import escape, quoteattr, unescape
 
 import torch
 
+from forward._validation import check_path, check_range
 from forward.events import order_final_state
 from forward.eventset import FORMAT_VERSION, EventSet
 from forward.files import atomic_target
@@ -166,7 +167,7 @@ def write_lhe(
             "events.incoming_pids: LHE files need the incoming parton flavours, shape (n, 2); "
             "draw them with forward.eventset.sample_flavours"
         )
-    path = Path(path)
+    path = check_path(path)
     n, k = events.momenta.shape[:2]
     p = events.momenta.detach().to("cpu", torch.float64)
     x1 = events.x1.detach().to("cpu", torch.float64)
@@ -176,6 +177,12 @@ def write_lhe(
     scales = torch.as_tensor(scales, dtype=torch.float64).cpu()
     if scales.shape != (n,):
         raise ValueError(f"scales: expected shape ({n},), got {tuple(scales.shape)}")
+    check_range("scales", scales, 0.0, math.inf, low_open=True, high_open=True)
+    if isinstance(beam_pid, bool) or not isinstance(beam_pid, int):
+        raise TypeError(f"beam_pid: expected an integer PDG id, got {beam_pid!r}")
+    for name, v in (("alpha_qed", alpha_qed), ("alpha_s", alpha_s)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
+            raise ValueError(f"{name}: expected a finite coupling >= 0, got {v!r}")
     w = events.weights.detach().to("cpu", torch.float64)
     named = {name: v.detach().to("cpu", torch.float64).tolist()
              for name, v in events.weights_named.items()}
@@ -324,7 +331,7 @@ def read_lhe(
             ``final_state`` (the message names the event), or a bad ``reader``.
         ImportError: ``reader="pylhe"`` without pylhe installed.
     """
-    path = Path(path)
+    path = check_path(path)
     if reader not in ("auto", "pylhe", "invsim"):
         raise ValueError(f"reader: expected 'auto', 'pylhe' or 'invsim', got {reader!r}")
     if pad and final_state is not None:

@@ -139,6 +139,8 @@ def read_events(
             any error of the reader used.
         TypeError: keywords the chosen reader does not take.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}")
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{str(path)!r}: no such file")

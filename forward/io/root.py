@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from forward._validation import check_path
 from forward.detector.objects import RecoEvents
 from forward.eventset import FORMAT_VERSION, EventSet
 from forward.files import atomic_target
@@ -59,7 +60,7 @@ def write_root(events: EventSet, path: str | os.PathLike, *, overwrite: bool = F
     uproot, ak = _modules()
     if not isinstance(events, EventSet):
         raise TypeError(f"events: expected an EventSet, got {type(events).__name__}")
-    path = Path(path)
+    path = check_path(path)
     n, k = events.momenta.shape[:2]
     p = events.momenta.detach().cpu().numpy()
 
@@ -136,7 +137,7 @@ def read_root(path: str | os.PathLike, *, device: torch.device | str | None = No
         ValueError: no ``invsim`` provenance string or a newer format version.
     """
     uproot, ak = _modules()
-    path = Path(path)
+    path = check_path(path)
     with uproot.open(path) as f:
         if "invsim" not in f:
             raise ValueError(f"{str(path)!r}: no 'invsim' provenance; not written by write_root")

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from forward._validation import check_choice, make_generator
+from forward._validation import check_choice, make_generator, resolve_device
 from forward.surrogate.data import TrainingData
 from forward.surrogate.features import REFERENCES, identical_permutations, log_reference
 from forward.surrogate.losses import gaussian_nll, squared_error
@@ -102,6 +102,8 @@ class SurrogateConfig:
                 f"val_fraction: expected a number in (0, 0.5), got {self.val_fraction!r}")
         if self.dtype not in (torch.float32, torch.float64):
             raise TypeError(f"dtype: expected torch.float32 or torch.float64, got {self.dtype}")
+        if self.device is not None:
+            resolve_device(self.device)
 
 
 @dataclass

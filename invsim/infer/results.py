@@ -237,7 +237,11 @@ def load_inference(path: str | os.PathLike):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path: {str(path)!r} does not exist")
-    idata = az.from_netcdf(str(path))
+    try:
+        idata = az.from_netcdf(str(path))
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"path: {str(path)!r} is not a readable NetCDF posterior file "
+                         f"({type(err).__name__}: {str(err).splitlines()[0][:120]})") from err
     if "posterior" not in idata.groups():
         raise ValueError(f"{str(path)!r}: no posterior group; not an invsim posterior file")
     return idata
