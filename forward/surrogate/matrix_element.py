@@ -343,8 +343,22 @@ class SurrogateProcess(Process):
         self.mur_factor, self.muf_factor = process.mur_factor, process.muf_factor
 
     def matrix_element(self, events, params):
-        """Surrogate |M|², shape (n, n_channels) (see :class:`SurrogateMatrixElement`)."""
-        return self.surrogate.matrix_element(events, params)
+        """Surrogate |M|², shape (n, n_channels) (see :class:`SurrogateMatrixElement`).
+
+        Evaluated only at the events that pass :meth:`cuts` (zero elsewhere, where the
+        hadronic integrand vanishes anyway), so points outside the cuts cost nothing
+        and never reach the features (e.g. collinear pairs). Dtype of the momenta.
+        """
+        self.surrogate.check_params(params)
+        self.surrogate._check_events(events)
+        keep = self.base.cuts(events)
+        out = torch.zeros(len(events), len(self.flavour_channels),
+                          dtype=events.momenta.dtype, device=events.momenta.device)
+        if bool(keep.any()):
+            idx = keep.nonzero()[:, 0]
+            me = self.surrogate.matrix_element(events[idx], None)
+            out = out.index_put((idx,), me.to(out.device, out.dtype))
+        return out
 
     def phase_space(self, params=None) -> list:
         """The original process's phase-space maps."""
