@@ -26,7 +26,7 @@ import torch
 from forward._validation import check_choice
 from forward.events import HardEvents
 from forward.processes.base import Process
-from forward.surrogate.features import REFERENCES, log_reference
+from forward.surrogate.features import REFERENCES, canonical_order, log_reference
 from forward.surrogate.models import SymmetricRegressor
 
 __all__ = ["SurrogateMatrixElement", "SurrogateProcess", "channel_groups"]
@@ -177,6 +177,10 @@ class SurrogateMatrixElement:
             (log_me2, sigma), each float64 of shape (n, n_groups).
         """
         self._check_events(events)
+        if self.regressor.symmetry == "sort":
+            # the known factor too from the canonical order, so that the prediction is
+            # bit-for-bit symmetric (R is symmetric, its floating-point sums are not)
+            events = canonical_order(events, self.regressor.final_state)
         samples = self.samples if samples is None else int(samples)
         if generator is None:
             generator = torch.Generator(self.regressor.device).manual_seed(self.seed)
