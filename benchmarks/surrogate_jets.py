@@ -213,6 +213,9 @@ def _per_point_ms(fn, n: int, repeats: int = 2) -> float:
 def run_jets(n_jets: int, args) -> dict:
     """Cost table row, training, exact-only and two-stage runs for one multiplicity."""
     n_train, epochs, m_exact, m_two, n_cost = DEFAULTS[n_jets]
+    n_train = args.train or n_train
+    m_exact = args.exact_proposals or m_exact
+    m_two = args.surrogate_proposals or m_two
     if args.quick:
         n_train, epochs = max(100, n_train // 4), max(20, epochs // 4)
         m_exact, m_two, n_cost = m_exact // 4, m_two // 4, max(10, n_cost // 4)
@@ -340,6 +343,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--vegas-iter", type=int, default=8)
     ap.add_argument("--vegas-calls", type=int, default=40_000)
     ap.add_argument("--quick", action="store_true", help="a quarter of the points")
+    ap.add_argument("--train", type=int, default=0, help="training points (0: DEFAULTS)")
+    ap.add_argument("--exact-proposals", type=int, default=0,
+                    help="proposals of the exact-only run (0: DEFAULTS)")
+    ap.add_argument("--surrogate-proposals", type=int, default=0,
+                    help="proposals of the two-stage run (0: DEFAULTS)")
     ap.add_argument("--out", default="")
     args = ap.parse_args(argv)
     jets = [int(x) for x in args.jets.split(",")]
