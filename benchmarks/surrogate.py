@@ -35,13 +35,12 @@ import torch
 from forward.processes import get_process
 from forward.surrogate import (
     SurrogateConfig,
-    SurrogateProcess,
     boost_surrogate,
     generate_training_data,
     plot_precision,
     precision_summary,
     train_surrogate,
-    two_stage_unweight,
+    two_stage_events,
 )
 
 __all__ = ["main", "run_process", "speed", "unweighting_check"]
@@ -103,9 +102,7 @@ def unweighting_check(process, surrogate, n_proposed: int, seed: int) -> dict:
     from forward.nis import unweight
 
     exact_int = HadronicIntegrand(process)
-    surr_int = HadronicIntegrand(SurrogateProcess(process, surrogate))
     dim = exact_int.dim
-    params = exact_int.params
 
     # exact: weights of every proposal with the exact |M|², then standard unweighting
     g = _gen(seed)
@@ -116,27 +113,13 @@ def unweighting_check(process, surrogate, n_proposed: int, seed: int) -> dict:
     t_exact = time.perf_counter() - t0
     kept_exact = ev_e[res.indices]
 
-    # two-stage: surrogate weights for every proposal, exact |M|² for stage-1 survivors;
-    # w_e = Σ_c W_s,c · |M|²_e,c / |M|²_s,c reuses the PDFs and Jacobians of the first pass
-    g = _gen(seed + 1)
-    t0 = time.perf_counter()
-    r = torch.rand(n_proposed, dim, generator=g, dtype=torch.float64)
-    ev_s, w_s_ch, _ = surr_int.sample(r)
-    calls = {}
-
-    def exact_weights(idx):
-        calls["n"] = idx.numel()
-        ev = ev_s[idx]
-        with torch.no_grad():
-            me_e = process.matrix_element(ev, params)
-            me_s = surrogate.matrix_element(ev, None)
-        ratio = torch.where(me_s > 0, me_e / me_s.clamp(min=1e-300), 0.0)
-        return (w_s_ch[idx] * ratio).sum(-1)
-
-    two = two_stage_unweight(w_s_ch.sum(-1), exact_weights, overweight=1e-3,
-                             ratio_overweight=0.0, generator=g)
-    t_two = time.perf_counter() - t0
-    kept_two = ev_s[two.index]
+    # two-stage: surrogate weights for every proposal, exact |M|² for stage-1 survivors
+    # (forward.surrogate.two_stage_events, which reuses the PDFs and Jacobians)
+    two_ev = two_stage_events(process, surrogate, n_proposed, overweight=1e-3,
+                              ratio_overweight=0.0, generator=_gen(seed + 1))
+    two = two_ev.result
+    t_two = two_ev.seconds
+    kept_two = two_ev.events
     obs_e = process.observables(kept_exact)
     obs_t = process.observables(kept_two)
     ks = {k: float(stats.ks_2samp(obs_e[k].numpy(), obs_t[k].numpy()).pvalue) for k in obs_e}
@@ -155,6 +138,8 @@ def unweighting_check(process, surrogate, n_proposed: int, seed: int) -> dict:
         "seconds_per_event_two_stage": t_two / max(n_t, 1),
         "speedup_wall": (t_exact / max(n_e, 1)) / (t_two / max(n_t, 1)),
         "speedup_exact_me_calls": (n_proposed / max(n_e, 1)) / (two.n_exact / max(n_t, 1)),
+        "cross_section_two_stage": two_ev.cross_section,
+        "error_two_stage": two_ev.error,
         "ks_pvalues": ks,
         "ks_min_pvalue": min(ks.values()),
     }

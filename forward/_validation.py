@@ -10,6 +10,7 @@ import math
 import numbers
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -19,6 +20,8 @@ __all__ = [
     "check_choice",
     "check_count",
     "check_memory",
+    "check_path",
+    "check_process",
     "check_floating",
     "check_event_momenta",
     "check_last_dim",
@@ -131,6 +134,24 @@ def check_range(
             f"{name}: expected values in {lb}{low}, {high}{hb}, got {int((~ok).sum())} outside, "
             f"e.g. {first}"
         )
+
+
+def check_path(path, name: str = "path") -> Path:
+    """``path`` as a :class:`~pathlib.Path`; ``TypeError`` naming ``name`` unless it is a
+    non-empty str or ``os.PathLike`` (pathlib's own message names no argument)."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise TypeError(f"{name}: expected a file path (str or os.PathLike), got {path!r}")
+    return Path(path)
+
+
+def check_process(process, name: str = "process"):
+    """Return ``process``, raising ``TypeError`` unless it behaves as a
+    :class:`~forward.processes.Process` (``params`` and ``phase_space`` methods)."""
+    if not (callable(getattr(process, "params", None))
+            and callable(getattr(process, "phase_space", None))):
+        raise TypeError(f"{name}: expected a forward.processes.Process (e.g. "
+                        f"get_process('drell-yan')), got {type(process).__name__}")
+    return process
 
 
 def check_choice(name: str, value, choices: Sequence) -> None:

@@ -44,6 +44,10 @@ __all__ = ["DEFAULT_CHUNK_SIZE", "chunk_sizes", "generate_events_chunked"]
 DEFAULT_CHUNK_SIZE = 25_000
 
 
+#: the least an event takes in a chunk file: two four-momenta in float64
+_MIN_BYTES_PER_EVENT = 64
+
+
 def chunk_sizes(n_events: int, chunk_size: int) -> list[int]:
     """Events per chunk: ``chunk_size`` each, the last one the remainder.
 
@@ -70,6 +74,7 @@ class _Shared:
     shower: bool
     overweight: float
     device: str
+    variations: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ def _run_chunk(shared: _Shared, chunk: _Chunk) -> dict:
     events = detected_event_set(shared.process, shared.proc, shared.integrand,
                                 shared.detector, res, settings=shared.settings, generator=gen,
                                 seed=chunk.seed, shower=shared.shower,
-                                overweight=shared.overweight)
+                                overweight=shared.overweight, variations=shared.variations)
     save_hdf5(events, chunk.path, overwrite=True)
     return {"event_weights": res.event_weights.to(torch.float64).cpu(),
             "values": res.batch_values, "errors": res.batch_errors, "n_eval": res.n_eval,
@@ -136,12 +141,19 @@ def _merge(parts: list, stats: list[dict], template_meta: dict):
         meta["shower_failed"] = [f for s in stats for f in (s["shower_failed"] or [])]
     incoming = None if first.incoming_pids is None else \
         torch.cat([p.incoming_pids for p in parts])
+    weights = value * w / w.sum()
+    # named weights: each chunk's factor w_var / w_central on the merged weights
+    named = {}
+    for name in first.weights_named:
+        factor = torch.cat([torch.where(p.weights != 0, p.weights_named[name] / p.weights,
+                                        torch.zeros_like(p.weights)) for p in parts])
+        named[name] = weights * factor.to(weights.device, weights.dtype)
     return EventSet(
         process=first.process, momenta=torch.cat([p.momenta for p in parts]),
         x1=torch.cat([p.x1 for p in parts]), x2=torch.cat([p.x2 for p in parts]), pids=pids,
-        sqrt_s=first.sqrt_s, weights=value * w / w.sum(), incoming_pids=incoming, reco=reco,
+        sqrt_s=first.sqrt_s, weights=weights, incoming_pids=incoming, reco=reco,
         parameters=first.parameters, settings=first.settings, cross_section=value,
-        cross_section_error=error, seed=None, metadata=meta)
+        cross_section_error=error, seed=None, metadata=meta, weights_named=named)
 
 
 def generate_events_chunked(
@@ -160,6 +172,7 @@ def generate_events_chunked(
     client=None,
     chunk_dir: str | os.PathLike | None = None,
     progress: bool = False,
+    variations=None,
 ):
     """Unweighted events with their detector response, generated chunk by chunk.
 
@@ -169,8 +182,8 @@ def generate_events_chunked(
     Args:
         process: registry name of the process.
         n_events: number of unweighted hard events (>= 1).
-        settings, params, detector, shower, device, train_calls, overweight: as in
-            :func:`~forward.generate.generate_events`.
+        settings, params, detector, shower, device, train_calls, overweight,
+            variations: as in :func:`~forward.generate.generate_events`.
         seed: seeds the sampler's training; chunk k uses ``chunk_seed(seed, k)``
             (recorded per chunk nowhere; the merged set's ``seed`` is the run's).
         chunk_size: events per chunk (>= 1); part of the contract, not of the cluster.
@@ -193,8 +206,25 @@ def generate_events_chunked(
     """
     from forward.generate import setup_generation
     from forward.nis.multichannel import MultiChannelConfig, fit_multichannel, hadronic_channels
+    from forward.provenance import provenance
 
+    for name, v in (("n_events", n_events), ("chunk_size", chunk_size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name}: expected an integer >= 1, got {v!r}")
+    if chunk_dir is not None and not Path(chunk_dir).is_dir():
+        raise ValueError(f"chunk_dir: {chunk_dir} is not an existing folder")
+    # refused before any work: the chunk files need at least the momenta on disk
+    where = chunk_dir if chunk_dir is not None else tempfile.gettempdir()
+    free = shutil.disk_usage(where).free
+    if n_events * _MIN_BYTES_PER_EVENT > free:
+        raise ValueError(f"n_events: {n_events} events need at least "
+                         f"{n_events * _MIN_BYTES_PER_EVENT / 2**30:.3g} GiB of disk for the "
+                         f"chunks ({_MIN_BYTES_PER_EVENT} bytes each), more than the "
+                         f"{free / 2**30:.3g} GiB free in {where}")
     sizes = chunk_sizes(n_events, chunk_size)
+    from forward.variations import check_variations
+
+    variations = tuple(check_variations(variations))
     if isinstance(train_calls, bool) or not isinstance(train_calls, int) or train_calls < 1000:
         raise ValueError(f"train_calls: expected an integer >= 1000, got {train_calls!r}")
     proc, det, integrand, settings = setup_generation(
@@ -206,9 +236,7 @@ def generate_events_chunked(
     sampler = fit_multichannel(f, maps, cfg, generator=gen, device=gen.device,
                                progress=progress)
     shared = _Shared(process, proc, integrand, det, sampler, settings, bool(shower),
-                     float(overweight), str(torch.device(device)))
-    if chunk_dir is not None and not Path(chunk_dir).is_dir():
-        raise ValueError(f"chunk_dir: {chunk_dir} is not an existing folder")
+                     float(overweight), str(torch.device(device)), variations)
     folder = tempfile.mkdtemp(prefix=".invsim-chunks-", dir=chunk_dir)
     try:
         chunks = [_Chunk(k, n, chunk_seed(seed, k), os.path.join(folder, f"chunk-{k:05d}.h5"))
@@ -222,7 +250,11 @@ def generate_events_chunked(
     meta = dict(parts[0].metadata)
     meta.update({"generator": "invsim generate (multi-channel NIS unweighting, chunked)",
                  "train_calls": sampler.n_eval, "chunk_size": chunk_size,
-                 "n_chunks": len(sizes), "chunk_seeds": "forward.distributed.chunk_seed(seed, k)"})
+                 "n_chunks": len(sizes), "chunk_seeds": "forward.distributed.chunk_seed(seed, k)",
+                 "provenance": provenance(process=process, settings=settings,
+                                          parameters=integrand.params, pdf=integrand.pdf,
+                                          seed=seed, device=device, inputs=[detector],
+                                          chunk_size=chunk_size, n_chunks=len(sizes))})
     merged = _merge(parts, stats, meta)
     merged.seed = seed
     return merged

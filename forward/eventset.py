@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from forward._validation import as_tensor, check_finite, check_floating
+from forward._validation import as_tensor, check_finite, check_floating, check_range
 from forward.detector.objects import ParticleObjects, RecoEvents
 from forward.events import HardEvents
 
@@ -35,6 +35,30 @@ def _json_ready(name: str, value: dict) -> dict:
     except (TypeError, ValueError) as err:
         raise TypeError(f"{name}: expected JSON-serialisable values ({err})") from None
     return value
+
+
+def _named_weights(value, n: int) -> dict[str, torch.Tensor]:
+    """Checked ``weights_named``: non-empty str names -> finite floating (n,) tensors."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError(f"weights_named: expected a dict name -> tensor of shape ({n},), got "
+                        f"{type(value).__name__}")
+    out = {}
+    for name, w in value.items():
+        if not isinstance(name, str) or not name or name != name.strip():
+            raise ValueError(f"weights_named: expected non-empty names without surrounding "
+                             f"spaces, got {name!r}")
+        where = f"weights_named[{name!r}]"
+        if not isinstance(w, torch.Tensor):
+            raise TypeError(f"{where}: expected a tensor of shape ({n},), got "
+                            f"{type(w).__name__}")
+        check_floating(where, w)
+        if w.shape != (n,):
+            raise ValueError(f"{where}: expected shape ({n},), got {tuple(w.shape)}")
+        check_finite(where, w)
+        out[name] = w
+    return out
 
 
 @dataclass
@@ -56,6 +80,13 @@ class EventSet:
         cross_section, cross_section_error: σ and its Monte Carlo error in pb, or None.
         seed: seed the set was generated with, or None.
         metadata: free-form JSON-serialisable provenance (detector card, versions, ...).
+        weights_named: named alternative weights in pb, name -> shape (n,) floating
+            tensor, in order (e.g. the 7-point μ_R/μ_F variation
+            ``"mur0.5_muf1"``, PDF variations; see :mod:`forward.variations`): each is
+            the event's weight in the sample of that variation, ``weights * w_var /
+            w_central``, so its sum is the variation's σ. Empty when none.
+        process_ids: per-event process id (LHE's IDPRUP, e.g. the subprocesses of a
+            merged sample), shape (n,) int64, or None (one process).
         format_version: on-disk layout version, :data:`FORMAT_VERSION` for new sets.
     """
 
@@ -74,6 +105,8 @@ class EventSet:
     cross_section_error: float | None = None
     seed: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    weights_named: dict[str, torch.Tensor] = field(default_factory=dict)
+    process_ids: torch.Tensor | None = None
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -81,8 +114,13 @@ class EventSet:
             raise TypeError(f"process: expected a string, got {type(self.process).__name__}")
         HardEvents(self.momenta, self.x1, self.x2, self.sqrt_s)  # shape/type checks
         check_finite("momenta", self.momenta)
+        for name in ("x1", "x2"):  # NaN fails too
+            check_range(name, getattr(self, name), 0.0, 1.0, low_open=True)
         n, k = self.momenta.shape[:2]
         dev = self.momenta.device
+        raw = self.pids if isinstance(self.pids, torch.Tensor) else torch.as_tensor(self.pids)
+        if raw.is_floating_point() or raw.is_complex() or raw.dtype == torch.bool:
+            raise TypeError(f"pids: expected integer PDG ids, got {raw.dtype} {raw.tolist()[:4]}")
         pids = as_tensor("pids", self.pids, dtype=torch.int64, device=dev)
         if pids.is_floating_point() or pids.shape not in ((k,), (n, k)):
             raise ValueError(
@@ -96,6 +134,7 @@ class EventSet:
         if self.weights.shape != (n,):
             raise ValueError(f"weights: expected shape ({n},), got {tuple(self.weights.shape)}")
         check_finite("weights", self.weights)
+        self.weights_named = _named_weights(self.weights_named, n)
         if self.incoming_pids is not None:
             inc = self.incoming_pids
             if not isinstance(inc, torch.Tensor) or inc.shape != (n, 2) or inc.is_floating_point():
@@ -103,6 +142,14 @@ class EventSet:
                 raise ValueError(
                     f"incoming_pids: expected an integer tensor of shape ({n}, 2), got {got}"
                 )
+        if self.process_ids is not None:
+            ids = self.process_ids
+            if not isinstance(ids, torch.Tensor) or ids.shape != (n,) or ids.is_floating_point() \
+                    or ids.dtype == torch.bool:
+                got = f"{ids.dtype} {tuple(ids.shape)}" if isinstance(ids, torch.Tensor) else \
+                    type(ids).__name__
+                raise ValueError(f"process_ids: expected an integer tensor of shape ({n},), "
+                                 f"got {got}")
         if self.reco is not None:
             if not isinstance(self.reco, RecoEvents):
                 raise TypeError(f"reco: expected RecoEvents, got {type(self.reco).__name__}")
@@ -139,6 +186,46 @@ class EventSet:
     def pids_per_event(self) -> torch.Tensor:
         """Final-state PDG ids broadcast to shape (n, k)."""
         return self.pids.expand(len(self), self.momenta.shape[1])
+
+    def to_awkward(self):
+        """The hard events as an awkward array of records with ``vector`` behaviours.
+
+        One record per event with the fields ``particles`` (k ``Momentum4D`` records
+        ``E, px, py, pz`` in GeV with ``pid``, so ``.pt``, ``.eta``, ``.mass`` and sums
+        work), ``x1``, ``x2``, ``weight`` (pb), ``weights_named`` (a record of the named
+        weights, when any), ``incoming_pids`` (2 ids, when known) and ``process_id``
+        (when known). Reconstructed events are not included (they are indexed by
+        ``reco.hard_index``). Values are CPU copies with the tensors' dtypes.
+
+        Returns:
+            ``awkward.Array`` of length n.
+
+        Raises:
+            ImportError: awkward or vector is missing (the message has the pip command).
+        """
+        try:
+            import awkward as ak
+            import vector
+        except ImportError as err:
+            raise ImportError(
+                "EventSet.to_awkward needs awkward and vector: pip install awkward vector "
+                "(both come with the io extra, pip install 'invsim[io]')") from err
+        vector.register_awkward()
+        p = self.momenta.detach().cpu().numpy()
+        particles = ak.zip({"E": p[..., 0], "px": p[..., 1], "py": p[..., 2], "pz": p[..., 3],
+                            "pid": self.pids_per_event.cpu().numpy()},
+                           with_name="Momentum4D", depth_limit=None)
+        fields = {"particles": particles, "x1": self.x1.detach().cpu().numpy(),
+                  "x2": self.x2.detach().cpu().numpy(),
+                  "weight": self.weights.detach().cpu().numpy()}
+        if self.weights_named:
+            fields["weights_named"] = ak.zip(
+                {k: w.detach().cpu().numpy() for k, w in self.weights_named.items()})
+        if self.incoming_pids is not None:
+            fields["incoming_pids"] = self.incoming_pids.cpu().numpy()
+        if self.process_ids is not None:
+            fields["process_id"] = self.process_ids.cpu().numpy()
+        return ak.zip(fields, depth_limit=1)
 
 
 def sample_flavours(

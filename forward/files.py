@@ -64,8 +64,20 @@ class OutputBusyError(RuntimeError):
     """Another live process holds the lock of an output."""
 
 
+def _check_path_args(path, overwrite) -> Path:
+    """``path`` as an absolute :class:`Path`; TypeError for a non-path ``path`` or a
+    non-bool ``overwrite``."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise TypeError(f"path: expected a non-empty str or os.PathLike, got {path!r}")
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite: expected True or False, got {overwrite!r}")
+    return Path(os.path.abspath(os.fspath(path)))
+
+
 def check_target(path: Path, overwrite: bool) -> None:
-    """Raise ``FileExistsError`` if ``path`` exists and ``overwrite`` is false."""
+    """Raise ``FileExistsError`` if ``path`` exists and ``overwrite`` is false
+    (TypeError for a non-path ``path`` or a non-bool ``overwrite``)."""
+    path = _check_path_args(path, overwrite)
     if path.exists() and not overwrite:
         raise FileExistsError(f"path: {str(path)!r} exists; pass overwrite=True to replace it")
 
@@ -203,10 +215,13 @@ def atomic_target(path: Path, overwrite: bool, suffix: str = "") -> Iterator[Pat
 
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is false.
+        FileNotFoundError: the folder of ``path`` does not exist (it is not created).
         OutputBusyError: another live process holds the lock of ``path``.
     """
-    path = Path(path)
+    path = _check_path_args(path, overwrite)
     check_target(path, overwrite)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"path: the folder {str(path.parent)!r} does not exist")
     _refuse_foreign_lock(path)
     clean_stale(path)
     tmp = temp_name(path, suffix)
@@ -268,7 +283,7 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool, *,
         FileNotFoundError: the folder of ``path`` does not exist.
         OutputBusyError: another live process holds the lock of ``path``.
     """
-    path = Path(os.path.abspath(os.fspath(path)))
+    path = _check_path_args(path, overwrite)
     if path.exists():
         if not path.is_dir():
             raise FileExistsError(f"path: {str(path)!r} exists and is not a directory")

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 
 from forward._validation import check_memory, resolve_device
+from forward.progress import progress_bar
+from forward.provenance import input_hashes, provenance
 
 __all__ = [
     "BYTES_PER_EVENT",
@@ -109,6 +111,8 @@ def generate_hard_events(
     for name, v, low in (("n_events", n_events, 1), ("train_calls", train_calls, 1000)):
         if isinstance(v, bool) or not isinstance(v, int) or v < low:
             raise ValueError(f"{name}: expected an integer >= {low}, got {v!r}")
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator: expected a torch.Generator, got {type(generator).__name__}")
     check_memory("n_events", n_events, BYTES_PER_EVENT, device=generator.device,
                  what="events")
     f, maps = hadronic_channels(integrand)
@@ -154,8 +158,6 @@ def unweighted_events(
     Raises:
         ValueError: bad counts, or an integrand that is zero everywhere.
     """
-    from tqdm.auto import tqdm
-
     from forward.eventset import sample_flavours
     from forward.nis import combine_estimates
     from forward.nis.multichannel import concat_points
@@ -165,7 +167,7 @@ def unweighted_events(
     kept, weights, values, errors = [], [], [], []
     n_kept = n_over = n_eval = 0
     eff, ow = 0.5, 0.0
-    bar = tqdm(total=n_events, disable=not progress, desc="unweighting", unit="ev")
+    bar = progress_bar(total=n_events, progress=progress, desc="unweighting", unit="ev")
     while n_kept < n_events:
         # weighted events per batch: enough for the rest at the last efficiency, bounded
         # below (a stable w_max) and above (memory)
@@ -205,6 +207,7 @@ def generate_events(
     train_calls: int = 200_000,
     overweight: float = 1e-3,
     progress: bool = False,
+    variations=None,
 ):
     """Unweighted events of a registered process with their detector response.
 
@@ -224,26 +227,42 @@ def generate_events(
         overweight: allowed fraction of the total weight above the maximum weight,
             in [0, 1).
         progress: show progress bars.
+        variations: :class:`forward.variations.Variation` objects (e.g.
+            :func:`~forward.variations.scale_variations` for the 7-point μ_R/μ_F
+            variation, :func:`~forward.variations.pdf_variations`), or None: each
+            becomes a named weight (``weights_named``, in pb) of every event,
+            ``weight * dσ_var/dμ ÷ dσ/dμ`` at the event's own hard point
+            (:func:`forward.variations.event_set_weights`).
 
     Returns:
         A :class:`forward.eventset.EventSet` with ``reco`` filled; its weights sum to
         the cross section in pb, its ``metadata`` records the generator's statistics
-        (efficiency, overweight events, calls), the detector card and the shower flag.
+        (efficiency, overweight events, calls), the detector card, the shower flag and,
+        with ``variations``, their definitions (``metadata["weight_variations"]``).
 
     Raises:
         ValueError: unknown process or setting, parameter values out of range, a bad
-            detector card, bad counts, or an integrand that is zero everywhere.
+            detector card, bad counts, an integrand that is zero everywhere, or repeated
+            variation names.
+        TypeError: a variation that is not a :class:`~forward.variations.Variation`.
         FileNotFoundError: a detector card file that does not exist.
+        forward.pdf.PDFSetNotFoundError: a variation's PDF is not installed.
     """
+    from forward.variations import check_variations
+
+    variations = check_variations(variations)
     proc, det, integrand, settings = setup_generation(process, settings=settings, params=params,
                                                       detector=detector, seed=seed,
                                                       overweight=overweight, device=device)
     gen = torch.Generator(device=device).manual_seed(seed)
     res = generate_hard_events(integrand, n_events, generator=gen, train_calls=train_calls,
                                overweight=overweight, progress=progress)
-    return detected_event_set(process, proc, integrand, det, res, settings=settings,
-                              generator=gen, seed=seed, shower=shower, overweight=overweight,
-                              progress=progress)
+    events = detected_event_set(process, proc, integrand, det, res, settings=settings,
+                                generator=gen, seed=seed, shower=shower,
+                                overweight=overweight, progress=progress,
+                                variations=variations)
+    events.metadata["provenance"]["inputs"] = input_hashes([detector])
+    return events
 
 
 def setup_generation(process: str, *, settings, params, detector, seed: int, overweight: float,
@@ -277,12 +296,14 @@ def setup_generation(process: str, *, settings, params, detector, seed: int, ove
 
 def detected_event_set(process: str, proc, integrand, det, res: GeneratedEvents, *, settings,
                        generator: torch.Generator, seed: int, shower: bool, overweight: float,
-                       progress: bool = False):
+                       progress: bool = False, variations=()):
     """The :class:`~forward.eventset.EventSet` of generated hard events, with ``reco``.
 
     Draws the final-state ids, optionally showers (Pythia 8 seeded with ``seed + 1``)
     and applies the detector, all with ``generator``; the weights are
-    ``res.cross_section * w / sum(w)`` for the unweighting weights w.
+    ``res.cross_section * w / sum(w)`` for the unweighting weights w. Each of the
+    ``variations`` (checked :class:`~forward.variations.Variation` objects) becomes a
+    named weight (:func:`forward.variations.event_set_weights`).
     """
     from forward.eventset import EventSet
 
@@ -302,8 +323,16 @@ def detected_event_set(process: str, proc, integrand, det, res: GeneratedEvents,
                   "train_calls": res.n_train, "n_eval": res.n_eval,
                   "overweight": overweight, "overweight_fraction": res.overweight_fraction,
                   "n_overweight": res.n_overweight, "efficiency": res.efficiency,
-                  "detector_card": det.card.to_dict(), "shower": bool(shower)},
+                  "detector_card": det.card.to_dict(), "shower": bool(shower),
+                  "provenance": provenance(process=process, settings=settings,
+                                           parameters=integrand.params, pdf=integrand.pdf,
+                                           seed=seed, device=res.events.momenta.device)},
     )
+    if variations:
+        from forward.variations import event_set_weights
+
+        events.weights_named = event_set_weights(proc, events, variations)
+        events.metadata["weight_variations"] = {v.name: v.to_dict() for v in variations}
     if shower:
         from forward.shower import ShowerSettings
         from forward.shower import shower as run_shower

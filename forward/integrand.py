@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from forward._validation import check_floating, resolve_device
+from forward._validation import check_floating, check_process, resolve_device
 from forward.events import HardEvents
 
 __all__ = ["GEV2_TO_PB", "HadronicIntegrand", "load_pdf"]
@@ -81,7 +81,7 @@ class HadronicIntegrand:
         dtype: torch.dtype = torch.float64,
         device=None,
     ) -> None:
-        self.process = process
+        self.process = check_process(process)
         self.dtype = dtype
         self.device = device = resolve_device(device)
         self.params = process.params(params, dtype=dtype, device=device)

@@ -234,6 +234,8 @@ def shower(
         raise TypeError(f"settings: expected ShowerSettings, got {type(settings).__name__}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 1 <= seed <= 900_000_000:
         raise ValueError(f"seed: expected an int in [1, 900000000] (Pythia's range), got {seed!r}")
+    if not isinstance(events, EventSet):
+        raise TypeError(f"events: expected an EventSet, got {type(events).__name__}")
     n = len(events)
     rows, heavy_rows, index, n_final = [], [], [], []
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
@@ -247,9 +249,9 @@ def shower(
             raise ValueError("Pythia failed to initialise with the LHE file; see its log")
         bar = None
         if progress:
-            from tqdm import tqdm
+            from forward.progress import progress_bar
 
-            bar = tqdm(total=n, desc="shower", unit="ev")
+            bar = progress_bar(total=n, desc="shower", unit="ev")
         while True:
             ok = pythia.next()
             info = pythia.infoPython()  # a snapshot: fetch it after every next()

@@ -23,24 +23,34 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from forward._validation import make_generator
+from forward._validation import check_memory, make_generator, resolve_device
 from forward.events import HardEvents
 from forward.integrand import HadronicIntegrand, load_pdf
 from forward.processes.base import scale_factor
-from forward.xsec import CrossSectionResult, integrate
+from forward.xsec import (
+    _PILOT_ABOVE,
+    _PILOT_POINTS,
+    BYTES_PER_POINT,
+    MAX_SECONDS,
+    CrossSectionResult,
+    _check_time,
+    integrate,
+)
 
 __all__ = [
     "SEVEN_POINT",
     "Envelope",
     "Variation",
     "VariationResult",
+    "check_variations",
     "cross_section_variations",
+    "event_set_weights",
     "pdf_variations",
     "scale_variation_name",
     "scale_variations",
@@ -113,6 +123,17 @@ def scale_variations(
     Raises:
         ValueError: a factor that is not finite and > 0, or repeated points.
     """
+    if isinstance(points, str) or not isinstance(points, Iterable):
+        raise TypeError(f"points: expected (mur_factor, muf_factor) pairs, got {points!r}")
+    points = list(points)
+    if not points or not all(isinstance(p, Sequence) and not isinstance(p, str)
+                             and len(p) == 2 for p in points):
+        raise ValueError(f"points: expected one or more (mur_factor, muf_factor) pairs, got "
+                         f"{points!r}")
+    for r, f in points:
+        for name, v in (("mur_factor", r), ("muf_factor", f)):
+            if not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+                raise ValueError(f"points: {name} expected a finite number > 0, got {v!r}")
     out = [Variation(scale_variation_name(float(r), float(f)), r, f) for r, f in points]
     names = [v.name for v in out]
     if len(set(names)) != len(names):
@@ -129,6 +150,14 @@ def pdf_variations(
         pdfs: the PDFs, e.g. ``["NNPDF31_lo_as_0130"]`` or ``[315200]``.
         params: parameter overrides applied with every one of them.
     """
+    if isinstance(pdfs, str) or not isinstance(pdfs, Iterable):
+        raise TypeError(f"pdfs: expected a sequence of PDF set names or LHAPDF ids, got "
+                        f"{pdfs!r}")
+    pdfs = list(pdfs)
+    for p in pdfs:
+        if p is None or isinstance(p, (bool, float)):
+            raise TypeError(f"pdfs: expected set names (str), LHAPDF ids (int) or PDF objects, "
+                            f"got {p!r}")
     return [Variation(str(p), pdf=p, params=params or {}) for p in pdfs]
 
 
@@ -219,7 +248,27 @@ def _varied_integrands(process, variations, central: HadronicIntegrand, params, 
     return out
 
 
-def _check_variations(variations) -> list[Variation]:
+def check_variations(variations) -> list[Variation]:
+    """``variations`` as a checked list: :class:`Variation` objects, distinct names.
+
+    Args:
+        variations: a sequence of :class:`Variation` objects, or None (no variations).
+
+    Returns:
+        A new list (empty for None).
+
+    Raises:
+        TypeError: not a sequence, or an element that is not a :class:`Variation`.
+        ValueError: repeated names.
+        PDFSetNotFoundError: a variation's PDF (name or LHAPDF id) is not installed
+            (checked here, before any integrand call).
+    """
+    if variations is None:
+        return []
+    if isinstance(variations, (str, bytes, Variation, Mapping)) or \
+            not hasattr(variations, "__iter__"):
+        raise TypeError(f"variations: expected a sequence of Variation objects, got "
+                        f"{type(variations).__name__}")
     variations = list(variations)
     for v in variations:
         if not isinstance(v, Variation):
@@ -227,6 +276,12 @@ def _check_variations(variations) -> list[Variation]:
     names = [v.name for v in variations]
     if len(set(names)) != len(names):
         raise ValueError(f"variations: expected distinct names, got {names}")
+    from forward.pdf.discovery import find_member
+    from forward.pdf.factory import parse_pdf_spec
+
+    for v in variations:
+        if isinstance(v.pdf, (str, int)) and not isinstance(v.pdf, bool):
+            find_member(*parse_pdf_spec(v.pdf))
     return variations
 
 
@@ -237,6 +292,7 @@ def variation_weights(
     *,
     params: Mapping[str, Any] | None = None,
     pdf=None,
+    batch_size: int = 100_000,
 ) -> dict[str, torch.Tensor]:
     """Per-event reweighting factors of each variation: dσ_k/dμ ÷ dσ_0/dμ at the events.
 
@@ -249,32 +305,83 @@ def variation_weights(
         variations: :class:`Variation` objects with distinct names.
         params: the parameter values of the central sample; defaults for the rest.
         pdf: the central PDF; default the process's.
+        batch_size: events evaluated at once (memory bound), >= 1.
 
     Returns:
         name -> factors of shape (n,), float64, on the events' device.
 
     Raises:
-        TypeError, ValueError: as :func:`cross_section_variations`; not HardEvents.
+        TypeError, ValueError: as :func:`cross_section_variations`; not HardEvents; a
+            bad ``batch_size``.
     """
     if not isinstance(events, HardEvents):
         raise TypeError(f"events: expected HardEvents, got {type(events).__name__}")
-    variations = _check_variations(variations)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
+    variations = check_variations(variations)
     device = events.momenta.device
     central = HadronicIntegrand(process, pdf=pdf, params=params, dtype=torch.float64,
                                 device=device)
     varied = _varied_integrands(process, variations, central, params, device)
+    parts: dict[str, list[torch.Tensor]] = {v.name: [] for v in variations}
+    n = len(events.momenta)
     with torch.no_grad():
-        w0 = central.differential(events)
-        ok = w0 > 0
-        safe = torch.where(ok, w0, torch.ones_like(w0))
-        out = {}
-        for v in variations:
-            if v.name not in varied:
-                out[v.name] = ok.to(torch.float64)
-                continue
-            wk = varied[v.name].differential(events)
-            out[v.name] = torch.where(ok, wk / safe, torch.zeros_like(wk)).to(torch.float64)
-    return out
+        for start in range(0, n, batch_size):
+            sl = slice(start, min(n, start + batch_size))
+            batch = HardEvents(events.momenta[sl], events.x1[sl], events.x2[sl], events.sqrt_s)
+            w0 = central.differential(batch)
+            ok = w0 > 0
+            safe = torch.where(ok, w0, torch.ones_like(w0))
+            for v in variations:
+                if v.name not in varied:
+                    parts[v.name].append(ok.to(torch.float64))
+                    continue
+                wk = varied[v.name].differential(batch)
+                parts[v.name].append(
+                    torch.where(ok, wk / safe, torch.zeros_like(wk)).to(torch.float64))
+    empty = torch.zeros(0, dtype=torch.float64, device=device)
+    return {name: torch.cat(p) if p else empty for name, p in parts.items()}
+
+
+def event_set_weights(
+    process,
+    events,
+    variations: Sequence[Variation],
+    *,
+    batch_size: int = 100_000,
+) -> dict[str, torch.Tensor]:
+    """Named weights of an event set's variations, in pb: ``weights * factor``.
+
+    The factors come from :func:`variation_weights` at the set's own hard events, with
+    its parameters (``events.parameters``) and the process's PDF; the result is what
+    :attr:`forward.eventset.EventSet.weights_named` holds (the sum of each is the
+    variation's σ, within the Monte Carlo error of the sample).
+
+    Args:
+        process: the process object the events were generated with (its settings,
+            ``mur_factor``/``muf_factor`` and ``pdf`` included).
+        events: a :class:`~forward.eventset.EventSet`.
+        variations: :class:`Variation` objects with distinct names.
+        batch_size: events evaluated at once, >= 1.
+
+    Returns:
+        name -> weights of shape (n,) in pb, in the dtype and on the device of
+        ``events.weights``, in the order of ``variations``.
+
+    Raises:
+        TypeError, ValueError: as :func:`variation_weights`; not an EventSet.
+    """
+    from forward.eventset import EventSet
+
+    if not isinstance(events, EventSet):
+        raise TypeError(f"events: expected an EventSet, got {type(events).__name__}")
+    hard = events.hard_events
+    hard = HardEvents(hard.momenta.to(torch.float64), hard.x1.to(torch.float64),
+                      hard.x2.to(torch.float64), hard.sqrt_s)
+    factors = variation_weights(process, hard, variations, params=events.parameters,
+                                batch_size=batch_size)
+    w = events.weights
+    return {name: (w.to(torch.float64) * f).to(w.dtype) for name, f in factors.items()}
 
 
 def cross_section_variations(
@@ -315,11 +422,17 @@ def cross_section_variations(
     for name, v in (("n", n), ("batch_size", batch_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 2:
             raise ValueError(f"{name}: expected an int >= 2, got {v!r}")
-    variations = _check_variations(variations)
-    device = torch.device("cpu") if device is None else torch.device(device)
+    variations = check_variations(variations)
+    if not variations:
+        raise ValueError("variations: expected at least one Variation, got none")
+    device = resolve_device(device)
+    check_memory("batch_size", min(batch_size, n), BYTES_PER_POINT * (1 + len(variations)),
+                 device=device, what="points per batch")
     gen = make_generator(seed, generator, device)
     central = HadronicIntegrand(process, pdf=pdf, params=params, channel=channel,
                                 dtype=torch.float64, device=device)
+    if n > _PILOT_ABOVE:  # refuse a run predicted to take longer than MAX_SECONDS
+        _check_time(central, n, min(batch_size, _PILOT_POINTS), MAX_SECONDS, device)
     varied = _varied_integrands(process, variations, central, params, device)
     integrands = [central, *varied.values()]
     index = {name: i for i, name in enumerate(varied, start=1)}

@@ -17,9 +17,15 @@ from dataclasses import dataclass
 
 import torch
 
-from forward._validation import check_finite
+from forward._validation import check_finite, check_memory
 from forward.seeding import seeded_init
-from invsim.calibration import posterior_draws, sample_priors
+from invsim.calibration import (
+    _check_callables,
+    _check_count,
+    _check_priors,
+    posterior_draws,
+    sample_priors,
+)
 
 __all__ = ["NPEBaseline", "comparison_table", "format_table", "set_embedding", "train_npe"]
 
@@ -176,9 +182,21 @@ def train_npe(
     if isinstance(n_simulations, bool) or not isinstance(n_simulations, int) \
             or n_simulations < 20:
         raise ValueError(f"n_simulations: expected an int >= 20, got {n_simulations!r}")
-    if not isinstance(priors, Mapping) or not priors:
-        raise TypeError(f"priors: expected a non-empty mapping name -> distribution, got "
-                        f"{priors!r}")
+    _check_priors(priors)
+    _check_callables(simulate=simulate)
+    _check_count("max_epochs", max_epochs, 1)
+    _check_count("batch_size", batch_size, 1)
+    _check_count("seed", seed, 0)
+    check_memory("n_simulations", n_simulations, 8 * (len(priors) + 1000),
+                 what="simulations")
+    if embedding is not None and not isinstance(embedding, torch.nn.Module):
+        raise TypeError(f"embedding: expected a torch.nn.Module or None, got "
+                        f"{type(embedding).__name__}")
+    from sbi.neural_nets.factory import model_builders
+
+    if density_estimator not in model_builders:
+        raise ValueError(f"density_estimator: expected one of {sorted(model_builders)}, got "
+                         f"{density_estimator!r}")
     names = tuple(priors)
     prior = _sbi_prior(priors)
     gen = torch.Generator().manual_seed(seed)

@@ -22,11 +22,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
+from forward._validation import check_count, check_memory, make_generator
 from forward.detector.closed_form import wrap_phi as _wrap
 from forward.detector.gaussian import lepton_observables
 from forward.integrand import HadronicIntegrand
+from forward.progress import progress_bar
 from invsim._moved import moved_attributes
 from invsim.mem.estimator import summarize_weights
 from invsim.mem.likelihood import DifferentialCache
@@ -174,6 +175,12 @@ def brute_force_log_likelihood(
         raise ValueError("x_reco: every event must pass the detector's cuts")
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 100:
         raise ValueError(f"n_samples: expected an integer >= 100, got {n_samples!r}")
+    check_count("n_fiducial", n_fiducial, 2)
+    check_count("chunk_size", chunk_size)
+    make_generator(seed)
+    # the draws of one event (4-vectors of two leptons and their weights) are held at once
+    check_memory("n_samples", n_samples, 8 * 64, what="samples per event")
+    check_memory("n_fiducial", n_fiducial, 8 * 64, what="fiducial points")
     if not isinstance(theta, Mapping):
         raise TypeError(f"theta: expected a mapping name -> values, got {type(theta).__name__}")
     points, _ = parameter_points(process, list(theta), {}, theta, torch.device("cpu"))
@@ -201,7 +208,7 @@ def brute_force_log_likelihood(
                  + log_dmu_du(flat, process.sqrt_s)).view(mc, n) - lq
         return log_c, DifferentialCache(integrand, hard, chunk_size)
 
-    for start in tqdm(range(0, m, per), desc="brute-force MEM", disable=not progress):
+    for start in progress_bar(range(0, m, per), progress=progress, desc="brute-force MEM"):
         xr = x_reco[start : start + per]
         if adapt:
             u, lq = proposal.sample_u(xr, max(n_samples // 10, 100), generator=gen)

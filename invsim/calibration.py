@@ -12,7 +12,9 @@ shape (); ``data`` can be anything ``infer`` accepts.
 * :func:`simulation_based_calibration`: θ from the prior, ranks of θ among posterior
   draws (sbi's ``run_sbc``, uniform for a calibrated posterior; KS test, optional C2ST
   via ``check_sbc``) and TARP expected coverage (sbi's ``run_tarp`` / ``check_tarp``).
-* :func:`plot_calibration`: rank histograms, TARP and coverage curves in one PNG.
+* :func:`plot_calibration`: rank histograms, TARP and coverage curves in one figure
+  (a PNG file and/or the caller's ``ax=``; :mod:`forward.plotting`);
+  :meth:`SBCResult.rank_hist` gives the rank histograms as a ``hist.Hist``.
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from forward._validation import check_finite
-from forward.files import atomic_target
+from forward._validation import check_finite, check_memory
+from forward.plotting import plot_axes, save_png
 from forward.seeding import seeded_init
+from invsim.histograms import bin_counts, to_hist
 
 __all__ = [
     "CoverageResult",
@@ -81,6 +83,23 @@ def _check_count(name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
     return value
+
+
+def _check_callables(**fns) -> None:
+    for name, fn in fns.items():
+        if not callable(fn):
+            raise TypeError(f"{name}: expected a callable, got {type(fn).__name__}")
+
+
+def _check_priors(priors) -> None:
+    """Priors: a non-empty mapping name -> torch distribution."""
+    if not isinstance(priors, Mapping) or not priors:
+        raise TypeError(f"priors: expected a non-empty mapping name -> distribution, got "
+                        f"{priors!r}")
+    for name, p in priors.items():
+        if not isinstance(p, torch.distributions.Distribution):
+            raise TypeError(f"priors[{name!r}]: expected a torch.distributions.Distribution, "
+                            f"got {type(p).__name__}")
 
 
 @dataclass(frozen=True)
@@ -151,6 +170,7 @@ def coverage(
     if not isinstance(theta_true, Mapping) or not theta_true:
         raise TypeError(f"theta_true: expected a non-empty mapping name -> value, got "
                         f"{theta_true!r}")
+    _check_callables(simulate=simulate, infer=infer)
     _check_count("n_experiments", n_experiments, 1)
     _check_count("seed", seed, 0)
     lv = _check_levels(levels)
@@ -162,9 +182,9 @@ def coverage(
     counts = {n: torch.zeros(len(lv), dtype=torch.long) for n in names}
     it = range(n_experiments)
     if progress:
-        from tqdm import tqdm
+        from forward.progress import progress_bar
 
-        it = tqdm(it, desc="coverage", unit="exp")
+        it = progress_bar(it, desc="coverage", unit="exp")
     for k in it:
         gen = torch.Generator().manual_seed(seed + k)
         draws = posterior_draws(infer(simulate(dict(truth), gen), seed + k), names)
@@ -204,6 +224,34 @@ class SBCResult:
     tarp_alpha: torch.Tensor
     tarp_atc: float
     tarp_ks_pval: float
+
+    def rank_hist(self, bins: int = 10):
+        """SBC rank histograms of all parameters as one ``hist.Hist``.
+
+        The ranks (integers in [0, num_posterior_samples]) are binned on ``bins`` equal
+        bins of [0, num_posterior_samples + 1], as :func:`plot_calibration` draws them.
+
+        Args:
+            bins: number of bins, at least 2.
+
+        Returns:
+            ``hist.Hist`` with a ``StrCategory`` axis ``"parameter"`` (``names``) and a
+            ``Variable`` axis ``"rank"``, ``Weight()`` storage: simulations per bin and
+            their variances (= counts).
+        """
+        edges, counts, var = self._rank_counts(bins)
+        return to_hist(edges, counts, var, name="rank", value_label="simulations",
+                       categories=self.names)
+
+    def _rank_counts(self, bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Edges (bins + 1,), counts and variances (d, bins) of the ranks."""
+        _check_count("bins", bins, 2)
+        edges = torch.linspace(0.0, self.num_posterior_samples + 1, bins + 1,
+                               dtype=torch.float64)
+        binned = [bin_counts(self.ranks[:, i], edges, name="ranks")
+                  for i in range(len(self.names))]
+        return (edges, torch.stack([c for c, _ in binned]),
+                torch.stack([v for _, v in binned]))
 
 
 class _DrawsPosterior:
@@ -275,10 +323,11 @@ def simulation_based_calibration(
     from sbi.diagnostics import check_sbc, check_tarp, run_sbc, run_tarp
     from sbi.diagnostics.sbc import check_uniformity_frequentist
 
-    if not isinstance(priors, Mapping) or not priors:
-        raise TypeError(f"priors: expected a non-empty mapping name -> distribution, got "
-                        f"{priors!r}")
+    _check_priors(priors)
+    _check_callables(simulate=simulate, infer=infer)
     _check_count("n_simulations", n_simulations, 10)
+    check_memory("n_simulations", n_simulations, 8 * (len(priors) + num_posterior_samples),
+                 what="simulations")
     _check_count("num_posterior_samples", num_posterior_samples, 2)
     _check_count("seed", seed, 0)
     names = tuple(priors)
@@ -287,9 +336,9 @@ def simulation_based_calibration(
     draws = []
     it = range(n_simulations)
     if progress:
-        from tqdm import tqdm
+        from forward.progress import progress_bar
 
-        it = tqdm(it, desc="SBC", unit="sim")
+        it = progress_bar(it, desc="SBC", unit="sim")
     for k in it:
         theta = {n: thetas[k, i] for i, n in enumerate(names)}
         d = posterior_draws(infer(simulate(theta, gen), seed + 1 + k), names)
@@ -319,69 +368,69 @@ def simulation_based_calibration(
 
 
 def plot_calibration(
-    path: str | os.PathLike,
+    path: str | os.PathLike | None = None,
     *,
     sbc: SBCResult | None = None,
     coverage_result: CoverageResult | None = None,
     bins: int = 10,
     overwrite: bool = False,
-) -> Path:
-    """Write a calibration figure (PNG): SBC rank histograms, TARP and coverage curves.
+    ax=None,
+):
+    """Calibration figure: SBC rank histograms, TARP and coverage curves.
 
-    Rank histograms show a band of ±3 binomial σ around the uniform expectation; the
-    TARP and coverage panels show the diagonal a calibrated posterior follows (coverage
-    points with binomial error bars).
+    Rank histograms (:meth:`SBCResult.rank_hist`) show a band of ±3 binomial σ around
+    the uniform expectation; the TARP and coverage panels show the diagonal a calibrated
+    posterior follows (coverage points with binomial error bars). Panels, in order: one
+    rank histogram per parameter and TARP (with ``sbc``), coverage (with
+    ``coverage_result``).
 
     Args:
-        path: PNG file to write.
+        path: PNG file to write, or None to write nothing (then ``ax`` or the returned
+            figure is the output).
         sbc: result of :func:`simulation_based_calibration`.
         coverage_result: result of :func:`coverage`.
         bins: rank histogram bins.
         overwrite: replace an existing file.
+        ax: None to make a figure (mplhep style when installed), or the Axes to draw
+            into, one per panel (a single Axes when there is one panel).
 
     Returns:
-        The path written.
+        The path written, or the ``matplotlib.figure.Figure`` when ``path`` is None.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     if sbc is None and coverage_result is None:
         raise ValueError("plot_calibration: give sbc and/or coverage_result")
     _check_count("bins", bins, 2)
     panels = (len(sbc.names) + 1 if sbc is not None else 0) + (coverage_result is not None)
-    fig = Figure(figsize=(3.2 * panels, 3.0), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, panels, squeeze=False)[0]
-    k = 0
-    if sbc is not None:
-        n = sbc.ranks.shape[0]
-        p = 1.0 / bins
-        band = 3 * math.sqrt(n * p * (1 - p))
-        for i, name in enumerate(sbc.names):
-            ax = axes[k]
-            ax.hist(sbc.ranks[:, i].numpy(), bins=bins, range=(0, sbc.num_posterior_samples + 1),
-                    color="C0", alpha=0.8)
-            ax.axhspan(n * p - band, n * p + band, color="grey", alpha=0.25)
-            ax.set(title=f"SBC ranks: {name} (KS p={float(sbc.ks_pvals[i]):.2g})",
-                   xlabel="rank", ylabel="simulations")
+    with plot_axes(ax, panels, figsize=(3.2 * panels, 3.0)) as (fig, axes, _):
+        k = 0
+        if sbc is not None:
+            edges, counts, _ = sbc._rank_counts(bins)
+            n = sbc.ranks.shape[0]
+            p = 1.0 / bins
+            band = 3 * math.sqrt(n * p * (1 - p))
+            for i, name in enumerate(sbc.names):
+                a = axes[k]
+                a.stairs(counts[i].numpy(), edges.numpy(), color="C0", alpha=0.8, fill=True)
+                a.axhspan(n * p - band, n * p + band, color="grey", alpha=0.25)
+                a.set(title=f"SBC ranks: {name} (KS p={float(sbc.ks_pvals[i]):.2g})",
+                      xlabel="rank", ylabel="simulations")
+                k += 1
+            a = axes[k]
+            a.plot(sbc.tarp_alpha.numpy(), sbc.tarp_ecp.numpy(), label="TARP")
+            a.plot([0, 1], [0, 1], "k--", lw=0.8)
+            a.set(title=f"TARP (ATC={sbc.tarp_atc:.2g})", xlabel="credibility",
+                  ylabel="expected coverage")
             k += 1
-        ax = axes[k]
-        ax.plot(sbc.tarp_alpha.numpy(), sbc.tarp_ecp.numpy(), label="TARP")
-        ax.plot([0, 1], [0, 1], "k--", lw=0.8)
-        ax.set(title=f"TARP (ATC={sbc.tarp_atc:.2g})", xlabel="credibility",
-               ylabel="expected coverage")
-        k += 1
-    if coverage_result is not None:
-        ax = axes[k]
-        q = coverage_result.levels.numpy()
-        for name in coverage_result.names:
-            ax.errorbar(q, coverage_result.fraction(name).numpy(),
-                        yerr=coverage_result.error(name).numpy(), fmt="o", label=name)
-        ax.plot([0, 1], [0, 1], "k--", lw=0.8)
-        ax.set(title=f"coverage ({coverage_result.n_experiments} experiments)",
-               xlabel="credibility level", ylabel="coverage")
-        ax.legend()
-    path = Path(path)
-    with atomic_target(path, overwrite, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    return path
+        if coverage_result is not None:
+            a = axes[k]
+            q = coverage_result.levels.numpy()
+            for name in coverage_result.names:
+                a.errorbar(q, coverage_result.fraction(name).numpy(),
+                           yerr=coverage_result.error(name).numpy(), fmt="o", label=name)
+            a.plot([0, 1], [0, 1], "k--", lw=0.8)
+            a.set(title=f"coverage ({coverage_result.n_experiments} experiments)",
+                  xlabel="credibility level", ylabel="coverage")
+            a.legend()
+        if path is None:
+            return fig
+        return save_png(fig, path, overwrite=overwrite, dpi=100)

@@ -10,17 +10,22 @@ names it. The file's SHA-256 is recorded for provenance.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
-from forward._validation import resolve_device
+from forward._validation import (
+    check_count,
+    check_path,
+    check_process,
+    make_generator,
+    resolve_device,
+)
 from forward.detector.objects import RecoEvents
 from forward.events import HardEvents, order_final_state
 from forward.eventset import EventSet
+from forward.files import sha256_file as file_sha256  # one implementation; name kept
 from invsim.observables import RecoObservables
 
 __all__ = ["ObservedEvents", "PartonLevelData", "channel_likelihood", "file_sha256",
@@ -30,15 +35,6 @@ __all__ = ["ObservedEvents", "PartonLevelData", "channel_likelihood", "file_sha2
 
 class PartonLevelData(ValueError):
     """The file holds parton-level events only (no reco objects)."""
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass
@@ -111,7 +107,7 @@ def load_observed(path: str | os.PathLike, observables: RecoObservables, *,
     if not isinstance(observables, RecoObservables):
         raise TypeError(f"observables: expected RecoObservables, got "
                         f"{type(observables).__name__}")
-    p = Path(path)
+    p = check_path(path)
     if not p.is_file():
         raise FileNotFoundError(f"data: no such file {str(p)!r}")
     if str(p).lower().endswith((".lhe", ".lhe.gz")):
@@ -160,7 +156,8 @@ def load_parton(path: str | os.PathLike, process, *, device=None) -> ObservedEve
     from forward.io import read_events
     from invsim.observables import hard_pt_eta_phi
 
-    p = Path(path)
+    check_process(process)
+    p = check_path(path)
     if not p.is_file():
         raise FileNotFoundError(f"data: no such file {str(p)!r}")
     events = read_events(p, device=device)
@@ -217,10 +214,23 @@ def model_likelihood(model, data: str | os.PathLike, *, parameters=None,
     """
     device = None if device is None else resolve_device(device)
     from forward.processes import process_name
-    from invsim.mem import MEMLikelihood, MEMModel
+    from invsim.infer.flags import check_on_flagged
+    from invsim.mem import MEMLikelihood
 
-    if not isinstance(model, MEMModel):
-        model = MEMModel.load(model, map_location=device)
+    # the arguments are checked before any file is read (issue 18)
+    check_count("n_samples", n_samples)
+    check_count("n_fiducial", n_fiducial, 2)
+    make_generator(seed)
+    check_on_flagged(on_flagged)
+    model = _load_model(model, device)
+    if parameters is not None:
+        if isinstance(parameters, str):
+            raise TypeError(f"parameters: expected a sequence of names, got {parameters!r}")
+        unknown = [p for p in parameters if p not in model.process.parameters]
+        if unknown:
+            raise ValueError(f"parameters: {unknown} are not parameters of the model's process "
+                             f"{process_name(model.process)!r}; known: "
+                             f"{sorted(model.process.parameters)}")
     name = process_name(model.process)
     obs = model.observables
     if obs is None:
@@ -265,6 +275,18 @@ def _overlap(a: RecoObservables, b: RecoObservables) -> bool:
     return a.electrons is None or b.electrons is None or a.electrons == b.electrons
 
 
+def _load_model(model, device, name: str = "model"):
+    """A :class:`~invsim.mem.MEMModel` as given, or loaded from its directory."""
+    from invsim.mem import MEMModel
+
+    if isinstance(model, MEMModel):
+        return model
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"{name}: expected a MEMModel or a model directory, got "
+                        f"{type(model).__name__}")
+    return MEMModel.load(model, map_location=device)
+
+
 def channel_likelihood(models, data: str | os.PathLike, **options):
     """One likelihood of an events file split into channels, one model each.
 
@@ -286,14 +308,13 @@ def channel_likelihood(models, data: str | os.PathLike, **options):
         ValueError: fewer than one model, overlapping selections, parton-level data or
             a channel with no selected events (each message names the channel).
     """
-    from invsim.mem import ChannelLikelihood, MEMModel
+    from invsim.mem import ChannelLikelihood
     from invsim.mem.parton import PartonLikelihood
 
     if not isinstance(models, dict) or not models:
         raise ValueError(f"models: expected a non-empty dict name -> model, got {models!r}")
     device = options.get("device")
-    loaded = {k: m if isinstance(m, MEMModel) else MEMModel.load(m, map_location=device)
-              for k, m in models.items()}
+    loaded = {k: _load_model(m, device, f"models[{k!r}]") for k, m in models.items()}
     names = list(loaded)
     for i, a in enumerate(names):
         for b in names[i + 1:]:

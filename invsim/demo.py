@@ -149,7 +149,8 @@ def run_demo(out: Path, *, quick: bool, seed: int = 0, device: str = "cpu",
         inverse: run the inverse half (unfolding, ML-MEM, posterior, calibration).
 
     Returns:
-        The results written to ``results.json``.
+        The results written to ``results.json``, with the run's
+        :func:`forward.provenance.provenance` record under ``"provenance"``.
 
     Raises:
         FileExistsError: ``out`` holds files and ``overwrite`` is false, or is not a
@@ -175,6 +176,7 @@ def _run_demo(out: Path, *, quick: bool, seed: int, device: str, echo, progress,
               experiments: int | None, inverse: bool) -> dict:
     """The work of :func:`run_demo`, writing into the (temporary) folder ``out``."""
     from forward.pdf import mkPDF
+    from forward.provenance import provenance
 
     n_xsec, n_plot = (100_000, 100_000) if quick else (4_000_000, 4_000_000)
     steps = 4 if inverse else 3
@@ -187,7 +189,10 @@ def _run_demo(out: Path, *, quick: bool, seed: int, device: str, echo, progress,
     echo(f"3/{steps} lepton-pair mass spectrum with a 2 TeV Z'")
     spectrum = _mll_spectrum(n_plot, seed, device, out / "mll.png")
     results = {"quick": quick, "seed": seed, "device": str(device), "pdf": pdf_rows,
-               "cross_sections": xsec_rows, "mll_spectrum": spectrum}
+               "cross_sections": xsec_rows, "mll_spectrum": spectrum,
+               "provenance": provenance(process="drell-yan", pdf=pdf, seed=seed,
+                                        device=device, quick=quick, inverse=inverse,
+                                        experiments=experiments)}
     if inverse:
         from dataclasses import replace
 

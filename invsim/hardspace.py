@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from forward._validation import check_floating, check_last_dim
+from forward._validation import check_floating, check_last_dim, check_process
 from forward.events import HardEvents
 
 __all__ = ["HardCoordinates"]
@@ -68,7 +68,7 @@ class HardCoordinates:
                 of its Breit–Wigner); defaults if None. The map is frozen afterwards.
             channel: index into ``process.phase_space(params)`` (0: the default channel).
         """
-        maps = process.phase_space(params)
+        maps = check_process(process).phase_space(params)
         if not isinstance(channel, int) or not 0 <= channel < len(maps):
             raise ValueError(
                 f"channel: expected an integer in [0, {len(maps) - 1}], got {channel!r}"

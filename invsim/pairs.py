@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from forward._validation import check_count, check_memory, check_process, make_generator
 from forward.detector.objects import RecoEvents
 from forward.events import HardEvents
 from forward.eventset import EventSet
@@ -123,9 +124,14 @@ def simulate(
     """
     from forward.nis.unweighting import unweight
 
+    check_process(process)
     points = _points(theta)
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < len(points):
         raise ValueError(f"n_trials: expected an integer >= {len(points)}, got {n_trials!r}")
+    check_count("chunk_size", chunk_size)
+    make_generator(seed)  # checks the seed
+    # the trial points and their weights are held at once: (dim + 1) float64 each
+    check_memory("n_trials", n_trials, 8 * 16, device=device, what="trial points")
     use_smear = observables is None and callable(getattr(detector, "smear", None))
     if not use_smear and not callable(getattr(detector, "reconstruct", None)):
         raise TypeError(f"detector: expected reconstruct(events, final_state) or "

@@ -37,6 +37,7 @@ from forward._validation import (
     resolve_device,
 )
 from forward.files import atomic_target
+from forward.provenance import provenance
 from invsim.infer.flags import (
     EventSubset,
     FlagCounter,
@@ -257,6 +258,10 @@ class ScanResult:
             engine: xarray netCDF engine (default: the first of netCDF4, h5netcdf, scipy
                 that is installed; the dataset is netCDF3-compatible).
 
+        The dataset's attribute ``provenance`` (JSON text) is written with it:
+        :func:`scan` sets a minimal :func:`forward.provenance.provenance` record
+        (versions, command line, time, device), ``invsim scan`` the full one.
+
         Raises:
             FileExistsError: ``path`` exists and ``overwrite`` is False.
         """
@@ -291,9 +296,10 @@ class ScanResult:
             **flags,
         }
 
-    def plot(self, path: str | os.PathLike | None = None, *, overwrite: bool = False):
+    def plot(self, path: str | os.PathLike | None = None, *, overwrite: bool = False,
+             ax=None):
         """Plot the scan (see :func:`plot_scan`); returns the matplotlib Figure."""
-        return plot_scan(self, path, overwrite=overwrite)
+        return plot_scan(self, path, overwrite=overwrite, ax=ax)
 
 
 # --------------------------------------------------------------------------------------
@@ -829,9 +835,9 @@ def scan(
         remote = iter(map_tasks(_batch_log_l, thetas, shared=(setup, with_error),
                                 client=client, what="batch of grid points"))
     if progress:
-        from tqdm import tqdm
+        from forward.progress import progress_bar
 
-        batches = tqdm(batches, desc="scan", unit="batch")
+        batches = progress_bar(batches, desc="scan", unit="batch")
     for i0 in batches:
         sl = slice(i0, min(i0 + batch_size, n_pts))
         b = sl.stop - sl.start
@@ -919,6 +925,7 @@ def scan(
         "min_m2logl": m2_min,
         "best_fit": json.dumps(best),
         "dropped_events": json.dumps({str(k): v for k, v in setup.dropped.items()}),
+        "provenance": json.dumps(provenance(device=setup.device, method="scan")),
     }
     if flags is not None:
         attrs.update(flags.to_attrs())
@@ -1028,25 +1035,28 @@ def _shoelace(p: np.ndarray) -> float:
 # plot
 # --------------------------------------------------------------------------------------
 def plot_scan(result: ScanResult, path: str | os.PathLike | None = None, *,
-              overwrite: bool = False, label: Callable[[str], str] | None = None):
+              overwrite: bool = False, label: Callable[[str], str] | None = None,
+              ax=None):
     """Plot a scan: 1D curve with its MC error band and interval lines, or 2D contours.
 
-    Uses a ``matplotlib.figure.Figure`` with the Agg canvas (no pyplot state).
+    A new figure is a ``matplotlib.figure.Figure`` on the Agg canvas (no pyplot state)
+    in mplhep's style when mplhep is installed (:mod:`forward.plotting`).
 
     Args:
         result: a :class:`ScanResult`.
         path: PNG file to write, or None to only return the figure.
         overwrite: replace an existing ``path``.
         label: maps a parameter name to an axis label (default: name [unit]).
+        ax: a ``matplotlib.axes.Axes`` to draw into (its figure is saved when ``path``
+            is given), or None for a new figure.
 
     Returns:
-        The ``matplotlib.figure.Figure``.
+        The ``matplotlib.figure.Figure`` drawn into.
 
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is False.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from forward.plotting import plot_axes, save_png
 
     if not isinstance(result, ScanResult):
         raise TypeError(f"result: expected a ScanResult, got {type(result).__name__}")
@@ -1062,48 +1072,46 @@ def plot_scan(result: ScanResult, path: str | os.PathLike | None = None, *,
         unit = ds[n].attrs.get("units", "")
         return f"{n} [{unit}]" if unit else n
 
-    fig = Figure(figsize=(6.0, 4.5), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    colors = ("tab:blue", "tab:orange", "tab:green", "tab:red")
-    if len(result.parameters) == 1:
-        (n,) = result.parameters
-        x, y, e = ds[n].values, ds["m2dlogl"].values, ds["m2dlogl_error"].values
-        ax.plot(x, y, color="black", lw=1.5, label=r"$-2\Delta\log L$")
-        if np.isfinite(e).any():
-            ax.fill_between(x, y - e, y + e, color="grey", alpha=0.35, lw=0, label="MC error")
-        for k, iv in enumerate(result.intervals):
-            c = colors[k % len(colors)]
-            ax.axhline(iv.level, color=c, ls="--", lw=1,
-                       label=f"{100 * iv.cl:.1f}% CL: [{iv.lower:.4g}, {iv.upper:.4g}]")
-            for v in (iv.lower, iv.upper):
-                if math.isfinite(v):
-                    ax.axvline(v, color=c, ls=":", lw=1)
-        ax.axvline(result.best_fit[n], color="black", ls="-", lw=0.6)
-        top = max([iv.level for iv in result.intervals] + [1.0]) * 2.0
-        ax.set_ylim(0, top)
-        ax.set_xlabel(axis_label(n))
-        ax.set_ylabel(r"$-2\Delta\log L$")
-    else:
-        n1, n2 = result.parameters
-        x, y, z = ds[n1].values, ds[n2].values, ds["m2dlogl"].values
-        top = max([c.level for c in result.contours] + [1.0]) * 2.0
-        mesh = ax.pcolormesh(x, y, np.minimum(z, top).T, shading="nearest", cmap="Greys_r")
-        fig.colorbar(mesh, ax=ax, label=r"$-2\Delta\log L$ (clipped)")
-        for k, c in enumerate(result.contours):
-            col = colors[k % len(colors)]
-            for j, p in enumerate(c.paths):
-                ax.plot(p[:, 0], p[:, 1], color=col, lw=1.5,
-                        label=f"{100 * c.cl:.1f}% CL" if j == 0 else None)
-        ax.plot([result.best_fit[n1]], [result.best_fit[n2]], marker="+", color="tab:red",
-                ms=10, ls="none", label="best fit")
-        ax.set_xlabel(axis_label(n1))
-        ax.set_ylabel(axis_label(n2))
-    title = "profiled: " + ", ".join(result.profiled) if result.profiled else ""
-    if title:
-        ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    if path is not None:
-        with atomic_target(path, overwrite, ".png") as tmp:
-            fig.savefig(tmp, dpi=120, format="png")
+    with plot_axes(ax, 1, figsize=(6.0, 4.5)) as (fig, (ax,), _):
+        colors = ("tab:blue", "tab:orange", "tab:green", "tab:red")
+        if len(result.parameters) == 1:
+            (n,) = result.parameters
+            x, y, e = ds[n].values, ds["m2dlogl"].values, ds["m2dlogl_error"].values
+            ax.plot(x, y, color="black", lw=1.5, label=r"$-2\Delta\log L$")
+            if np.isfinite(e).any():
+                ax.fill_between(x, y - e, y + e, color="grey", alpha=0.35, lw=0,
+                                label="MC error")
+            for k, iv in enumerate(result.intervals):
+                c = colors[k % len(colors)]
+                ax.axhline(iv.level, color=c, ls="--", lw=1,
+                           label=f"{100 * iv.cl:.1f}% CL: [{iv.lower:.4g}, {iv.upper:.4g}]")
+                for v in (iv.lower, iv.upper):
+                    if math.isfinite(v):
+                        ax.axvline(v, color=c, ls=":", lw=1)
+            ax.axvline(result.best_fit[n], color="black", ls="-", lw=0.6)
+            top = max([iv.level for iv in result.intervals] + [1.0]) * 2.0
+            ax.set_ylim(0, top)
+            ax.set_xlabel(axis_label(n))
+            ax.set_ylabel(r"$-2\Delta\log L$")
+        else:
+            n1, n2 = result.parameters
+            x, y, z = ds[n1].values, ds[n2].values, ds["m2dlogl"].values
+            top = max([c.level for c in result.contours] + [1.0]) * 2.0
+            mesh = ax.pcolormesh(x, y, np.minimum(z, top).T, shading="nearest", cmap="Greys_r")
+            fig.colorbar(mesh, ax=ax, label=r"$-2\Delta\log L$ (clipped)")
+            for k, c in enumerate(result.contours):
+                col = colors[k % len(colors)]
+                for j, p in enumerate(c.paths):
+                    ax.plot(p[:, 0], p[:, 1], color=col, lw=1.5,
+                            label=f"{100 * c.cl:.1f}% CL" if j == 0 else None)
+            ax.plot([result.best_fit[n1]], [result.best_fit[n2]], marker="+", color="tab:red",
+                    ms=10, ls="none", label="best fit")
+            ax.set_xlabel(axis_label(n1))
+            ax.set_ylabel(axis_label(n2))
+        title = "profiled: " + ", ".join(result.profiled) if result.profiled else ""
+        if title:
+            ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=8)
+        if path is not None:
+            save_png(fig, path, overwrite=overwrite, dpi=120)
     return fig

@@ -131,6 +131,7 @@ class TransferFunction(nn.Module):
     ):
         super().__init__()
         require_preprocessing("hard_preprocessing", hard_preprocessing)
+        require_preprocessing("reco_preprocessing", reco_preprocessing)
         self.residual_preprocessing: Preprocessing | None = None
         if residual:
             require_preprocessing("reco_preprocessing", reco_preprocessing)
@@ -231,6 +232,8 @@ class TransferFunction(nn.Module):
         """
         x_reco, x_hard = self._check(x_reco, x_hard)
         config = config or TrainConfig()
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config: expected a TrainConfig, got {type(config).__name__}")
         if self.residual:
             pre = self.residual_preprocessing
             if not pre.fitted:

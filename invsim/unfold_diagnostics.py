@@ -14,7 +14,11 @@ r"""Calibration diagnostics of an unfolded (posterior) sample, and their plots.
 * :func:`histogram_ratio`: binned counts of two samples, their ratio and a χ² with
   errors from the sums of squared weights.
 * :func:`plot_rank_histograms`, :func:`plot_coverage`, :func:`plot_histogram_ratios`:
-  PNG files through matplotlib's Agg canvas (no pyplot state is touched).
+  figures (mplhep style when installed) drawn into new figures or the caller's ``ax=``,
+  and PNG files (see :mod:`forward.plotting`).
+
+Binned results convert to ``hist.Hist`` (:meth:`HistogramRatio.to_hist`,
+:meth:`Calibration.rank_hist`; :mod:`invsim.histograms`).
 """
 
 from __future__ import annotations
@@ -30,9 +34,11 @@ from torch import nn
 from zuko.nn import MLP
 
 from forward._validation import as_tensor, check_finite
+from forward.plotting import plot_axes, save_png
 from forward.seeding import seeded_init
 from invsim.flows.preprocessing import Standardize
 from invsim.flows.training import TrainConfig, TrainResult, fit_module, split_indices
+from invsim.histograms import axis_label, bin_counts, to_hist
 
 __all__ = [
     "Calibration",
@@ -106,6 +112,28 @@ class Calibration:
     levels: tuple[float, ...]
     coverage: dict[str, tuple[float, ...]]
     coverage_error: tuple[float, ...] = field(default_factory=tuple)
+
+    def rank_hist(self, bins: int = 20):
+        """Histograms of the PIT values u per observable, as one ``hist.Hist``.
+
+        Args:
+            bins: number of equal bins in [0, 1].
+
+        Returns:
+            ``hist.Hist`` with a ``StrCategory`` axis ``"observable"`` (``names``) and a
+            ``Variable`` axis ``"u"`` (dimensionless), ``Weight()`` storage: counts and
+            their variances (Σ w² = counts), as :func:`invsim.histograms.bin_counts`.
+        """
+        edges, counts, var = self._rank_counts(bins)
+        return to_hist(edges, counts, var, name="u", label="normalised rank of truth",
+                       categories=self.names, category_name="observable")
+
+    def _rank_counts(self, bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Edges (bins + 1,), counts and variances (k, bins) of the PIT values."""
+        edges = _unit_edges(bins)
+        counts, var = zip(*(bin_counts(self.u[:, j], edges, name="u")
+                            for j in range(len(self.names))), strict=True)
+        return edges, torch.stack(counts), torch.stack(var)
 
     def summary(self) -> str:
         """One line per observable: KS p-value and coverages."""
@@ -331,32 +359,36 @@ class HistogramRatio:
     chi2: float
     ndof: int
 
+    def to_hist(self, sample: str = "a", *, name: str = "x", label: str | None = None,
+                unit: str | None = None):
+        """One of the binned results as a ``hist.Hist`` with ``Weight()`` storage.
 
-def _hist(name: str, x, weights, edges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weighted counts per bin and their errors; x of shape (n,), or (m, n) in groups."""
-    x = as_tensor(name, x).detach().to("cpu", torch.float64)
-    if x.ndim not in (1, 2):
-        raise ValueError(f"{name}: expected shape (n,) or (m, n), got {tuple(x.shape)}")
-    check_finite(name, x)
-    if weights is None:
-        w = torch.ones_like(x)
-    else:
-        w = as_tensor(f"weights_{name}", weights).detach().to("cpu", torch.float64)
-        if w.shape != x.shape:
-            raise ValueError(f"weights_{name}: expected shape {tuple(x.shape)} to match {name}, "
-                             f"got {tuple(w.shape)}")
-        check_finite(f"weights_{name}", w)
-    nb = len(edges) - 1
-    rows = x.reshape(-1, x.shape[-1]) if x.ndim == 2 else x.reshape(-1, 1)
-    w = w.reshape(rows.shape)
-    idx = torch.bucketize(rows.contiguous(), edges, right=True) - 1
-    idx = torch.where(rows == edges[-1], torch.full_like(idx, nb - 1), idx)
-    inside = (idx >= 0) & (idx < nb)
-    # per group (row) and bin: the group's summed weight; groups are independent
-    flat = (idx + nb * torch.arange(len(rows)).unsqueeze(-1))[inside]
-    per_group = torch.bincount(flat, weights=w[inside], minlength=len(rows) * nb)
-    per_group = per_group.reshape(len(rows), nb)
-    return per_group.sum(0), per_group.pow(2).sum(0).sqrt()
+        Args:
+            sample: ``"a"`` (counts_a, variances error_a²), ``"b"`` (counts_b, error_b²)
+                or ``"ratio"`` (ratio, ratio_error²; NaN where undefined).
+            name: name of the observable axis.
+            label: its label without unit; default ``name``.
+            unit: unit of the observable (e.g. ``"GeV"``), shown as ``"label [unit]"``.
+
+        Returns:
+            ``hist.Hist`` with one ``Variable`` axis on ``edges`` (no flow bins).
+
+        Raises:
+            ValueError: ``sample`` is not one of the three.
+        """
+        pairs = {"a": (self.counts_a, self.error_a), "b": (self.counts_b, self.error_b),
+                 "ratio": (self.ratio, self.ratio_error)}
+        if sample not in pairs:
+            raise ValueError(f"sample: expected 'a', 'b' or 'ratio', got {sample!r}")
+        values, errors = pairs[sample]
+        return to_hist(self.edges, values, errors**2, name=name, label=label, unit=unit,
+                       value_label="a / b" if sample == "ratio" else "events")
+
+
+def _unit_edges(bins: int) -> torch.Tensor:
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins: expected an integer >= 1, got {bins!r}")
+    return torch.linspace(0.0, 1.0, bins + 1, dtype=torch.float64)
 
 
 def histogram_ratio(
@@ -402,8 +434,9 @@ def histogram_ratio(
         edges = as_tensor("bins", bins, dtype=torch.float64).reshape(-1)
         if edges.numel() < 2 or not bool((edges[1:] > edges[:-1]).all()):
             raise ValueError("bins: expected an integer or at least 2 increasing edges")
-    ca, ea = _hist("a", a, weights_a, edges)
-    cb, eb = _hist("b", b, weights_b, edges)
+    ca, va = bin_counts(a, edges, weights_a, name="a")
+    cb, vb = bin_counts(b, edges, weights_b, name="b")
+    ea, eb = va.sqrt(), vb.sqrt()
     if normalize:
         if float(ca.sum()) <= 0:
             raise ValueError("a: no weight inside the bins; cannot normalise")
@@ -423,49 +456,47 @@ def histogram_ratio(
 
 
 # --------------------------------------------------------------------------- plots
-def _figure(n_panels: int, rows: int = 1, height: float = 3.2):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    cols = max(1, n_panels)
-    fig = Figure(figsize=(3.4 * cols, height * rows), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
+def _check_png(path) -> None:
+    if path is not None and not os.fspath(path).lower().endswith(".png"):
+        raise ValueError(f"path: expected a .png file name, got {os.fspath(path)!r}")
 
 
-def _save(fig, path: str | os.PathLike) -> None:
-    path = os.fspath(path)
-    if not path.lower().endswith(".png"):
-        raise ValueError(f"path: expected a .png file name, got {path!r}")
-    fig.savefig(path, dpi=110)
-
-
-def plot_rank_histograms(cal: Calibration, path: str | os.PathLike, *, bins: int = 20) -> None:
+def plot_rank_histograms(cal: Calibration, path: str | os.PathLike | None = None, *,
+                         bins: int = 20, ax=None):
     """Histograms of the PIT values u per observable with the ±1σ/±2σ band of a flat one.
 
     Args:
         cal: a :class:`Calibration`.
-        path: output PNG file.
+        path: output PNG file (replaced if it exists), or None to write nothing.
         bins: number of bins in [0, 1].
+        ax: None to make a figure (mplhep style when installed), or the Axes to draw
+            into: one per observable (a single Axes for one observable).
+
+    Returns:
+        The ``matplotlib.figure.Figure`` drawn into.
     """
     if not isinstance(cal, Calibration):
         raise TypeError(f"cal: expected a Calibration, got {type(cal).__name__}")
-    fig = _figure(len(cal.names))
-    axes = fig.subplots(1, len(cal.names), squeeze=False)[0]
+    _check_png(path)
+    edges, counts, _ = cal._rank_counts(bins)
+    edges, counts = edges.numpy(), counts.numpy()
     m = cal.u.shape[0]
     mean = m / bins
     sd = math.sqrt(m * (1 / bins) * (1 - 1 / bins))
-    for ax, (j, name) in zip(axes, enumerate(cal.names), strict=True):
-        ax.axhspan(mean - 2 * sd, mean + 2 * sd, color="0.9")
-        ax.axhspan(mean - sd, mean + sd, color="0.8")
-        ax.hist(cal.u[:, j].numpy(), bins=bins, range=(0, 1), histtype="step", color="C0")
-        ax.set_title(f"{name}  (KS p = {cal.ks_pvalue[name]:.2f})", fontsize=9)
-        ax.set_xlabel("normalised rank of truth")
-    axes[0].set_ylabel("events")
-    _save(fig, path)
+    with plot_axes(ax, len(cal.names), figsize=(3.4 * len(cal.names), 3.2)) as (fig, axes, _):
+        for a, (j, name) in zip(axes, enumerate(cal.names), strict=True):
+            a.axhspan(mean - 2 * sd, mean + 2 * sd, color="0.9")
+            a.axhspan(mean - sd, mean + sd, color="0.8")
+            a.stairs(counts[j], edges, color="C0")
+            a.set_title(f"{name}  (KS p = {cal.ks_pvalue[name]:.2f})", fontsize=9)
+            a.set_xlabel("normalised rank of truth")
+        axes[0].set_ylabel("events")
+        if path is not None:
+            save_png(fig, path, overwrite=True, dpi=110)
+    return fig
 
 
-def plot_coverage(cal: Calibration, path: str | os.PathLike) -> None:
+def plot_coverage(cal: Calibration, path: str | os.PathLike | None = None, *, ax=None):
     """Empirical vs nominal coverage of central intervals, per observable.
 
     The curve uses the PIT values: an event is covered at level α when
@@ -473,61 +504,81 @@ def plot_coverage(cal: Calibration, path: str | os.PathLike) -> None:
 
     Args:
         cal: a :class:`Calibration`.
-        path: output PNG file.
+        path: output PNG file (replaced if it exists), or None to write nothing.
+        ax: None to make a figure (mplhep style when installed), or the Axes to draw into.
+
+    Returns:
+        The ``matplotlib.figure.Figure`` drawn into.
     """
     if not isinstance(cal, Calibration):
         raise TypeError(f"cal: expected a Calibration, got {type(cal).__name__}")
-    fig = _figure(1, height=3.4)
-    ax = fig.subplots()
+    _check_png(path)
     alpha = torch.linspace(0, 1, 101, dtype=torch.float64)
     m = cal.u.shape[0]
     band = 2 * torch.sqrt(alpha * (1 - alpha) / m)
-    ax.fill_between(alpha.numpy(), (alpha - band).numpy(), (alpha + band).numpy(), color="0.85")
-    ax.plot([0, 1], [0, 1], color="k", lw=0.8)
-    for j, name in enumerate(cal.names):
-        dev = (cal.u[:, j] - 0.5).abs()
-        emp = (dev.unsqueeze(0) <= alpha.unsqueeze(1) / 2).double().mean(1)
-        ax.plot(alpha.numpy(), emp.numpy(), label=name, lw=1)
-    ax.set_xlabel("credibility level")
-    ax.set_ylabel("coverage")
-    ax.legend(fontsize=7)
-    _save(fig, path)
+    with plot_axes(ax, 1, figsize=(3.4, 3.4)) as (fig, (a,), _):
+        a.fill_between(alpha.numpy(), (alpha - band).numpy(), (alpha + band).numpy(),
+                       color="0.85")
+        a.plot([0, 1], [0, 1], color="k", lw=0.8)
+        for j, name in enumerate(cal.names):
+            dev = (cal.u[:, j] - 0.5).abs()
+            emp = (dev.unsqueeze(0) <= alpha.unsqueeze(1) / 2).double().mean(1)
+            a.plot(alpha.numpy(), emp.numpy(), label=name, lw=1)
+        a.set_xlabel("credibility level")
+        a.set_ylabel("coverage")
+        a.legend(fontsize=7)
+        if path is not None:
+            save_png(fig, path, overwrite=True, dpi=110)
+    return fig
 
 
 def plot_histogram_ratios(
     ratios: Mapping[str, HistogramRatio],
-    path: str | os.PathLike,
+    path: str | os.PathLike | None = None,
     *,
     labels: tuple[str, str] = ("unfolded", "truth"),
-) -> None:
+    units: Mapping[str, str] | None = None,
+    ax=None,
+):
     """Histograms of two samples per observable with their ratio panel.
 
     Args:
         ratios: observable name -> :class:`HistogramRatio`.
-        path: output PNG file.
+        path: output PNG file (replaced if it exists), or None to write nothing.
         labels: legend labels of samples a and b.
+        units: observable name -> unit for the axis labels (e.g. ``{"m_ll": "GeV"}``).
+        ax: None to make a figure (mplhep style when installed), or 2 × len(ratios)
+            Axes to draw into, row-major: the histograms' row, then the ratios' row.
+
+    Returns:
+        The ``matplotlib.figure.Figure`` drawn into.
     """
     if not isinstance(ratios, Mapping) or not ratios:
         raise TypeError("ratios: expected a non-empty mapping name -> HistogramRatio")
-    fig = _figure(len(ratios), rows=2, height=2.4)
-    axes = fig.subplots(2, len(ratios), squeeze=False, sharex="col",
-                        gridspec_kw={"height_ratios": [2, 1]})
-    for j, (name, h) in enumerate(ratios.items()):
+    for name, h in ratios.items():
         if not isinstance(h, HistogramRatio):
             raise TypeError(f"ratios[{name!r}]: expected a HistogramRatio, got "
                             f"{type(h).__name__}")
-        e = h.edges.numpy()
-        mid = 0.5 * (e[1:] + e[:-1])
-        top, bottom = axes[0, j], axes[1, j]
-        top.stairs(h.counts_b.numpy(), e, color="k", label=labels[1])
-        top.errorbar(mid, h.counts_a.numpy(), yerr=h.error_a.numpy(), fmt=".", ms=3,
-                     color="C0", label=labels[0])
-        top.set_title(f"{name}  (χ²/ndof = {h.chi2:.1f}/{h.ndof})", fontsize=9)
-        bottom.axhline(1, color="k", lw=0.8)
-        bottom.errorbar(mid, h.ratio.numpy(), yerr=h.ratio_error.numpy(), fmt=".", ms=3,
-                        color="C0")
-        bottom.set_ylim(0.7, 1.3)
-        bottom.set_xlabel(name)
-    axes[0, 0].legend(fontsize=7)
-    axes[1, 0].set_ylabel(f"{labels[0]} / {labels[1]}")
-    _save(fig, path)
+    _check_png(path)
+    units = dict(units or {})
+    k = len(ratios)
+    with plot_axes(ax, k, rows=2, figsize=(3.4 * k, 4.8), sharex="col",
+                   gridspec_kw={"height_ratios": [2, 1]}) as (fig, axes, _):
+        for j, (name, h) in enumerate(ratios.items()):
+            e = h.edges.numpy()
+            mid = 0.5 * (e[1:] + e[:-1])
+            top, bottom = axes[j], axes[k + j]
+            top.stairs(h.counts_b.numpy(), e, color="k", label=labels[1])
+            top.errorbar(mid, h.counts_a.numpy(), yerr=h.error_a.numpy(), fmt=".", ms=3,
+                         color="C0", label=labels[0])
+            top.set_title(f"{name}  (χ²/ndof = {h.chi2:.1f}/{h.ndof})", fontsize=9)
+            bottom.axhline(1, color="k", lw=0.8)
+            bottom.errorbar(mid, h.ratio.numpy(), yerr=h.ratio_error.numpy(), fmt=".", ms=3,
+                            color="C0")
+            bottom.set_ylim(0.7, 1.3)
+            bottom.set_xlabel(axis_label(name, units.get(name)))
+        axes[0].legend(fontsize=7)
+        axes[k].set_ylabel(f"{labels[0]} / {labels[1]}")
+        if path is not None:
+            save_png(fig, path, overwrite=True, dpi=110)
+    return fig

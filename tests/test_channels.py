@@ -179,3 +179,53 @@ def test_channel_likelihood_of_a_file(tmp_path):
     # overlapping selections are refused
     with pytest.raises(ValueError, match="channels 'a' and 'b' overlap"):
         channel_likelihood({"a": model(kinds["both"]), "b": model(kinds["ee"])}, path, **kw)
+
+
+def test_cli_scan_with_channel_models(tmp_path):
+    # invsim scan --model ee=DIR --model mumu=DIR: one scan summed over the channels,
+    # the inputs recorded per channel; a single unnamed model among several is refused
+    import json
+
+    from click.testing import CliRunner
+
+    from forward.detector import GaussianLeptonDetector
+    from forward.io import save_hdf5
+    from invsim.cli.scan import scan_command
+    from invsim.exact import ExactAcceptance, ExactTransfer
+    from invsim.mem import MEMModel
+    from invsim.mem.reco_proposal import RecoGaussianProposal
+    from invsim.pairs import simulate
+
+    det = GaussianLeptonDetector(0.03, 0.02, 0.02, 100.0, 2.5)
+    both = get_process("drell-yan", mll_min=1500.0, mll_max=2500.0, leptons="both")
+    sim = simulate(both, det, 600, observables=RecoObservables(leptons=2), seed=4)
+    data = tmp_path / "ev.h5"
+    save_hdf5(sim.to_eventset(both), data)
+    dirs = {}
+    for lep in ("ee", "mumu"):
+        process = get_process("drell-yan", mll_min=1500.0, mll_max=2500.0, leptons=lep)
+        MEMModel(process, RecoGaussianProposal(det, process.sqrt_s), ExactTransfer(det),
+                 ExactAcceptance(det), hard_observables="pt_eta_phi",
+                 observables=RecoObservables.for_process(process),
+                 ranges={"mzp": (1800.0, 2300.0)}).save(tmp_path / lep)
+        dirs[lep] = tmp_path / lep
+    runner = CliRunner()
+    res = runner.invoke(scan_command, ["--data", str(data), "--model", f"ee={dirs['ee']}",
+                               "--model", f"mumu={dirs['mumu']}", "--param", "mzp=1900:2100:3",
+                               "--samples-per-event", "100", "-o", str(tmp_path / "s"),
+                               "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output.strip().splitlines()[-1])
+    chans = summary["inputs"]["channels"]
+    assert set(chans) == {"ee", "mumu"}
+    assert chans["ee"]["n_selected"] + chans["mumu"]["n_selected"] == summary["n_events"]
+    assert chans["ee"]["n_selected"] > 0 and chans["mumu"]["n_selected"] > 0
+    text = runner.invoke(scan_command, ["--data", str(data), "--model", f"ee={dirs['ee']}",
+                                        "--model", f"mumu={dirs['mumu']}", "--param",
+                                        "mzp=1900:2100:3", "--samples-per-event", "100",
+                                        "-o", str(tmp_path / "s"), "--overwrite"])
+    assert text.exit_code == 0 and "channel ee:" in text.output, text.output
+    bad = runner.invoke(scan_command, ["--data", str(data), "--model", str(dirs["ee"]),
+                               "--model", f"mumu={dirs['mumu']}", "--param", "mzp=1900:2100:3",
+                               "-o", str(tmp_path / "s2")])
+    assert bad.exit_code == 2 and "NAME=DIR" in bad.output and "Traceback" not in bad.output

@@ -29,6 +29,9 @@ def test_demo_quick_writes_report_and_matches_pythia(tmp_path):
     results = json.loads((out / "results.json").read_text())
     # each of the 4 pulls exceeds 5 combined σ with probability 6e-7 for a correct chain
     assert len(results["cross_sections"]) == 4
+    prov = results["provenance"]  # forward.provenance record
+    assert prov["seed"] == 3 and prov["command"][:2] == ["invsim", "demo"]
+    assert prov["pdf"]["set"] == "NNPDF31_lo_as_0118" and prov["quick"] is True
     for row in results["cross_sections"]:
         assert abs(row["pull"]) < 5, row
     # the torch reader agrees with Pythia's at the demo's points (interpolation schemes

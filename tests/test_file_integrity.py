@@ -177,9 +177,8 @@ def test_hdf5_not_a_file_and_truncated_file(tmp_path):
 
 def test_hdf5_empty_event_set_round_trips_verified(tmp_path):
     # an empty dataset has no storage in HDF5 (undefined offset): the seal must still hold
-    from forward.io.hdf5 import verify_hdf5
-
     from forward.eventset import EventSet
+    from forward.io.hdf5 import verify_hdf5
 
     empty = EventSet(process="drell-yan", momenta=torch.zeros(0, 2, 4, dtype=torch.float64),
                      x1=torch.zeros(0, dtype=torch.float64),

@@ -2,7 +2,9 @@
 
 Each case starts a subprocess that replaces an existing output with a large one,
 waits until its temporary file (``.<name>.<pid>-<token>.tmp``) appears, waits a random
-0-150 ms more (a seeded draw) and kills it: SIGKILL (nothing can clean up; the next
+0-150 ms more (a seeded draw) and kills it, always before the commit (the writer's
+``os.replace`` is held back a minute, so a loaded machine cannot let the write finish
+first): SIGKILL (nothing can clean up; the next
 write removes the leftover) or SIGTERM (the writer removes its own temporary file and
 exits with status 143). The NetCDF, CSV, JSON and plot writers share the event file's
 code path (:func:`forward.files.atomic_target`), so the HDF5 case covers them.
@@ -25,7 +27,19 @@ from test_io import _assert_same, _event_set
 
 from forward.io import load_hdf5, save_hdf5
 
-_HDF5_WRITER = """
+#: every writer's commit (os.replace of its temporary file or folder) first waits a
+#: minute, so a kill at a random time after the temporary file appears always lands
+#: before the commit, even when a loaded machine delays the signal
+_GATE = """
+import os, time
+_replace = os.replace
+def _gated(*a, **k):
+    time.sleep(60)
+    return _replace(*a, **k)
+os.replace = _gated
+"""
+
+_HDF5_WRITER = _GATE + """
 import sys, torch
 from forward.eventset import EventSet
 from forward.io import save_hdf5
@@ -41,7 +55,7 @@ save_hdf5(es, sys.argv[1], overwrite=True)
 print("done", flush=True)
 """
 
-_MODEL_WRITER = """
+_MODEL_WRITER = _GATE + """
 import sys
 sys.path.insert(0, sys.argv[3])
 from _helpers import small_mem_model

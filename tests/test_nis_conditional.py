@@ -173,6 +173,10 @@ def test_sample_log_prob_and_save_load(toy_model, tmp_path):
         m.save(path)
     m2 = ConditionalNIS.load(path, peak)
     assert m2.names == ("mu", "s") and m2.proposal.lam == m.proposal.lam
+    import json
+
+    rec = json.loads(torch.load(path, weights_only=True)["provenance"])  # forward.provenance
+    assert rec["provenance_version"] == 1 and rec["settings"] == {}
     torch.testing.assert_close(m2.log_prob(r, theta), m.log_prob(r, theta), rtol=0, atol=0)
     r2, lq2 = m2.sample(theta, 1000, generator=gen(7))
     torch.testing.assert_close(r2, r)

@@ -1,7 +1,8 @@
 """Scale factors (mur_factor/muf_factor), PDF and α_s variations, LHAPDF ids, envelopes.
 
-The fast tests check the mechanics against independent references (α_s running, the
-Drell–Yan LO independence of μ_R, weights recomputed by hand). The slow test is the
+The fast tests check the mechanics against independent references (α_s running,
+Drell–Yan's μ_R dependence only through α_EM(μ_R²) and none with a fixed α_EM, weights
+recomputed by hand). The slow test is the
 issue's must-show: Drell–Yan 60 < m_ℓℓ < 120 GeV, the 7-point scale envelope and the
 α_s(0.118 → 0.130) PDF shift, each against Pythia 8.317 runs with the same factors and
 set. Each comparison is in units of the combined standard error, |pull| < 4 (false

@@ -389,6 +389,10 @@ def test_save_load_round_trip(ttbar_fit, tmp_path):
     path = tmp_path / "tt.pt"
     sur.save(path)
     back = SurrogateMatrixElement.load(path)
+    import json
+
+    rec = json.loads(torch.load(path, weights_only=True)["provenance"])  # forward.provenance
+    assert rec["process"] == sur.process_name and rec["seed"] == sur.seed
     ev = fit.val.events[:50]
     a, sa = sur.predict(ev)
     b, sb = back.predict(ev)

@@ -7,14 +7,19 @@ vectors; all-outgoing conventions), :mod:`~forward.amplitudes.recursion`
 :mod:`~forward.amplitudes.gluons` (colour- and helicity-summed |M|²) and
 :mod:`~forward.amplitudes.mhv` (Parke–Taylor MHV amplitudes, the closed-form reference),
 :mod:`~forward.amplitudes.quarks` (massless quark lines with vector bosons: spinor
-strings, f f̄ → n V, q q̄ → γ*/Z → ℓ⁻ℓ⁺).
+strings, f f̄ → n V, q q̄ → γ*/Z → ℓ⁻ℓ⁺), :mod:`~forward.amplitudes.quark_gluons`
+(one quark line with n gluons by Berends–Giele with quark propagators, full colour;
+four quarks; :func:`qcd_me2` for any crossing of massless QCD partons).
 """
 
 from forward.amplitudes.colour import (
     BASES,
     MAX_FULL_COLOUR_GLUONS,
+    MAX_QUARK_LINE_GLUONS,
     colour_matrix,
     orderings,
+    quark_line_colour_matrix,
+    quark_line_orderings,
     structure_constants,
     su_n_generators,
 )
@@ -26,6 +31,12 @@ from forward.amplitudes.gluons import (
     helicity_configurations,
 )
 from forward.amplitudes.mhv import parke_taylor
+from forward.amplitudes.quark_gluons import (
+    four_quark_me2,
+    qcd_me2,
+    quark_gluon_amplitudes,
+    quark_gluon_me2,
+)
 from forward.amplitudes.quarks import (
     quark_lepton_neutral_current_me2,
     quark_line_amplitudes,
@@ -46,8 +57,10 @@ __all__ = [
     "BASES",
     "COLOUR_MODES",
     "MAX_FULL_COLOUR_GLUONS",
+    "MAX_QUARK_LINE_GLUONS",
     "angle_product",
     "check_gluon_momenta",
+    "four_quark_me2",
     "colour_matrix",
     "colour_ordered_amplitude",
     "gluon_amplitudes",
@@ -57,8 +70,13 @@ __all__ = [
     "orderings",
     "parke_taylor",
     "polarisation_vectors",
+    "qcd_me2",
+    "quark_gluon_amplitudes",
+    "quark_gluon_me2",
     "quark_lepton_neutral_current_me2",
     "quark_line_amplitudes",
+    "quark_line_colour_matrix",
+    "quark_line_orderings",
     "quark_vector_bosons_me2",
     "sandwich",
     "spinor_string",

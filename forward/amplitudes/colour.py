@@ -27,13 +27,16 @@ import math
 
 import torch
 
-__all__ = ["BASES", "MAX_FULL_COLOUR_GLUONS", "colour_matrix", "orderings", "su_n_generators",
+__all__ = ["BASES", "MAX_FULL_COLOUR_GLUONS", "MAX_QUARK_LINE_GLUONS", "colour_matrix",
+           "orderings", "quark_line_colour_matrix", "quark_line_orderings", "su_n_generators",
            "structure_constants"]
 
 #: the colour bases of :func:`colour_matrix`
 BASES = ("ddm", "trace")
 #: the largest n for which :func:`colour_matrix` builds the full colour matrix
 MAX_FULL_COLOUR_GLUONS = 7
+#: the largest number of gluons on one quark line for :func:`quark_line_colour_matrix`
+MAX_QUARK_LINE_GLUONS = 5
 
 
 def _check_nc(nc) -> int:
@@ -177,3 +180,71 @@ def colour_matrix(n: int, basis: str = "ddm", nc: int = 3) -> torch.Tensor:
     if basis not in BASES:
         raise ValueError(f"basis: expected one of {list(BASES)}, got {basis!r}")
     return _colour_matrix(n, basis, _check_nc(nc)).clone()
+
+
+@functools.lru_cache(maxsize=16)
+def _quark_line_colour_matrix(n: int, nc: int) -> torch.Tensor:
+    big_t = math.sqrt(2.0) * su_n_generators(nc)  # T[a, i, j]
+    rows = [list(p) for p in itertools.permutations(range(n))]
+    # chain (T^{a_l0} ... T^{a_l(n-1)})_{ij}: quark index i (letter n), antiquark j (n+1)
+    def chain(legs, offset):
+        idx = [_LETTERS[n]] + [_LETTERS[offset + k] for k in range(n - 1)] + [_LETTERS[n + 1]]
+        return [_LETTERS[leg] + idx[k] + idx[k + 1] for k, leg in enumerate(legs)]
+
+    subs1 = chain(list(range(n)), n + 2)
+    first = []
+    for row in rows:
+        subs2 = chain(row, 2 * n + 2)
+        expr = ",".join(subs1 + subs2) + "->"
+        first.append(torch.einsum(expr, *([big_t] * n), *([big_t.conj()] * n)))
+    first = torch.stack(first)
+    if float(first.imag.abs().max()) > 1e-9 * float(first.real.abs().max()):
+        raise RuntimeError("colour matrix: unexpected imaginary part")  # pragma: no cover
+    first = first.real
+    index = {tuple(r): i for i, r in enumerate(rows)}
+    size = len(rows)
+    mat = torch.empty(size, size, dtype=torch.float64)
+    for s, sig in enumerate(rows):
+        inv = [0] * n
+        for pos, leg in enumerate(sig):
+            inv[leg] = pos
+        for t, tau in enumerate(rows):
+            mat[s, t] = first[index[tuple(inv[leg] for leg in tau)]]
+    return 0.5 * (mat + mat.T)
+
+
+def quark_line_colour_matrix(n: int, nc: int = 3) -> torch.Tensor:
+    """Colour matrix of one quark line with n gluons, C_{στ} = Σ_colours c_σ c_τ^*.
+
+    The colour factors are c_σ = (T^{a_{σ_1}} ··· T^{a_{σ_n}})_{i j̄} (quark colour i,
+    antiquark colour j̄, Tr(T^a T^b) = δ^{ab}) for the n! orderings σ of
+    :func:`quark_line_orderings`, computed numerically like :func:`colour_matrix`
+    (C_{στ} = C_{id, σ⁻¹τ}, one einsum per entry of the first row). For n = 1,
+    C = N² - 1; for n = 2, C = [[(N²-1)²/N, -(N²-1)/N], [..., ...]] (16·4/3, -8/3 at N = 3).
+
+    Args:
+        n: number of gluons, 1 <= n <= :data:`MAX_QUARK_LINE_GLUONS`.
+        nc: number of colours N (>= 2).
+
+    Returns:
+        Shape (n!, n!), float64, symmetric (a fresh copy of a cached matrix).
+
+    Raises:
+        ValueError: n outside the range, bad nc.
+    """
+    n = _check_n(n, 1)
+    if n > MAX_QUARK_LINE_GLUONS:
+        raise ValueError(f"n: the quark-line colour matrix is built for n <= "
+                         f"{MAX_QUARK_LINE_GLUONS} gluons, got {n}")
+    return _quark_line_colour_matrix(n, _check_nc(nc)).clone()
+
+
+def quark_line_orderings(n: int) -> torch.Tensor:
+    """The n! gluon orderings of one quark line (rows of :func:`quark_line_colour_matrix`).
+
+    Returns:
+        Shape (n!, n), int64, permutations of 0..n-1 in lexicographic order (first: the
+        identity); entry k is the gluon at position k counted from the quark.
+    """
+    n = _check_n(n, 1)
+    return torch.tensor(list(itertools.permutations(range(n))), dtype=torch.int64)

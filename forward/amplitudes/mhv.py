@@ -35,7 +35,10 @@ def parke_taylor(momenta: torch.Tensor, negative: tuple[int, int]) -> torch.Tens
         raise ValueError(f"momenta: expected shape (..., n, 4) with n >= 4, "
                          f"got {tuple(momenta.shape)}")
     n = momenta.shape[-2]
-    i, j = (int(x) for x in negative)
+    try:
+        i, j = (int(x) for x in negative)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"negative: expected two distinct leg indices, got {negative!r}") from err
     if i == j or not (0 <= i < n and 0 <= j < n):
         raise ValueError(f"negative: expected two distinct legs in 0..{n - 1}, got {negative!r}")
     lam, _ = spinors(momenta)

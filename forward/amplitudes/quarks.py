@@ -188,6 +188,17 @@ def quark_lepton_neutral_current_me2(
     if momenta.shape[1] != 4:
         raise ValueError(f"momenta: expected shape (N, 4, 4) as (q, q̄, ℓ⁻, ℓ⁺), "
                          f"got {tuple(momenta.shape)}")
+    for name, pid, allowed in (("quark_pid", quark_pid, (1, 2, 3, 4, 5, 6)),
+                               ("lepton_pid", lepton_pid, (11, 13, 15))):
+        if isinstance(pid, bool) or not isinstance(pid, int) or abs(pid) not in allowed:
+            raise ValueError(f"{name}: expected a PDG id with |id| in {allowed}, got {pid!r}")
+    z_mass = float(z_mass)
+    if not (math.isfinite(z_mass) and z_mass > 0):
+        raise ValueError(f"z_mass: expected a finite mass > 0 in GeV, got {z_mass!r}")
+    for name, v in (("alpha", alpha), ("z_width", z_width)):
+        t = torch.as_tensor(v, dtype=torch.float64)
+        if not bool((torch.isfinite(t) & (t >= 0)).all()):
+            raise ValueError(f"{name}: expected finite values >= 0, got {v!r}")
     lq, ltq = spinors(momenta[:, 0])
     la, lta = spinors(momenta[:, 1])
     lm, ltm = spinors(momenta[:, 2])

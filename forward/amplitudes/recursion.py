@@ -105,13 +105,33 @@ def colour_ordered_amplitude(momenta: torch.Tensor, polarisations: torch.Tensor)
     # component-first layout (4, legs, *batch): contiguous slices for every operation
     mom = momenta.expand(*shape, n, 4).to(cdt).movedim((-1, -2), (0, 1))
     eps = polarisations.expand(*shape, n, 4).movedim((-1, -2), (0, 1))
-    # cur[L]: currents of the L consecutive legs starting at s = 0..m-L, (4, m-L+1, *batch),
-    # rescaled: the vertex factors i/√2, i and the propagator -i/P² combine into the real
-    # J(i,j) = [Σ V₃/√2 + Σ V₄] / P² with V₃, V₄ the bracketed contractions
-    cur = {1: eps[:, :m].contiguous()}
-    csum = torch.cat([torch.zeros_like(mom[:, :1]), mom[:, :m].cumsum(1)], 1)
+    _, _, vsum = _berends_giele(mom[:, :m], eps[:, :m], amputate_last=True)
+    # A = ε_n · (i/√2 Σ V₃ + i Σ V₄)
+    return 1j * _dot(eps[:, m], vsum[:, 0])
+
+
+def _berends_giele(mom: torch.Tensor, eps: torch.Tensor, *, amputate_last: bool):
+    """All currents of consecutive legs, component-first layout.
+
+    Args:
+        mom: complex momenta (4, m, *batch) of the m legs in colour order.
+        eps: their polarisations (4, m, *batch).
+        amputate_last: leave the current of all m legs without its propagator (the
+            amplitude's; its P² vanishes on shell).
+
+    Returns:
+        ``(cur, mom_of, last)``: ``cur[L]`` the currents J(s, s+L-1) of the L
+        consecutive legs starting at s = 0..m-L, shape (4, m-L+1, *batch), for L < m
+        (and L = m unless ``amputate_last``), rescaled as in the module docstring (the
+        vertex factors i/√2, i and the propagator -i/P² combine into the real
+        J = [Σ V₃/√2 + Σ V₄] / P²); ``mom_of[L]`` their momenta P; ``last`` the
+        amputated bracket [Σ V₃/√2 + Σ V₄] of all m legs, shape (4, 1, *batch).
+    """
+    m = mom.shape[1]
+    cur = {1: eps.contiguous()}
+    csum = torch.cat([torch.zeros_like(mom[:, :1]), mom.cumsum(1)], 1)
     mom_of = {L: csum[:, L:] - csum[:, : m - L + 1] for L in range(1, m + 1)}
-    vsum = None
+    last = None
     for L in range(2, m + 1):
         count = m - L + 1
         v = None
@@ -126,9 +146,8 @@ def colour_ordered_amplitude(momenta: torch.Tensor, polarisations: torch.Tensor)
                 c = L - a - b
                 v = v + _vertex4(cur[a][:, :count], cur[b][:, a:a + count],
                                  cur[c][:, a + b:a + b + count])
-        if L < m:
-            cur[L] = v / _dot(mom_of[L], mom_of[L])
+        if L == m and amputate_last:
+            last = v
         else:
-            vsum = v[:, 0]
-    # A = ε_n · (i/√2 Σ V₃ + i Σ V₄)
-    return 1j * _dot(eps[:, m], vsum)
+            cur[L] = v / _dot(mom_of[L], mom_of[L])
+    return cur, mom_of, last

@@ -309,10 +309,16 @@ class DetectorCard:
             ValueError: unsupported suffix or invalid content (message names the key).
         """
         path = Path(path)
-        text = path.read_text()
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError as err:
+            raise ValueError(f"card: {str(path)!r} is not a text (JSON/YAML) file: {err}") from None
         suffix = path.suffix.lower()
         if suffix == ".json":
-            data = json.loads(text)
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"card: {str(path)!r} is not valid JSON: {err}") from None
         elif suffix in (".yaml", ".yml"):
             try:
                 import yaml

@@ -41,6 +41,7 @@ import torch
 from forward._validation import as_tensor, check_finite, check_floating
 
 __all__ = [
+    "check_cut_arguments",
     "GaussianClosedForm",
     "LeptonResponse",
     "log_diff_ndtr",
@@ -49,6 +50,24 @@ __all__ = [
 ]
 
 _LOG_2PI = math.log(2 * math.pi)
+
+
+def check_cut_arguments(n_leptons, pt_min, eta_max) -> None:
+    """Check the arguments of the detectors' ``closed_form``: ``n_leptons`` an int >= 1,
+    ``pt_min`` a finite number >= 0 (GeV), ``eta_max`` a number > 0 (inf allowed).
+
+    Raises:
+        TypeError, ValueError: naming the argument.
+    """
+    if isinstance(n_leptons, bool) or not isinstance(n_leptons, int):
+        raise TypeError(f"n_leptons: expected an int >= 1, got {n_leptons!r}")
+    if n_leptons < 1:
+        raise ValueError(f"n_leptons: expected an int >= 1, got {n_leptons}")
+    for name, v, ok, want in (
+            ("pt_min", pt_min, lambda x: math.isfinite(x) and x >= 0, "a finite number >= 0"),
+            ("eta_max", eta_max, lambda x: x > 0, "a number > 0")):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not ok(float(v)):
+            raise ValueError(f"{name}: expected {want}, got {v!r}")
 
 
 def wrap_phi(phi: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,7 @@ from forward._validation import as_tensor, check_finite, check_floating
 from forward.detector.closed_form import (
     GaussianClosedForm,
     LeptonResponse,
+    check_cut_arguments,
     wrap_phi,
 )
 from forward.detector.objects import ObjectType, RecoEvents
@@ -208,6 +209,7 @@ class GaussianLeptonDetector:
             flavours: ignored (the response does not depend on the flavour).
             pt_min, eta_max: the analysis's own lepton cuts, on top of the detector's.
         """
+        check_cut_arguments(n_leptons, pt_min, eta_max)
         resp = LeptonResponse(relative_sigma=lambda pt, eta: torch.full_like(pt, self.sigma_pt),
                               efficiency=None, sigma_eta=self.sigma_eta,
                               sigma_phi=self.sigma_phi, pt_min=max(self.pt_min, pt_min),

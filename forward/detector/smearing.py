@@ -279,10 +279,16 @@ class Detector:
             ValueError: an id that is not an electron or muon, or a card without angular
                 smearing for it (the transfer would be a delta function).
         """
-        from forward.detector.closed_form import GaussianClosedForm
+        from forward.detector.closed_form import GaussianClosedForm, check_cut_arguments
 
+        check_cut_arguments(n_leptons, pt_min, eta_max)
         if flavours is None:
             flavours = [((13,) * n_leptons, 1.0)]
+        try:
+            flavours = [(tuple(ids), share) for ids, share in flavours]
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"flavours: expected a sequence of (lepton ids, share) pairs, got "
+                             f"{flavours!r}") from err
         rows, shares = [], []
         for ids, share in flavours:
             ids = tuple(int(i) for i in ids)

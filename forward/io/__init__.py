@@ -7,6 +7,7 @@
 * :func:`write_root` / :func:`read_root`: flat TTrees through uproot (optional extra).
 * :func:`read_nanoaod`: reconstructed events from NanoAOD-style ROOT/HDF5 files.
 * :func:`read_events`: one entry point for any of these files (format detected).
+* :func:`write_events`: HDF5, LHE or ROOT by format name or file suffix.
 
 Writers never replace an existing file unless ``overwrite=True``.
 """
@@ -16,15 +17,19 @@ from forward.io.lhe import colour_flow, read_lhe, write_lhe
 from forward.io.nanoaod import read_nanoaod
 from forward.io.read import read_events
 from forward.io.root import read_root, write_root
+from forward.io.write import EVENT_FORMATS, event_format, write_events
 
 __all__ = [
+    "EVENT_FORMATS",
     "colour_flow",
+    "event_format",
     "load_hdf5",
     "read_events",
     "read_lhe",
     "read_nanoaod",
     "read_root",
     "save_hdf5",
+    "write_events",
     "write_lhe",
     "write_root",
 ]

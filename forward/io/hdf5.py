@@ -7,6 +7,10 @@ Layout (format version 1)::
                              parameters, settings, metadata (JSON text)
     /hard/momenta     (n, k, 4)   /hard/x1, /hard/x2, /hard/weights  (n,)
     /hard/pids        (k,) or (n, k)   /hard/incoming_pids (n, 2), optional
+    /hard/process_ids (n,), optional: per-event process id (EventSet.process_ids)
+    /hard/weights_named (n, m), optional: the m named weights in pb (EventSet.weights_named),
+                      their names in the root attribute ``weight_names`` (JSON list, in
+                      column order); sealed like every dataset
     /reco/<field>     every tensor field of RecoEvents, optional group
 
 Arrays are stored with their dtype (float64 stays float64), so a round trip is bit-exact.
@@ -37,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from forward._validation import check_path
 from forward.detector.objects import RecoEvents
 from forward.eventset import FORMAT_VERSION, EventSet
 from forward.files import atomic_target
@@ -165,7 +170,7 @@ def verify_hdf5(path: str | os.PathLike) -> bool:
             dataset whose bytes changed, or says that HDF5's own structures did), or the
             block is damaged.
     """
-    path = Path(path)
+    path = check_path(path)
     datasets = _integrity_block(path)
     if datasets is None:
         return False
@@ -214,10 +219,14 @@ def save_hdf5(events: EventSet, path: str | os.PathLike, *, overwrite: bool = Fa
     h5py = _h5py()
     if not isinstance(events, EventSet):
         raise TypeError(f"events: expected an EventSet, got {type(events).__name__}")
-    path = Path(path)
+    path = check_path(path)
     arrays = {f"hard/{name}": getattr(events, name) for name in _HARD}
     if events.incoming_pids is not None:
         arrays["hard/incoming_pids"] = events.incoming_pids
+    if events.process_ids is not None:
+        arrays["hard/process_ids"] = events.process_ids
+    if events.weights_named:
+        arrays["hard/weights_named"] = torch.stack(list(events.weights_named.values()), -1)
     if events.reco is not None:
         arrays |= {f"reco/{name}": getattr(events.reco, name)
                    for name in RecoEvents.field_names()}
@@ -236,6 +245,8 @@ def save_hdf5(events: EventSet, path: str | os.PathLike, *, overwrite: bool = Fa
                 f.attrs[name] = math.nan if v is None else float(v)
             for name in ("parameters", "settings", "metadata"):
                 f.attrs[name] = json.dumps(getattr(events, name))
+            if events.weights_named:
+                f.attrs["weight_names"] = json.dumps(list(events.weights_named))
             f.attrs["integrity"] = _INTEGRITY
             f.attrs["n_events"] = len(events)
             f.attrs["n_reco"] = -1 if events.reco is None else len(events.reco)
@@ -314,8 +325,9 @@ def _validated(f, path: Path, block: dict | None) -> tuple[dict, np.ndarray | No
     """The hard, incoming and reco arrays of an open file, verified against the
     integrity ``block`` (hashed in threads while :func:`_checked` runs) and checked."""
     keys = [f"hard/{name}" for name in _HARD]
-    if "hard/incoming_pids" in f:
-        keys.append("hard/incoming_pids")
+    for name in ("incoming_pids", "process_ids", "weights_named"):
+        if f"hard/{name}" in f:
+            keys.append(f"hard/{name}")
     if "reco" in f:
         keys += [f"reco/{name}" for name in RecoEvents.field_names()]
     arrays = {k: _dataset(f, k, path) for k in keys}
@@ -354,6 +366,17 @@ def _checked(f, path: Path, arrays: dict, verify: bool):
     incoming = arrays.get("hard/incoming_pids")
     if incoming is not None:
         _check(path, "hard/incoming_pids", incoming, "i", (n, 2))
+    if "hard/process_ids" in arrays:
+        hard["process_ids"] = arrays["hard/process_ids"]
+        _check(path, "hard/process_ids", hard["process_ids"], "i", (n,))
+    named = arrays.get("hard/weights_named")
+    if named is not None:
+        names = _weight_names(f, path)
+        _check(path, "hard/weights_named", named, "f", (n, len(names)))
+        hard["weights_named"] = dict(zip(names, named.T, strict=True))
+    elif "weight_names" in f.attrs:
+        raise ValueError(f"{str(path)!r}: attribute weight_names without the dataset "
+                         "'hard/weights_named'; the file is incomplete")
     reco = None
     if "reco/momenta" in arrays:
         reco = {name: arrays[f"reco/{name}"] for name in RecoEvents.field_names()}
@@ -381,6 +404,21 @@ def _checked(f, path: Path, arrays: dict, verify: bool):
     return hard, incoming, reco
 
 
+def _weight_names(f, path: Path) -> list[str]:
+    """The names of the columns of ``hard/weights_named`` (root attribute
+    ``weight_names``, a JSON list of distinct strings)."""
+    text = f.attrs.get("weight_names")
+    try:
+        names = json.loads(text) if isinstance(text, str) else None
+    except json.JSONDecodeError:
+        names = None
+    if not isinstance(names, list) or not all(isinstance(x, str) for x in names) or \
+            len(set(names)) != len(names):
+        raise ValueError(f"{str(path)!r}: attribute weight_names: expected a JSON list of "
+                         f"distinct names of the columns of 'hard/weights_named', got {text!r}")
+    return names
+
+
 def load_hdf5(path: str | os.PathLike, *, device: torch.device | str | None = None) -> EventSet:
     """Read an event set written by :func:`save_hdf5`.
 
@@ -400,7 +438,7 @@ def load_hdf5(path: str | os.PathLike, *, device: torch.device | str | None = No
             names the file and the dataset.
     """
     h5py = _h5py()
-    path = Path(path)
+    path = check_path(path)
     device = torch.device("cpu") if device is None else device
     if not path.exists():
         raise FileNotFoundError(f"{str(path)!r}: no such file")
@@ -455,7 +493,9 @@ def _load(f, path: Path, device, block: dict | None) -> EventSet:
     def tensor(a):
         return torch.from_numpy(a).to(device)
 
+    named_np = hard_np.pop("weights_named", {})
     hard = {k: tensor(v) for k, v in hard_np.items()}
+    hard["weights_named"] = {k: tensor(np.ascontiguousarray(v)) for k, v in named_np.items()}
     incoming = None if inc_np is None else tensor(inc_np)
     reco = None
     if reco_np is not None:

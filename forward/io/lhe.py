@@ -16,12 +16,14 @@ import gzip
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
-from xml.sax.saxutils import escape, unescape
+from xml.sax.saxutils import escape, quoteattr, unescape
 
 import torch
 
+from forward._validation import check_path, check_range
 from forward.events import order_final_state
 from forward.eventset import FORMAT_VERSION, EventSet
 from forward.files import atomic_target
@@ -137,6 +139,10 @@ def write_lhe(
 ) -> Path:
     """Write the hard events of an event set as an LHE v3 file.
 
+    Final-state slots with PDG id 0 (the padding of a merged sample read with
+    ``read_lhe(..., pad=True)``) are left out, so such a set is written back as a
+    merged sample of varying multiplicity.
+
     Args:
         events: event set with ``incoming_pids`` (n, 2) set (see
             :func:`forward.eventset.sample_flavours`).
@@ -161,7 +167,7 @@ def write_lhe(
             "events.incoming_pids: LHE files need the incoming parton flavours, shape (n, 2); "
             "draw them with forward.eventset.sample_flavours"
         )
-    path = Path(path)
+    path = check_path(path)
     n, k = events.momenta.shape[:2]
     p = events.momenta.detach().to("cpu", torch.float64)
     x1 = events.x1.detach().to("cpu", torch.float64)
@@ -171,7 +177,16 @@ def write_lhe(
     scales = torch.as_tensor(scales, dtype=torch.float64).cpu()
     if scales.shape != (n,):
         raise ValueError(f"scales: expected shape ({n},), got {tuple(scales.shape)}")
+    check_range("scales", scales, 0.0, math.inf, low_open=True, high_open=True)
+    if isinstance(beam_pid, bool) or not isinstance(beam_pid, int):
+        raise TypeError(f"beam_pid: expected an integer PDG id, got {beam_pid!r}")
+    for name, v in (("alpha_qed", alpha_qed), ("alpha_s", alpha_s)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
+            raise ValueError(f"{name}: expected a finite coupling >= 0, got {v!r}")
     w = events.weights.detach().to("cpu", torch.float64)
+    named = {name: v.detach().to("cpu", torch.float64).tolist()
+             for name, v in events.weights_named.items()}
+    wgt_ids = {name: quoteattr(name) for name in named}
     unweighted = bool((w == w[0]).all()) and n > 0 and float(w[0]) > 0
     idwtup = 3 if unweighted else -4
     xsec = events.cross_section if events.cross_section is not None else float(w.mean()) if n else 0
@@ -190,21 +205,38 @@ def write_lhe(
         "seed": events.seed,
         "metadata": events.metadata,
     }
+    if events.process_ids is None:
+        ids = [1] * n
+        procs = [(1, xsec, xerr, float(w.abs().max()) if n else 0.0)]
+    else:
+        ids = events.process_ids.cpu().tolist()
+        procs = []
+        for pid in sorted(set(ids)):  # σ and its error apportioned by the weights
+            sel = torch.tensor([i == pid for i in ids])
+            share = float(w[sel].sum() / w.sum()) if float(w.sum()) else 0.0
+            procs.append((pid, xsec * share, xerr * share, float(w[sel].abs().max())))
     flows: dict[tuple, list] = {}
     with atomic_target(path, overwrite, suffix=path.suffix) as tmp:
         with _open(tmp, "w") as f:
             f.write('<LesHouchesEvents version="3.0">\n<header>\n')
-            f.write(f"<invsim>{escape(json.dumps(header))}</invsim>\n</header>\n<init>\n")
-            f.write(f" {beam_pid} {beam_pid} {_num(e_beam)} {_num(e_beam)} 0 0 0 0 {idwtup} 1\n")
-            wmax = float(w.abs().max()) if n else 0.0
-            f.write(f" {_num(xsec)} {_num(xerr)} {_num(wmax)} 1\n</init>\n")
+            f.write(f"<invsim>{escape(json.dumps(header))}</invsim>\n")
+            f.write(_initrwgt(events))
+            f.write("</header>\n<init>\n")
+            f.write(f" {beam_pid} {beam_pid} {_num(e_beam)} {_num(e_beam)} 0 0 0 0 {idwtup} "
+                    f"{len(procs)}\n")
+            for pid, sx, se, wmax in procs:
+                f.write(f" {_num(sx)} {_num(se)} {_num(wmax)} {pid}\n")
+            f.write("</init>\n")
             for i in range(n):
-                key = (*inc[i], *pids[i])
+                slots = [j for j in range(k) if pids[i][j] != 0]  # id 0: padding
+                out = [pids[i][j] for j in slots]
+                key = (*inc[i], *out)
                 if key not in flows:
-                    flows[key] = colour_flow(inc[i], pids[i])
+                    flows[key] = colour_flow(inc[i], out)
                 cols = flows[key]
                 lines = [f'<event index="{i}">',
-                         f" {k + 2} 1 {_num(float(w[i]))} {_num(float(scales[i]))} "
+                         f" {len(slots) + 2} {ids[i]} {_num(float(w[i]))} "
+                         f"{_num(float(scales[i]))} "
                          f"{_num(alpha_qed)} {_num(alpha_s)}"]
                 beams = ((inc[i][0], x1[i], 1), (inc[i][1], x2[i], -1))
                 for j, (pid, xj, sign) in enumerate(beams):
@@ -212,17 +244,43 @@ def write_lhe(
                     c, a = cols[j]
                     lines.append(f" {pid} -1 0 0 {c} {a} {_num(0.0)} {_num(0.0)} "
                                  f"{_num(sign * e)} {_num(e)} {_num(0.0)} 0. 9.")
-                for j in range(k):
+                for slot, j in enumerate(slots):
                     e, px, py, pz = p[i, j].tolist()
-                    c, a = cols[2 + j]
+                    c, a = cols[2 + slot]
                     lines.append(f" {pids[i][j]} 1 1 2 {c} {a} {_num(px)} {_num(py)} {_num(pz)} "
                                  f"{_num(e)} {_num(float(mass[i, j]))} 0. 9.")
                 lines.append(f"#pdf {inc[i][0]} {inc[i][1]} {_num(float(x1[i]))} "
                              f"{_num(float(x2[i]))} {_num(float(scales[i]))} 0 0")
+                if named:
+                    lines.append("<rwgt>")
+                    lines += [f"<wgt id={wgt_ids[name]}> {_num(v[i])} </wgt>"
+                              for name, v in named.items()]
+                    lines.append("</rwgt>")
                 lines.append("</event>\n")
                 f.write("\n".join(lines))
             f.write("</LesHouchesEvents>\n")
     return path
+
+
+def _initrwgt(events: EventSet) -> str:
+    """The ``<initrwgt>`` header block declaring the named weights ('' without any).
+
+    One ``<weightgroup name="invsim">``; each ``<weight id=NAME>`` has as text the
+    variation's definition from ``metadata["weight_variations"]`` when recorded
+    (``mur_factor=0.5 muf_factor=1 pdf=...``), else its name.
+    """
+    if not events.weights_named:
+        return ""
+    known = events.metadata.get("weight_variations", {})
+    lines = ["<initrwgt>", '<weightgroup name="invsim" combine="none">']
+    for name in events.weights_named:
+        d = known.get(name) if isinstance(known, dict) else None
+        text = name if not isinstance(d, dict) else " ".join(
+            f"{k}={json.dumps(v) if isinstance(v, dict) else v}" for k, v in d.items()
+            if v is not None and v != {})
+        lines.append(f"<weight id={quoteattr(name)}>{escape(text)}</weight>")
+    lines += ["</weightgroup>", "</initrwgt>", ""]
+    return "\n".join(lines)
 
 
 def read_lhe(
@@ -231,53 +289,92 @@ def read_lhe(
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
     final_state: Sequence[int] | torch.Tensor | None = None,
+    reader: str = "auto",
+    pad: bool = False,
 ) -> EventSet:
     """Read an LHE file (ours or another generator's) into an :class:`EventSet`.
 
-    Final-state particles are those with status 1 (intermediate resonances are dropped);
-    every event must have the same number of them. They keep the file's order unless
-    ``final_state`` is given: then each event is put into that order
-    (:func:`forward.events.order_final_state`), so a MadGraph file listing ℓ⁺ before ℓ⁻
-    reads as the process expects, e.g. ``final_state=process.final_state``.
-    x1, x2 come from the ``#pdf`` line when present, else from the incoming energies.
-    Provenance comes from our ``<invsim>`` header block when present; otherwise σ is
-    taken from the ``<init>`` block.
+    Final-state particles are those with status 1 (intermediate resonances are dropped).
+    They keep the file's order unless ``final_state`` is given: then each event is put
+    into that order (:func:`forward.events.order_final_state`), so a MadGraph file
+    listing ℓ⁺ before ℓ⁻ reads as the process expects, e.g.
+    ``final_state=process.final_state``. x1, x2 come from the ``#pdf`` line when
+    present, else from the incoming energies. Provenance comes from our ``<invsim>``
+    header block when present; otherwise σ is the sum of the ``<init>`` block's XSECUP
+    over its processes (errors added in quadrature), and ``metadata["lhe_processes"]``
+    lists every process (``id``, ``cross_section``, ``error``, ``xmax`` in pb).
+
+    Per event: IDPRUP becomes ``process_ids``; the ``<rwgt>`` weights (``<wgt id=...>``,
+    or a ``<weights>`` block with pylhe) become ``weights_named`` (every event must
+    carry the same ids). Merged samples (the number of final-state particles varies
+    between events, e.g. 0, 1 and 2 extra jets) need ``pad=True``: events are padded to
+    the largest multiplicity with id 0 and zero four-momenta at the end.
+
+    The file is parsed by `pylhe <https://github.com/scikit-hep/pylhe>`_ when it is
+    installed (``reader="auto"``), else by invsim's own line reader; both give the
+    same event set. A file pylhe cannot read, or whose content is malformed, is
+    re-read by invsim's reader for a message naming the line.
 
     Args:
         path: ``.lhe`` or ``.lhe.gz`` file.
         dtype, device: of the returned tensors.
         final_state: k PDG ids giving the order of the returned particles, or None
             (file order). Lepton flavours may differ per event (see
-            :func:`~forward.events.final_state_permutation`).
+            :func:`~forward.events.final_state_permutation`). Not with ``pad``.
+        reader: ``"auto"`` (pylhe when installed), ``"pylhe"`` or ``"invsim"``.
+        pad: pad events of a varying multiplicity (see above) instead of refusing them.
 
     Raises:
-        ValueError: malformed file, unequal beam energies, varying final-state
-            multiplicity, an ``<invsim>`` block of a newer format version, or events
-            that do not fit ``final_state`` (the message names the event).
+        ValueError: malformed file (naming the line), unequal beam energies, varying
+            final-state multiplicity without ``pad``, events with different weight ids,
+            an ``<invsim>`` block of a newer format version, events that do not fit
+            ``final_state`` (the message names the event), or a bad ``reader``.
+        ImportError: ``reader="pylhe"`` without pylhe installed.
     """
-    path = Path(path)
+    path = check_path(path)
+    if reader not in ("auto", "pylhe", "invsim"):
+        raise ValueError(f"reader: expected 'auto', 'pylhe' or 'invsim', got {reader!r}")
+    if pad and final_state is not None:
+        raise ValueError("final_state, pad: a padded (merged) sample has no fixed final state; "
+                         "give one of them")
+    use_pylhe = reader == "pylhe" or (reader == "auto" and _have_pylhe())
     try:
-        header, init, events = _scan(path)
+        if use_pylhe:
+            header, init, events = _read_pylhe(path)
+        else:
+            header, init, events = _scan(path)
     except (UnicodeDecodeError, EOFError, OSError) as err:
         if isinstance(err, FileNotFoundError):
             raise
         raise ValueError(f"{str(path)!r}: not a readable LHE file ({type(err).__name__}: "
                          f"{err})") from err
-    moms, x1s, x2s, ws, pid_rows, inc_rows = [], [], [], [], [], []
-    for ev in events:
-        for store, val in zip((moms, x1s, x2s, ws, pid_rows, inc_rows), ev, strict=True):
-            store.append(val)
+    return _event_set(path, header, init, events, dtype=dtype, device=device,
+                      final_state=final_state, pad=pad)
+
+
+def _event_set(path: Path, header: dict, init: list[list[str]], events: list, *, dtype,
+               device, final_state, pad: bool) -> EventSet:
+    """The :class:`EventSet` of parsed events (tuples of :func:`_record`)."""
+    where = f"{str(path)!r}"
     if not init:
-        raise ValueError(f"{str(path)!r}: no <init> block; not an LHE file")
+        raise ValueError(f"{where}: no <init> block; not an LHE file")
     version = header.get("format_version", FORMAT_VERSION)
     if version > FORMAT_VERSION:
-        raise ValueError(f"{str(path)!r}: invsim LHE header of format version {version}; this "
+        raise ValueError(f"{where}: invsim LHE header of format version {version}; this "
                          f"code reads versions up to {FORMAT_VERSION}")
+    moms, x1s, x2s, ws, pid_rows, inc_rows, idprup, named = (
+        [list(col) for col in zip(*events, strict=True)] if events else [[] for _ in range(8)])
     k_set = {len(r) for r in pid_rows}
+    if len(k_set) > 1 and not pad:
+        raise ValueError(f"{where}: final-state multiplicity varies between events "
+                         f"({sorted(k_set)}), as in a merged sample; an EventSet needs a fixed "
+                         "k: read it with pad=True (pads with id 0 and zero momenta)")
+    k = max(k_set) if k_set else 0
     if len(k_set) > 1:
-        raise ValueError(f"{str(path)!r}: final-state multiplicity varies between events "
-                         f"({sorted(k_set)}); an EventSet needs a fixed k")
-    k = k_set.pop() if k_set else 0
+        for i, row in enumerate(pid_rows):
+            fill = k - len(row)
+            pid_rows[i] = row + [0] * fill
+            moms[i] = moms[i] + [[0.0, 0.0, 0.0, 0.0]] * fill
     kw = {"dtype": dtype, "device": device}
     pids = torch.tensor(pid_rows, dtype=torch.int64, device=device).reshape(len(pid_rows), k)
     momenta = torch.tensor(moms, **kw).reshape(len(moms), k, 4)
@@ -285,11 +382,23 @@ def read_lhe(
         try:
             momenta, pids = order_final_state(momenta, pids, final_state)
         except ValueError as err:
-            raise ValueError(f"{str(path)!r}: {err}") from None
+            raise ValueError(f"{where}: {err}") from None
     if len(pids) and bool((pids == pids[0]).all()):
         pids = pids[0].clone()
-    xs = header.get("cross_section", float(init[1][0]) if len(init) > 1 else None)
-    xe = header.get("cross_section_error", float(init[1][1]) if len(init) > 1 else None)
+    procs = [{"id": int(float(r[3])), "cross_section": float(r[0]), "error": float(r[1]),
+              "xmax": float(r[2])} for r in init[1:]]
+    xs = header.get("cross_section", sum(p["cross_section"] for p in procs) if procs else None)
+    xe = header.get("cross_section_error",
+                    math.sqrt(sum(p["error"] ** 2 for p in procs)) if procs else None)
+    metadata = header.get("metadata", {})
+    if "metadata" not in header:
+        metadata = {"lhe_processes": procs}
+        if len(k_set) > 1:
+            metadata["lhe_multiplicities"] = sorted(k_set)
+    names = list(named[0]) if named else []
+    # one declared process carried by every event: no per-event ids (its id is in
+    # metadata["lhe_processes"] for other generators' files)
+    one = len(procs) == 1 and all(i == procs[0]["id"] for i in idprup)
     return EventSet(
         process=header.get("process", "unknown"),
         momenta=momenta,
@@ -299,13 +408,78 @@ def read_lhe(
         sqrt_s=float(init[0][2]) + float(init[0][3]),
         weights=torch.tensor(ws, **kw),
         incoming_pids=torch.tensor(inc_rows, dtype=torch.int64, device=device).reshape(-1, 2),
+        process_ids=None if one else torch.tensor(idprup, dtype=torch.int64, device=device),
         parameters=header.get("parameters", {}),
         settings=header.get("settings", {}),
         cross_section=xs,
         cross_section_error=xe,
         seed=header.get("seed"),
-        metadata=header.get("metadata", {}),
+        metadata=metadata,
+        weights_named={name: torch.tensor([d[name] for d in named], **kw) for name in names},
     )
+
+
+def _have_pylhe() -> bool:
+    try:
+        import pylhe  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _read_pylhe(path: Path) -> tuple[dict, list[list[str]], list]:
+    """Header dict, ``<init>`` rows and events (:func:`_record` tuples) read by pylhe.
+
+    Anything pylhe reports (an XML parse error: a truncated or malformed file; a line
+    it cannot convert) or that :func:`_record` refuses sends the file through
+    :func:`_scan`: its message names the line, or it reads the file.
+    """
+    try:
+        import pylhe
+    except ImportError as err:
+        raise ImportError("reader='pylhe' needs pylhe: pip install pylhe (or "
+                          "pip install 'invsim[test]')") from err
+    import warnings
+    from xml.etree.ElementTree import ParseError
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            lhef = pylhe.LHEFile.fromfile(str(path), generator=False)
+        if not any("Parse Error" in str(w.message) for w in caught):
+            header = {}
+            for el in (lhef.header.extra_elements if lhef.header is not None else ()):
+                if el.tag == "invsim":
+                    header = json.loads(el.text or "")
+            info = lhef.init.initInfo
+            init = [[str(v) for v in (info.beamA, info.beamB, info.energyA, info.energyB,
+                                      info.PDFgroupA, info.PDFgroupB, info.PDFsetA,
+                                      info.PDFsetB, info.weightingStrategy,
+                                      info.numProcesses)]]
+            init += [[str(p.xSection), str(p.error), str(p.unitWeight), str(p.procId)]
+                     for p in lhef.init.procInfo]
+            e1, e2 = float(init[0][2]), float(init[0][3])
+            events, names = [], None
+            for ev in lhef.events:
+                info_ev = ev.eventinfo
+                if info_ev.nparticles != len(ev.particles):
+                    raise _Malformed(0, "NUP differs from the particle lines")
+                parts = [(0, (int(q.id), int(q.status), q.px, q.py, q.pz, q.e))
+                         for q in ev.particles]
+                extra = [(0, t) for t in ev.optional]
+                named = {str(key): float(v) for key, v in (ev.weights or {}).items()}
+                if names is None:
+                    names = list(named)
+                elif sorted(named) != sorted(names):
+                    raise _Malformed(0, "weight ids differ between events")
+                events.append(_record(0, parts, float(info_ev.weight), int(info_ev.pid),
+                                      extra, named, e1, e2))
+            return header, init, events
+    except (_Malformed, ParseError, ValueError, TypeError, IndexError, KeyError,
+            AttributeError, json.JSONDecodeError):
+        pass
+    # invsim's reader names the line of a malformed file, or reads what pylhe did not
+    return _scan(path)
 
 
 class _Malformed(ValueError):
@@ -346,6 +520,10 @@ def _scan(path: Path) -> tuple[dict, list[list[str]], list]:
                         events.append(_parse_event(block, init))
                     except _Malformed as err:
                         raise ValueError(f"{where}, line {err.line}: {err}") from None
+                    if sorted(events[-1][-1]) != sorted(events[0][-1]):
+                        raise ValueError(f"{where}, line {start}: the event's weight ids "
+                                         f"{sorted(events[-1][-1])} differ from the first "
+                                         f"event's {sorted(events[0][-1])}")
                     state = None
                 elif s.startswith("<event"):
                     raise ValueError(f"{where}, line {line_no}: <event> inside the event started "
@@ -376,11 +554,11 @@ def _scan(path: Path) -> tuple[dict, list[list[str]], list]:
                 if not isinstance(header, dict):
                     raise ValueError(f"{where}, line {first}: malformed <invsim> block (not a "
                                      "JSON object)")
-            elif s.startswith("<init"):
+            elif _is_tag(s, "<init"):
                 if init or state == "init":
                     raise ValueError(f"{where}, line {line_no}: a second <init> block")
                 state, start = "init", line_no
-            elif s.startswith("</init"):
+            elif _is_tag(s, "</init"):
                 if state != "init":
                     raise ValueError(f"{where}, line {line_no}: </init> without <init>")
                 if not init:
@@ -410,6 +588,12 @@ def _scan(path: Path) -> tuple[dict, list[list[str]], list]:
     return header, init, events
 
 
+def _is_tag(s: str, tag: str) -> bool:
+    """Whether the line ``s`` starts with the tag ``tag`` (``"<init"`` but not
+    ``"<initrwgt"``)."""
+    return s.startswith(tag) and (len(s) == len(tag) or s[len(tag)] in " \t>/")
+
+
 def _init_row(where: str, line_no: int, s: str, first: bool) -> None:
     t = s.split()
     want = 10 if first else 4
@@ -436,23 +620,23 @@ def _particle(t: list[str]):
     return ints[0], ints[1], *floats[:4]
 
 
+_WGT = re.compile(r"""<wgt\s+id\s*=\s*(["'])(.*?)\1\s*>\s*([^<\s]+)\s*</wgt>""")
+
+
 def _parse_event(block: list[tuple[int, str]], init: list[list[str]]):
-    """(momenta k x 4, x1, x2, weight, pids, incoming pids) of one <event> block.
+    """The :func:`_record` tuple of one <event> block (invsim's own reader).
 
     ``block`` holds (line number, stripped text) of the lines between ``<event>`` and
-    ``</event>`` that are not tags; raises :class:`_Malformed` naming the line.
+    ``</event>``; raises :class:`_Malformed` naming the line.
     """
     e1, e2 = float(init[0][2]), float(init[0][3])
     body = [(n, s) for n, s in block if not s.startswith("<")]
     if not body:
         raise _Malformed(block[0][0] if block else 0, "empty event (no header line)")
     first, head_text = body[0]
-    if not math.isclose(e1, e2, rel_tol=1e-15):
-        raise _Malformed(first, f"beam energies {e1} and {e2} differ; hard events need "
-                                "symmetric beams")
     head = head_text.split()
     try:
-        nup, weight = int(head[0]), float(head[2])
+        nup, idprup, weight = int(head[0]), int(head[1]), float(head[2])
         [float(v) for v in head[1:6]]
         if len(head) < 6 or nup < 1 or not math.isfinite(weight):
             raise ValueError
@@ -463,27 +647,65 @@ def _parse_event(block: list[tuple[int, str]], init: list[list[str]]):
     if len(particles) < nup:
         raise _Malformed(first, f"the event header says NUP = {nup} particles, the event has "
                                 f"{len(particles)} lines after it")
-    mom, pids, inc, x = [], [], [], None
+    parts = []
     for n, s in particles:
         p = _particle(s.split())
         if p is None:
             raise _Malformed(n, f"malformed particle line (13 fields: IDUP ISTUP MOTHUP(2) "
                                 f"ICOLUP(2) PUP(5) VTIMUP SPINUP) or fewer than NUP = {nup} "
                                 f"particle lines: {s!r}")
-        pid, status, px, py, pz, e = p
+        parts.append((n, p))
+    extra = []
+    for n, s in body[1 + nup:]:
+        if _particle(s.split()) is not None:
+            raise _Malformed(n, f"a particle line beyond the NUP = {nup} particles the event "
+                                f"header (line {first}) announces")
+        extra.append((n, s))
+    named = {}
+    for n, s in block:
+        if s.startswith("<wgt"):
+            m = _WGT.fullmatch(s)
+            try:
+                value = float(m.group(3)) if m else math.nan
+            except ValueError:
+                value = math.nan
+            if not math.isfinite(value):
+                raise _Malformed(n, f"malformed weight line (<wgt id=\"NAME\"> number </wgt>, "
+                                    f"finite): {s!r}")
+            named[unescape(m.group(2), {"&quot;": '"', "&apos;": "'"})] = value
+    return _record(first, parts, weight, idprup, extra, named, e1, e2)
+
+
+def _record(first: int, parts: list, weight: float, idprup: int, extra: list, named: dict,
+            e1: float, e2: float):
+    """(momenta k x 4, x1, x2, weight, pids, incoming pids, IDPRUP, named weights) of an
+    event, checked; raises :class:`_Malformed` naming the line (0 when unknown).
+
+    Args:
+        first: line number of the event header line.
+        parts: (line number, (pid, status, px, py, pz, E)) per particle.
+        weight, idprup: XWGTUP and IDPRUP.
+        extra: (line number, text) of the lines after the particles (``#pdf`` etc.).
+        named: weight id -> value.
+        e1, e2: beam energies in GeV.
+    """
+    if not math.isclose(e1, e2, rel_tol=1e-15):
+        raise _Malformed(first, f"beam energies {e1} and {e2} differ; hard events need "
+                                "symmetric beams")
+    if not math.isfinite(weight):
+        raise _Malformed(first, f"non-finite event weight {weight}")
+    mom, pids, inc, x = [], [], [], None
+    for n, (pid, status, px, py, pz, e) in parts:
         if not all(math.isfinite(v) for v in (px, py, pz, e)):
-            raise _Malformed(n, f"non-finite momentum in particle line {s!r}")
+            raise _Malformed(n, f"non-finite momentum {(e, px, py, pz)} of particle {pid}")
         if status == -1:
             inc.append((pid, e))
         elif status == 1:
             mom.append([e, px, py, pz])
             pids.append(pid)
-    for n, s in body[1 + nup:]:
+    for n, s in extra:
         t = s.split()
-        if _particle(t) is not None:
-            raise _Malformed(n, f"a particle line beyond the NUP = {nup} particles the event "
-                                f"header (line {first}) announces")
-        if t[0] == "#pdf":
+        if t and t[0] == "#pdf":
             try:
                 x = (float(t[3]), float(t[4]))
             except (IndexError, ValueError):
@@ -494,4 +716,4 @@ def _parse_event(block: list[tuple[int, str]], init: list[list[str]]):
         raise _Malformed(first, f"expected 2 incoming partons (status -1), got {len(inc)}")
     if x is None:
         x = (inc[0][1] / e1, inc[1][1] / e2)
-    return mom, x[0], x[1], weight, pids, [inc[0][0], inc[1][0]]
+    return mom, x[0], x[1], weight, pids, [inc[0][0], inc[1][0]], idprup, named

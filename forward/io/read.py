@@ -123,7 +123,8 @@ def read_events(
             slots (unless its reco objects came from a shower, ``metadata["shower"]``).
             Not for NanoAOD-style (reco-only) files.
         device: device of the returned tensors (default CPU).
-        **kw: passed on: ``dtype`` to :func:`~forward.io.lhe.read_lhe`; ``collections``,
+        **kw: passed on: ``dtype``, ``reader`` and ``pad`` to
+            :func:`~forward.io.lhe.read_lhe`; ``collections``,
             ``btag_threshold``, ``dtype`` to :func:`~forward.io.nanoaod.read_nanoaod`.
             invsim's own files take none.
 
@@ -138,6 +139,8 @@ def read_events(
             any error of the reader used.
         TypeError: keywords the chosen reader does not take.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}")
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{str(path)!r}: no such file")

@@ -3,7 +3,11 @@
 Trees (one branch per variable; objects as jagged branches with a counter):
 
 * ``hard``: ``event_index``, ``weight``, ``x1``, ``x2``, ``incoming_pid1/2`` (when
-  known), ``nhard`` and ``hard_pid``, ``hard_E``, ``hard_px``, ``hard_py``, ``hard_pz``.
+  known), ``process_id`` (when known), ``nhard`` and ``hard_pid``, ``hard_E``,
+  ``hard_px``, ``hard_py``, ``hard_pz``; the named weights (``EventSet.weights_named``)
+  as ``weight_0``, ``weight_1``, ... in order, their names in the provenance
+  (``weight_names``), since names such as ``NNPDF31_lo_as_0130/3`` are not branch
+  names.
 * ``reco`` (when present): ``hard_index``, ``passed``, ``met_x``, ``met_y``, ``nreco`` and
   ``reco_E``, ``reco_px``, ``reco_py``, ``reco_pz``, ``reco_type``, ``reco_charge``,
   ``reco_particle_index`` (reconstructed objects only, pT-ordered).
@@ -21,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from forward._validation import check_path
 from forward.detector.objects import RecoEvents
 from forward.eventset import FORMAT_VERSION, EventSet
 from forward.files import atomic_target
@@ -55,7 +60,7 @@ def write_root(events: EventSet, path: str | os.PathLike, *, overwrite: bool = F
     uproot, ak = _modules()
     if not isinstance(events, EventSet):
         raise TypeError(f"events: expected an EventSet, got {type(events).__name__}")
-    path = Path(path)
+    path = check_path(path)
     n, k = events.momenta.shape[:2]
     p = events.momenta.detach().cpu().numpy()
 
@@ -77,11 +82,16 @@ def write_root(events: EventSet, path: str | os.PathLike, *, overwrite: bool = F
     if events.incoming_pids is not None:
         hard["incoming_pid1"] = events.incoming_pids[:, 0].cpu().numpy()
         hard["incoming_pid2"] = events.incoming_pids[:, 1].cpu().numpy()
+    if events.process_ids is not None:
+        hard["process_id"] = events.process_ids.cpu().numpy()
+    for j, w in enumerate(events.weights_named.values()):
+        hard[f"weight_{j}"] = w.detach().cpu().numpy()
     prov = {
         "format_version": FORMAT_VERSION, "process": events.process,
         "sqrt_s": events.sqrt_s, "parameters": events.parameters, "settings": events.settings,
         "cross_section": events.cross_section, "cross_section_error": events.cross_section_error,
         "seed": events.seed, "metadata": events.metadata,
+        "weight_names": list(events.weights_named),
     }
     with atomic_target(path, overwrite, suffix=".root") as tmp:
         with uproot.recreate(tmp) as f:
@@ -127,7 +137,7 @@ def read_root(path: str | os.PathLike, *, device: torch.device | str | None = No
         ValueError: no ``invsim`` provenance string or a newer format version.
     """
     uproot, ak = _modules()
-    path = Path(path)
+    path = check_path(path)
     with uproot.open(path) as f:
         if "invsim" not in f:
             raise ValueError(f"{str(path)!r}: no 'invsim' provenance; not written by write_root")
@@ -150,6 +160,13 @@ def read_root(path: str | os.PathLike, *, device: torch.device | str | None = No
     inc = None
     if "incoming_pid1" in h.fields:
         inc = torch.stack([t(h["incoming_pid1"]), t(h["incoming_pid2"])], -1)
+    ids = t(h["process_id"]) if "process_id" in h.fields else None
+    names = prov.get("weight_names", [])
+    missing = [f"weight_{j}" for j in range(len(names)) if f"weight_{j}" not in h.fields]
+    if missing:
+        raise ValueError(f"{str(path)!r}: tree 'hard' lacks the branches {missing} of the "
+                         f"named weights {names}; the file is incomplete")
+    named = {name: t(h[f"weight_{j}"]) for j, name in enumerate(names)}
     reco = None
     if reco_arr is not None:
         reco = _reco_from_arrays(reco_arr, k, mom.dtype, device, t, ak)
@@ -159,6 +176,7 @@ def read_root(path: str | os.PathLike, *, device: torch.device | str | None = No
         parameters=prov["parameters"], settings=prov["settings"],
         cross_section=prov["cross_section"], cross_section_error=prov["cross_section_error"],
         seed=prov["seed"], metadata=prov["metadata"], format_version=prov["format_version"],
+        weights_named=named, process_ids=ids,
     )
 
 

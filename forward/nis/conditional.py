@@ -40,7 +40,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from forward._validation import as_tensor, check_finite, check_range, make_generator
 from forward.files import atomic_target
@@ -51,6 +50,7 @@ from forward.nis.pipeline import NISConfig, vegas_bins
 from forward.nis.results import IntegrationResult, integrate
 from forward.nis.training import nis_loss
 from forward.nis.vegas import VegasMap
+from forward.progress import progress_bar
 from forward.seeding import seeded_init
 
 __all__ = [
@@ -658,7 +658,8 @@ class ConditionalNIS:
         }
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
-        """Write the model with ``torch.save`` (atomically).
+        """Write the model with ``torch.save`` (atomically), with its
+        :func:`forward.provenance.provenance` record (JSON text under ``"provenance"``).
 
         Args:
             path: file to write.
@@ -667,8 +668,15 @@ class ConditionalNIS:
         Raises:
             FileExistsError: if ``path`` exists and ``overwrite`` is False.
         """
+        import json
+
+        from forward.provenance import provenance
+
+        state = self.state_dict()  # the record as JSON text: plain for weights_only loading
+        state["provenance"] = json.dumps(provenance(
+            process=getattr(self.integrand, "process", None), ranges=state["ranges"]))
         with atomic_target(Path(path), overwrite, ".pt") as tmp:
-            torch.save(self.state_dict(), tmp)
+            torch.save(state, tmp)
 
     @classmethod
     def load(
@@ -818,7 +826,7 @@ class _Fitter:
             sched.step()
             return float(loss.detach())
 
-        bar = tqdm(total=steps, disable=not self.progress, desc="train θ-NIS", unit="step")
+        bar = progress_bar(total=steps, progress=self.progress, desc="train θ-NIS", unit="step")
         for i in range(steps):
             prop.lam = (
                 cfg.lam if i >= n_anneal

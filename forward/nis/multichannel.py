@@ -66,7 +66,6 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from forward._validation import check_finite, check_range, make_generator, resolve_device
 from forward.events import HardEvents
@@ -77,6 +76,7 @@ from forward.nis.pipeline import NISConfig, fit, vegas_bins
 from forward.nis.results import IntegrationResult, combine_estimates
 from forward.nis.unweighting import UnweightingResult, unweight, unweighting_efficiency
 from forward.nis.vegas import VegasMap
+from forward.progress import progress_bar
 from forward.seeding import seeded_init
 
 __all__ = [
@@ -481,7 +481,8 @@ class MultiChannel(nn.Module):
         if cfg.learn_weights and self.weights.net is not None:
             opt = torch.optim.Adam(self.weights.net.parameters(), lr=cfg.lr)
         out = []
-        rounds = tqdm(range(cfg.rounds), disable=not progress, desc="multi-channel", unit="round")
+        rounds = progress_bar(range(cfg.rounds), progress=progress, desc="multi-channel",
+                              unit="round")
         for rnd in rounds:
             counts = self._allocate(per_round)
             batches, values, sds, var = {}, {}, {}, 0.0

@@ -155,7 +155,20 @@ class NISConfig:
         check_range("lam_start", self.lam_start, self.lam, 1.0)
         check_range("anneal_fraction", self.anneal_fraction, 0.0, 1.0)
         check_choice("density", self.density, ("proposal", "flow"))
-        if not self.flow_dtype.is_floating_point:
+        check_count("flow_bins", self.flow_bins)
+        check_count("buffered_steps", self.buffered_steps)
+        check_count("buffer_capacity", self.buffer_capacity)
+        if self.layers is not None:
+            check_count("layers", self.layers)
+        if not isinstance(self.hidden, (tuple, list)) or not self.hidden:
+            raise ValueError(f"hidden: expected a non-empty tuple of layer widths, got "
+                             f"{self.hidden!r}")
+        for width in self.hidden:
+            check_count("hidden", width)
+        for name in ("lr", "lr_final"):
+            check_range(name, getattr(self, name), 0.0, math.inf, low_open=True,
+                        high_open=True)
+        if not isinstance(self.flow_dtype, torch.dtype) or not self.flow_dtype.is_floating_point:
             raise TypeError(f"flow_dtype: expected a floating dtype, got {self.flow_dtype}")
         if self.calls - self.vegas_calls < self.batch_size:
             raise ValueError(

@@ -13,11 +13,11 @@ import math
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
 from forward.nis._evaluate import Integrand, check_count, evaluate
 from forward.nis.diagnostics import Diagnostics, check_weights
 from forward.nis.unweighting import unweighting_efficiency
+from forward.progress import progress_bar
 
 __all__ = ["IntegrationResult", "combine_estimates", "integrate"]
 
@@ -153,7 +153,7 @@ def integrate(
     has_components = hasattr(proposal, "sample_components")
     values, errors, all_w = [], [], []
     comp = {"f": [], "lqf": [], "lqd": [], "def": []}
-    bar = tqdm(total=n * n_iter, disable=not progress, desc="integrate", unit="eval")
+    bar = progress_bar(total=n * n_iter, progress=progress, desc="integrate", unit="eval")
     for _ in range(n_iter):
         ws = []
         done = 0

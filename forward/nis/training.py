@@ -26,12 +26,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from forward import ddp
 from forward._validation import check_choice, check_range
 from forward.files import atomic_target
 from forward.nis._evaluate import Integrand, check_count, check_points, evaluate
+from forward.progress import progress_bar
 
 __all__ = ["LOSSES", "Trainer", "TrainingConfig", "nis_loss"]
 
@@ -299,7 +299,7 @@ class Trainer:
         loss_name = cfg.loss if loss is None else loss
         check_choice("loss", loss_name, LOSSES)
         out = []
-        bar = tqdm(total=steps, disable=not self.progress, desc="train", unit="step")
+        bar = progress_bar(total=steps, progress=self.progress, desc="train", unit="step")
         for _ in range(steps):
             x, log_g = self.proposal.sample(cfg.batch_size, generator=self.generator)
             fx = evaluate(self.f, x)

@@ -1,29 +1,51 @@
-r"""Multi-jet production, p p → n jets, through the gluon channel g g → n g at tree level.
+r"""Multi-jet production, p p → n jets, at tree level: every QCD channel (n = 2), or the
+channels with at most one quark pair (n >= 3), full colour.
 
 Usage (registry name ``"jets"``)::
 
     from forward.processes import get_process
     proc = get_process("jets", n_jets=3, pt_min=50.0)
+    gg_only = get_process("jets", n_jets=2, channels="gg>gg")   # g g → g g alone
     from forward.xsec import cross_section
     cross_section(proc, 200_000, seed=1, method="vegas")      # σ in pb
 
 or ``invsim xsec jets --set n_jets=2 --set pt_min=100``.
 
-**Matrix element.** |M|² of g g → n g from the Berends–Giele recursion of
-:mod:`forward.amplitudes` with **full colour** (DDM colour matrix), summed over all
-helicities and colours and averaged over the 4 · 64 = 256 initial states, with
+**Channels** (setting ``channels``: ``"all"`` or a comma list such as
+``"gg>gg,qg>qg"``; names of :mod:`forward.processes.qcd_channels`, flavour-blind and
+beam-symmetric). For n = 2: ``gg>gg``, ``gg>qqbar``, ``qg>qg``, ``qq>qq``,
+``qq'>qq'``, ``qqbar'>qqbar'``, ``qqbar>gg``, ``qqbar>qqbar``, ``qqbar>q'qbar'`` (all
+of QCD, ESW Table 7.1). For n >= 3 the amplitudes cover gluons with at most one quark
+pair (``gg>ggg``, ``gg>qqbarg``, ``qg>qgg``, ``qqbar>ggg`` for n = 3); channels with
+two quark pairs and gluons are **not included**, so ``"all"`` there is not all of
+QCD. Incoming partons: g and the five massless quarks and antiquarks (d … b);
+``n_quark_new`` (default 5) flavours can be produced as new pairs (Pythia's
+``HardQCD:nQuarkNew``). ``flavour_channels`` lists the initial pairs (beam 1, beam 2)
+with at least one selected channel; the **final-state flavours are summed** in
+:meth:`Jets.matrix_element` (``final_state`` is (21, …, 21): jet placeholders).
+
+**Matrix element.** |M|² from :func:`forward.amplitudes.qcd_me2` (Berends–Giele
+recursion with **full colour**), summed over all helicities and colours and averaged
+over the initial states (16 for a gluon, 6 for a quark), with
 g_s² = 4π α_s(μ_R) (α_s(M_Z) = ``alpha_s`` run at one loop with Pythia's
 hard-process thresholds, :func:`forward.processes.ttbar.running_alpha_s`). The
-incoming gluons p_a, p_b enter the all-outgoing amplitude as -p_a, -p_b (crossing).
-The phase space is the labelled one, so :meth:`Jets.matrix_element` includes the
-identical-particle factor 1/n! (as Pythia's g g → g g does). Only the g g → n g
-channel is included (``flavour_channels = ((21, 21),)``): no quarks, so the σ is that
-of Pythia's ``HardQCD:gg2gg`` for n = 2, not of ``HardQCD:all``.
+incoming partons p_a, p_b enter the all-outgoing amplitude as -p_a, -p_b with the
+antiparticle's code (crossing).
+The phase space is the labelled one: each final-state flavour multiset is summed over
+its distinct orderings on the n momenta with weight 1/n!, which gives the
+identical-particle factor 1/S (as Pythia's g g → g g, q q → q q). One |M|² is
+evaluated per flavour-relabelled pattern (:func:`~forward.processes.qcd_channels.relabelled`)
+and shared by all channels with it. With ``channels="gg>gg"`` the σ is that of Pythia's
+``HardQCD:gg2gg``; with all channels and ``n_quark_new=5``, of ``HardQCD:gg2gg, gg2qqbar,
+qg2qg, qq2qq, qqbar2gg, qqbar2qqbarNew`` with ``HardQCD:nQuarkNew = 5`` (with
+``n_quark_new`` < 5, q q̄ → q q̄ keeps its s-channel for every incoming flavour here,
+while Pythia drops it for flavours above ``nQuarkNew``).
 
 **Cuts** (settings): p_T > ``pt_min`` for every parton, |η| < ``eta_max`` (``None``:
 no η cut), ΔR > ``delta_r_min`` between every pair. They keep σ finite: the
 matrix element is evaluated only at points that pass (zero elsewhere), so soft or
-collinear points never reach the amplitude.
+collinear points never reach the amplitude. For n >= 3, ``delta_r_min`` must be > 0
+(otherwise σ diverges in the collinear limit of two final partons).
 
 **Scales** μ_F = μ_R = μ: ``scale="pt"`` (default) μ² = geometric mean of the partons'
 p_T² (for 2 → 2 the p_T of either parton, Pythia's default ``renormScale2 = 2``,
@@ -35,12 +57,14 @@ p_T² (for 2 → 2 the p_T of either parton, Pythia's default ``renormScale2 = 2
 invariant mass of n massless partons with zero total p_T is at least Σ p_T); 3n - 2
 random numbers, exact inverse.
 
-**Cost.** One |M|² at n = 2, 3, 4, 5 costs about 0.04, 0.5, 12, 180 ms per point on
-one CPU thread (``benchmarks/amplitudes.py``, n + 2 gluons, full colour).
+**Cost.** One gluon |M|² at n = 2, 3, 4, 5 costs about 0.04, 0.5, 12, 180 ms per point
+on one CPU thread (``benchmarks/amplitudes.py``, n + 2 gluons, full colour); the quark
+channels add one |M|² per relabelled pattern (``benchmarks/amplitudes.py --quarks``).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 
@@ -48,11 +72,17 @@ import torch
 
 from forward._validation import check_choice, check_finite
 from forward.alphas import RunningAlphaS
-from forward.amplitudes import gluon_me2
+from forward.amplitudes import qcd_me2
 from forward.events import HardEvents
 from forward.kinematics import delta_r, mass, pseudorapidity, pt
 from forward.phasespace import HadronicMap, PowerLawSampling, Rambo
 from forward.processes.base import Parameter, Process, _finite_positive
+from forward.processes.qcd_channels import (
+    FLAVOURS,
+    parse_channels,
+    relabelled,
+    subprocesses,
+)
 from forward.processes.ttbar import running_alpha_s
 
 __all__ = ["Jets", "MAX_JETS", "outgoing_momenta"]
@@ -78,6 +108,38 @@ def outgoing_momenta(events: HardEvents) -> torch.Tensor:
     return torch.cat([-pa.unsqueeze(1), -pb.unsqueeze(1), events.momenta], 1)
 
 
+def _average(pid: int) -> float:
+    """Colour × helicity states of an incoming parton (N = 3)."""
+    return 16.0 if pid == 21 else 6.0
+
+
+def _plan(n_jets: int, n_quark_new: int, selected):
+    """Initial pairs, |M|² patterns and weights: ME[:, c] = Σ_p |M|²_p W[c, p].
+
+    Returns:
+        ``(pairs, patterns, weights)``: the initial pairs with a selected subprocess;
+        the relabelled outgoing codes evaluated once each; weights (pairs, patterns)
+        float64: 1 / (n! · states(a) · states(b)) per distinct ordering of the final
+        flavours on the labelled momenta.
+    """
+    chosen = set(selected)
+    columns: dict = {}
+    for initial, final, name in subprocesses(n_jets, n_quark_new):
+        if name not in chosen:
+            continue
+        a, b = initial
+        col = columns.setdefault(initial, {})
+        w = 1.0 / (math.factorial(n_jets) * _average(a) * _average(b))
+        for order in sorted(set(itertools.permutations(final))):
+            key = relabelled((a if a == 21 else -a, b if b == 21 else -b, *order))
+            col[key] = col.get(key, 0.0) + w
+    pairs = tuple(columns)
+    patterns = tuple(sorted({key for col in columns.values() for key in col}))
+    weights = torch.tensor([[columns[p].get(key, 0.0) for key in patterns] for p in pairs],
+                           dtype=torch.float64)
+    return pairs, patterns, weights
+
+
 def _number(name: str, value, *, allow_zero: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
@@ -90,17 +152,20 @@ def _number(name: str, value, *, allow_zero: bool = False) -> float:
 
 
 class Jets(Process):
-    """p p → n jets through g g → n g at tree level, full colour (module docstring).
+    """p p → n jets at tree level, full colour, summed over channels (module docstring).
 
     Args:
         sqrt_s: hadronic centre-of-mass energy in GeV.
-        n_jets: number of final-state gluons, 2 ... :data:`MAX_JETS`.
+        n_jets: number of final-state partons, 2 ... :data:`MAX_JETS`.
         pt_min: lower p_T cut on every parton in GeV (> 0).
         eta_max: upper cut on |η| of every parton (> 0), or None for no η cut.
-        delta_r_min: lower cut on ΔR between every pair (>= 0).
+        delta_r_min: lower cut on ΔR between every pair (>= 0; > 0 for n_jets >= 3).
         scale: ``"pt"``, ``"ht"`` or ``"fixed"`` (μ_F = μ_R).
         mu_fixed: the scale in GeV for ``scale="fixed"``.
         pdf: LHAPDF set name used by the hadronic integrand.
+        channels: ``"all"`` or a comma list of channel names (module docstring); stored
+            as the resolved comma list.
+        n_quark_new: quark flavours 1..n_quark_new produced as new pairs (0 ... 5).
 
     Parameters: ``alpha_s`` = α_s(M_Z) (default 0.118, range 0.1–0.14).
 
@@ -120,6 +185,8 @@ class Jets(Process):
         scale: str = "pt",
         mu_fixed: float = 91.188,
         pdf: str = "NNPDF31_lo_as_0118",
+        channels: str = "all",
+        n_quark_new: int = FLAVOURS,
     ) -> None:
         self.sqrt_s = _finite_positive("sqrt_s", sqrt_s)
         if isinstance(n_jets, bool) or not isinstance(n_jets, int) or not (
@@ -129,6 +196,16 @@ class Jets(Process):
         self.pt_min = _number("pt_min", pt_min)
         self.eta_max = None if eta_max is None else _number("eta_max", eta_max)
         self.delta_r_min = _number("delta_r_min", delta_r_min, allow_zero=True)
+        if n_jets >= 3 and self.delta_r_min == 0:
+            raise ValueError(f"delta_r_min: expected > 0 for n_jets = {n_jets} >= 3 (the "
+                             "collinear limit of two final partons diverges), got 0")
+        if isinstance(n_quark_new, bool) or not isinstance(n_quark_new, int) or not (
+                0 <= n_quark_new <= FLAVOURS):
+            raise ValueError(f"n_quark_new: expected an integer in 0..{FLAVOURS}, "
+                             f"got {n_quark_new!r}")
+        self.n_quark_new = n_quark_new
+        selected = parse_channels(channels, n_jets, n_quark_new)
+        self.channels = ",".join(selected)
         check_choice("scale", scale, _SCALES)
         self.scale = scale
         self.mu_fixed = _number("mu_fixed", mu_fixed)
@@ -143,7 +220,8 @@ class Jets(Process):
             "alpha_s": Parameter("alpha_s", 0.118, 0.1, 0.14, "", "strong coupling α_s(M_Z)"),
         }
         self.final_state = (21,) * n_jets
-        self.flavour_channels = ((21, 21),)
+        self.flavour_channels, self._patterns, self._weights = _plan(
+            n_jets, n_quark_new, selected)
         self._alpha_s_reference: dict = {}
 
     def _check_events(self, events: HardEvents) -> None:
@@ -167,14 +245,15 @@ class Jets(Process):
     def matrix_element(
         self, events: HardEvents, params: Mapping[str, torch.Tensor]
     ) -> torch.Tensor:
-        """Averaged |M|² / n! of g g → n g; zero for events failing :meth:`cuts`.
+        """Averaged |M|² per initial pair, final flavours summed; zero failing :meth:`cuts`.
 
         Args:
             events: momenta (n, n_jets, 4) in GeV, lab frame, with x1, x2.
             params: from :meth:`params`: ``alpha_s`` of shape () or (n,).
 
         Returns:
-            Shape (n, 1), in GeV^(4 - 2 n_jets) (dimensionless for 2 → 2).
+            Shape (n, len(flavour_channels)), in GeV^(4 - 2 n_jets) (dimensionless for
+            2 → 2).
 
         Raises:
             TypeError, ValueError: not HardEvents, wrong shape, NaN/inf momenta or x.
@@ -183,12 +262,15 @@ class Jets(Process):
         keep = self.cuts(events)
         _, mu_r2 = self.scales(events, params)
         als = self._alpha_s(params["alpha_s"], mu_r2).expand_as(mu_r2)
-        out = torch.zeros_like(mu_r2)
+        weights = self._weights.to(dtype=mu_r2.dtype, device=mu_r2.device)
+        out = torch.zeros(mu_r2.shape[0], weights.shape[0], dtype=mu_r2.dtype,
+                          device=mu_r2.device)
         if bool(keep.any()):
             g_s = torch.sqrt(4.0 * math.pi * als[keep])
-            summed = gluon_me2(outgoing_momenta(events)[keep], g_s=g_s)
-            out = out.masked_scatter(keep, summed / (256.0 * math.factorial(self.n_jets)))
-        return out.unsqueeze(-1)
+            k = outgoing_momenta(events)[keep]
+            me = torch.stack([qcd_me2(k, pids, g_s=g_s) for pids in self._patterns], -1)
+            out = out.index_put((keep.nonzero()[:, 0],), me @ weights.T)
+        return out
 
     def scales(
         self, events: HardEvents, params: Mapping[str, torch.Tensor] | None = None

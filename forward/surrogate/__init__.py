@@ -36,6 +36,7 @@ from forward.surrogate.diagnostics import (
 )
 from forward.surrogate.features import (
     REFERENCES,
+    canonical_order,
     identical_permutations,
     invariant_features,
     log_reference,
@@ -45,18 +46,24 @@ from forward.surrogate.matrix_element import (
     SurrogateProcess,
     channel_groups,
 )
-from forward.surrogate.models import KINDS, SurrogateNet, SymmetricRegressor
+from forward.surrogate.models import KINDS, SYMMETRIES, SurrogateNet, SymmetricRegressor
 from forward.surrogate.training import (
     SurrogateConfig,
     SurrogateFit,
     boost_surrogate,
     train_surrogate,
 )
-from forward.surrogate.unweighting import TwoStageResult, two_stage_unweight
+from forward.surrogate.unweighting import (
+    TwoStageEvents,
+    TwoStageResult,
+    two_stage_events,
+    two_stage_unweight,
+)
 
 __all__ = [
     "KINDS",
     "REFERENCES",
+    "SYMMETRIES",
     "PrecisionSummary",
     "SurrogateConfig",
     "SurrogateFit",
@@ -65,8 +72,10 @@ __all__ = [
     "SurrogateProcess",
     "SymmetricRegressor",
     "TrainingData",
+    "TwoStageEvents",
     "TwoStageResult",
     "boost_surrogate",
+    "canonical_order",
     "channel_groups",
     "generate_training_data",
     "identical_permutations",
@@ -75,5 +84,6 @@ __all__ = [
     "plot_precision",
     "precision_summary",
     "train_surrogate",
+    "two_stage_events",
     "two_stage_unweight",
 ]

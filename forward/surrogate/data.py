@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from forward._validation import check_finite
+from forward._validation import check_finite, check_memory, check_process, resolve_device
 from forward.events import HardEvents
 
 __all__ = ["TrainingData", "generate_training_data"]
@@ -148,6 +148,13 @@ def generate_training_data(
             )
     else:
         f, qt = 0.0, 0.5
+    check_process(process)
+    device = resolve_device(device)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator: expected a torch.Generator or None, got "
+                        f"{type(generator).__name__}")
+    # the points, their momenta and |M|² are held at once
+    check_memory("n", n, 8 * 64, device=device, what="training points")
     pars = process.params(params, dtype=dtype, device=device)
     maps = process.phase_space(pars)
     if isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel < len(maps):
@@ -160,9 +167,9 @@ def generate_training_data(
     n_plain = n - n_rare
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from forward.progress import progress_bar
 
-        bar = tqdm(total=n, desc=f"|M|² data ({process.name})", unit="pt")
+        bar = progress_bar(total=n, desc=f"|M|² data ({process.name})", unit="pt")
 
     def collect(count, threshold):
         parts, got, batches = [], 0, 0

@@ -12,14 +12,14 @@ For predictions :math:`A_\text{NN}` with uncertainties σ and exact values
 
 :func:`plot_precision` draws Δ and pull histograms (one curve per label, e.g. per
 training-set size) and the |Δ| fractions against training-set size, into a PNG file
-(matplotlib with the Agg backend, no display needed).
+and/or the caller's ``ax=`` (:mod:`forward.plotting`: Agg canvas, no display needed,
+mplhep style when installed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 
@@ -123,68 +123,68 @@ def plot_precision(
     summaries: Sequence[PrecisionSummary] | None = None,
     title: str = "",
     overwrite: bool = False,
-) -> Path:
-    """Histograms of Δ and pulls, and |Δ| fractions against training-set size, as PNG.
+    ax=None,
+):
+    """Histograms of Δ and pulls, and |Δ| fractions against training-set size.
 
     Args:
-        path: output PNG file.
+        path: output PNG file, or None to write nothing (then ``ax`` or the returned
+            figure is the output).
         deltas: label -> Δ values, each shape (n,).
         pulls: label -> pulls, each shape (n,) (same labels or a subset).
         sizes: training-set sizes, one per summary, for the third panel (optional).
         summaries: :class:`PrecisionSummary` per size (with ``sizes``).
-        title: figure title.
+        title: figure title (a new figure's suptitle; with ``ax``, the first panel's
+            title).
         overwrite: replace an existing file.
+        ax: None to make a figure (mplhep style when installed), or the Axes to draw
+            into: 2 (Δ, pulls), or 3 with ``sizes``.
 
     Returns:
-        The path written.
+        The path written, or the ``matplotlib.figure.Figure`` when ``path`` is None.
 
     Raises:
         FileExistsError: the file exists and ``overwrite`` is false.
         ValueError: ``sizes`` and ``summaries`` of different lengths.
     """
-    import matplotlib
+    from forward.plotting import plot_axes, save_png
 
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    from forward.files import atomic_target
-
-    path = Path(path)
     if (sizes is None) != (summaries is None) or (
             sizes is not None and len(sizes) != len(summaries)):
         raise ValueError("sizes, summaries: expected both or neither, of equal length")
     panels = 3 if sizes is not None else 2
-    fig = Figure(figsize=(5 * panels, 4))
-    axes = fig.subplots(1, panels)
-    for label, d in deltas.items():
-        d = _check(f"deltas[{label!r}]", d)
-        x = torch.log10(d.abs().clamp(min=1e-8))
-        axes[0].hist(x.numpy(), bins=80, range=(-6, 1), histtype="step", label=label,
-                     density=True)
-    axes[0].set_xlabel(r"$\log_{10}|\Delta|$, $\Delta = (A_{NN} - A_{true})/A_{true}$")
-    axes[0].set_ylabel("density")
-    axes[0].legend(fontsize=7)
-    for label, p in pulls.items():
-        p = _check(f"pulls[{label!r}]", p)
-        axes[1].hist(p.clamp(-6, 6).numpy(), bins=80, range=(-6, 6), histtype="step",
-                     label=label, density=True)
-    g = torch.linspace(-6, 6, 241, dtype=torch.float64)
-    axes[1].plot(g.numpy(), (torch.exp(-0.5 * g * g) / (2 * torch.pi) ** 0.5).numpy(), "k--",
-                 lw=0.8, label="N(0, 1)")
-    axes[1].set_xlabel(r"pull $(A_{NN} - A_{true})/\sigma$")
-    axes[1].legend(fontsize=7)
-    if sizes is not None:
-        for i, lv in enumerate(_LEVELS):
-            axes[2].plot(list(sizes), [s.frac_below[i] for s in summaries], "o-",
-                         label=f"|Δ| < {lv:g}")
-        axes[2].set_xscale("log")
-        axes[2].set_xlabel("training points")
-        axes[2].set_ylabel("fraction of test points")
-        axes[2].set_ylim(0, 1.02)
-        axes[2].legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_target(path, overwrite, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    return path
+    with plot_axes(ax, panels, figsize=(5 * panels, 4)) as (fig, axes, own):
+        for label, d in deltas.items():
+            d = _check(f"deltas[{label!r}]", d)
+            x = torch.log10(d.abs().clamp(min=1e-8))
+            axes[0].hist(x.numpy(), bins=80, range=(-6, 1), histtype="step", label=label,
+                         density=True)
+        axes[0].set_xlabel(r"$\log_{10}|\Delta|$, $\Delta = (A_{NN} - A_{true})/A_{true}$")
+        axes[0].set_ylabel("density")
+        axes[0].legend(fontsize=7)
+        for label, p in pulls.items():
+            p = _check(f"pulls[{label!r}]", p)
+            axes[1].hist(p.clamp(-6, 6).numpy(), bins=80, range=(-6, 6), histtype="step",
+                         label=label, density=True)
+        g = torch.linspace(-6, 6, 241, dtype=torch.float64)
+        axes[1].plot(g.numpy(), (torch.exp(-0.5 * g * g) / (2 * torch.pi) ** 0.5).numpy(),
+                     "k--", lw=0.8, label="N(0, 1)")
+        axes[1].set_xlabel(r"pull $(A_{NN} - A_{true})/\sigma$")
+        axes[1].legend(fontsize=7)
+        if sizes is not None:
+            for i, lv in enumerate(_LEVELS):
+                axes[2].plot(list(sizes), [s.frac_below[i] for s in summaries], "o-",
+                             label=f"|Δ| < {lv:g}")
+            axes[2].set_xscale("log")
+            axes[2].set_xlabel("training points")
+            axes[2].set_ylabel("fraction of test points")
+            axes[2].set_ylim(0, 1.02)
+            axes[2].legend(fontsize=7)
+        if title:
+            if own:
+                fig.suptitle(title)
+            else:
+                axes[0].set_title(title)
+        if path is None:
+            return fig
+        return save_png(fig, path, overwrite=overwrite, dpi=110)

@@ -27,7 +27,27 @@ factor R that carries the singular and dimensionful behaviour
 the product of the initial-state emission denominators of every massless final-state
 particle (for :math:`q\bar q \to \gamma\gamma g` exactly the propagator structure of the
 tree amplitude, which leaves a bounded, smooth remainder); ``"dimension"`` keeps only
-:math:`\hat s^{\,2-n}` (|M|² of a 2 → n process has mass dimension 4 − 2n).
+:math:`\hat s^{\,2-n}` (|M|² of a 2 → n process has mass dimension 4 − 2n);
+``"parke-taylor"`` is the helicity-summed Parke–Taylor (MHV) form of m = n + 2 gluons
+summed over the colour orderings,
+
+.. math:: R = \Big(\sum_{i<j} s_{ij}^4\Big) \sum_{\sigma \in S_{m-1}/\mathbb{Z}_2}
+              \prod_{k=1}^{m} \frac{1}{s_{\sigma_k \sigma_{k+1}}}
+              \qquad (\sigma_{m+1} = \sigma_1 = 0),
+
+over all momenta (incoming included; with :math:`s_{ij} = 2 |q_i\cdot q_j|` each cyclic
+product has the sign of the all-outgoing one). For 4 and 5 gluons the full-colour,
+helicity-summed tree |M|² is exactly proportional to it (up to the couplings), for
+more gluons it carries every soft and collinear pole of the MHV part, which leaves a
+smooth remainder for multi-jet processes (:mod:`forward.processes.jets`).
+
+**Canonical order.** Instead of averaging over the permutations of identical particles
+(whose number grows as k!), a surrogate can read them in a canonical order
+(:func:`canonical_order`): identical particles sorted by decreasing energy in the
+partonic centre-of-mass frame, :math:`(p_a + p_b)\cdot k_i`, a Lorentz invariant
+computed from each particle alone, so the features (and the prediction) are
+bit-for-bit invariant under exchanging identical particles, at the cost of one
+network pass instead of k!.
 """
 
 from __future__ import annotations
@@ -44,6 +64,7 @@ from forward.events import HardEvents
 __all__ = [
     "REFERENCES",
     "FeatureScaler",
+    "canonical_order",
     "identical_permutations",
     "invariant_features",
     "log_reference",
@@ -51,7 +72,7 @@ __all__ = [
 ]
 
 #: known factors R of the regression target log|M|² - log R
-REFERENCES = ("eikonal", "dimension", "none")
+REFERENCES = ("eikonal", "dimension", "none", "parke-taylor")
 
 
 def _check_events(events: HardEvents, n_out: int | None = None) -> None:
@@ -122,6 +143,39 @@ def invariant_features(events: HardEvents, permutation: Sequence[int] | None = N
     return check_finite("features", feats)
 
 
+def canonical_order(events: HardEvents, final_state: Sequence[int]) -> HardEvents:
+    """The events with identical final-state particles sorted by decreasing CM energy.
+
+    Args:
+        events: hard events, momenta (n, k, 4) as (E, px, py, pz) in GeV.
+        final_state: PDG ids of the k final-state particles; particles with the same id
+            are sorted among their own positions, the others stay in place.
+
+    Returns:
+        HardEvents with the momenta reordered per event (same x1, x2, sqrt_s); the key
+        (p_a + p_b)·k_i is invariant and depends on particle i alone, so any
+        permutation of identical particles in the input gives the same output (ties
+        aside, which have measure zero).
+    """
+    _check_events(events, len(final_state))
+    p = events.momenta
+    pin = events.incoming.to(p.dtype).sum(1, keepdim=True)  # (n, 1, 4)
+    metric = torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=p.dtype, device=p.device)
+    key = (p * (pin * metric)).sum(-1)  # (n, k)
+    index = torch.arange(p.shape[1], device=p.device).expand(p.shape[0], -1).clone()
+    groups: dict[int, list[int]] = {}
+    for i, pid in enumerate(final_state):
+        groups.setdefault(int(pid), []).append(i)
+    for pos in groups.values():
+        if len(pos) < 2:
+            continue
+        cols = torch.tensor(pos, device=p.device)
+        order = torch.argsort(key[:, cols], dim=-1, descending=True, stable=True)
+        index[:, cols] = cols[order]
+    moved = torch.gather(p, 1, index.unsqueeze(-1).expand_as(p))
+    return HardEvents(moved, events.x1, events.x2, events.sqrt_s)
+
+
 def identical_permutations(final_state: Sequence[int]) -> list[tuple[int, ...]]:
     """All permutations of the final state that only exchange identical particles.
 
@@ -150,7 +204,7 @@ def log_reference(events: HardEvents, kind: str = "eikonal", *, massless_tol: fl
 
     Args:
         events: hard events, momenta (n, k, 4) in GeV.
-        kind: ``"eikonal"``, ``"dimension"`` or ``"none"``.
+        kind: ``"eikonal"``, ``"dimension"``, ``"none"`` or ``"parke-taylor"``.
         massless_tol: a particle counts as massless where |m²| < massless_tol · ŝ.
 
     Returns:
@@ -166,6 +220,8 @@ def log_reference(events: HardEvents, kind: str = "eikonal", *, massless_tol: fl
     out = (2 - n_out) * torch.log(shat)
     if kind == "dimension":
         return out
+    if kind == "parke-taylor":
+        return _log_parke_taylor(events)
     pin = events.incoming.to(p.dtype)
     metric = torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=p.dtype, device=p.device)
     s_a = 2 * (p * (pin[:, :1] * metric)).sum(-1)  # (n, k)
@@ -174,6 +230,33 @@ def log_reference(events: HardEvents, kind: str = "eikonal", *, massless_tol: fl
     massless = m2.abs() < massless_tol * shat.unsqueeze(-1)
     terms = 2 * torch.log(shat).unsqueeze(-1) - torch.log(s_a) - torch.log(s_b)
     return out + torch.where(massless, terms, torch.zeros_like(terms)).sum(-1)
+
+
+def _cyclic_orders(m: int) -> torch.Tensor:
+    """Cyclic orders of m labels up to reflection, each starting at 0: ((m-1)!/2, m)."""
+    rows = [(0, *perm) for perm in itertools.permutations(range(1, m))
+            if m < 3 or perm[0] < perm[-1]]
+    return torch.tensor(rows, dtype=torch.long)
+
+
+def _log_parke_taylor(events: HardEvents) -> torch.Tensor:
+    """log of the summed Parke–Taylor form (module docstring), shape (n,)."""
+    p = events.momenta
+    q = torch.cat([events.incoming.to(p.dtype), p], dim=1)  # (n, m, 4)
+    m = q.shape[1]
+    metric = torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=q.dtype, device=q.device)
+    s = 2 * torch.einsum("nid,njd->nij", q * metric, q).abs()  # (n, m, m), 2|q_i.q_j|
+    shat = events.shat.to(p.dtype)
+    i, j = torch.triu_indices(m, m, offset=1, device=q.device)
+    # scale by ŝ so that the sums stay O(1) in float64 for any m
+    x = s / shat[:, None, None]
+    num = torch.log((x[:, i, j] ** 4).sum(-1))
+    orders = _cyclic_orders(m).to(q.device)
+    a, b = orders, orders.roll(-1, dims=1)
+    log_x = torch.log(x)
+    chain = log_x[:, a, b].sum(-1)  # (n, orders): log Π x_{σk σk+1}
+    den = torch.logsumexp(-chain, dim=-1)
+    return num + den + (4 - m) * torch.log(shat)
 
 
 class FeatureScaler(nn.Module):

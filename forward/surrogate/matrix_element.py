@@ -26,7 +26,7 @@ import torch
 from forward._validation import check_choice
 from forward.events import HardEvents
 from forward.processes.base import Process
-from forward.surrogate.features import REFERENCES, log_reference
+from forward.surrogate.features import REFERENCES, canonical_order, log_reference
 from forward.surrogate.models import SymmetricRegressor
 
 __all__ = ["SurrogateMatrixElement", "SurrogateProcess", "channel_groups"]
@@ -177,6 +177,10 @@ class SurrogateMatrixElement:
             (log_me2, sigma), each float64 of shape (n, n_groups).
         """
         self._check_events(events)
+        if self.regressor.symmetry == "sort":
+            # the known factor too from the canonical order, so that the prediction is
+            # bit-for-bit symmetric (R is symmetric, its floating-point sums are not)
+            events = canonical_order(events, self.regressor.final_state)
         samples = self.samples if samples is None else int(samples)
         if generator is None:
             generator = torch.Generator(self.regressor.device).manual_seed(self.seed)
@@ -251,16 +255,23 @@ class SurrogateMatrixElement:
         }
 
     def save(self, path, *, overwrite: bool = False) -> Path:
-        """Write the surrogate to ``path`` (a torch file), atomically.
+        """Write the surrogate to ``path`` (a torch file), atomically, with its
+        :func:`forward.provenance.provenance` record (JSON text under ``"provenance"``).
 
         Raises:
             FileExistsError: ``path`` exists and ``overwrite`` is false.
         """
-        from forward.files import atomic_target
+        import json
 
+        from forward.files import atomic_target
+        from forward.provenance import provenance
+
+        state = self.state()  # the record as JSON text: plain for weights_only loading
+        state["provenance"] = json.dumps(provenance(
+            process=self.process_name, parameters=self.params, seed=self.seed))
         path = Path(path)
         with atomic_target(path, overwrite) as tmp:
-            torch.save(self.state(), tmp)
+            torch.save(state, tmp)
         return path
 
     @classmethod
@@ -343,8 +354,22 @@ class SurrogateProcess(Process):
         self.mur_factor, self.muf_factor = process.mur_factor, process.muf_factor
 
     def matrix_element(self, events, params):
-        """Surrogate |M|², shape (n, n_channels) (see :class:`SurrogateMatrixElement`)."""
-        return self.surrogate.matrix_element(events, params)
+        """Surrogate |M|², shape (n, n_channels) (see :class:`SurrogateMatrixElement`).
+
+        Evaluated only at the events that pass :meth:`cuts` (zero elsewhere, where the
+        hadronic integrand vanishes anyway), so points outside the cuts cost nothing
+        and never reach the features (e.g. collinear pairs). Dtype of the momenta.
+        """
+        self.surrogate.check_params(params)
+        self.surrogate._check_events(events)
+        keep = self.base.cuts(events)
+        out = torch.zeros(len(events), len(self.flavour_channels),
+                          dtype=events.momenta.dtype, device=events.momenta.device)
+        if bool(keep.any()):
+            idx = keep.nonzero()[:, 0]
+            me = self.surrogate.matrix_element(events[idx], None)
+            out = out.index_put((idx,), me.to(out.device, out.dtype))
+        return out
 
     def phase_space(self, params=None) -> list:
         """The original process's phase-space maps."""

@@ -17,7 +17,10 @@ ensemble), and turns events into the predictive mean and variance of
 :math:`y = \log|M|^2 - \log R` per group. For each drawn network the outputs are
 averaged over the permutations of identical final-state particles, summing the
 per-permutation values in sorted order, so the prediction is *bit-for-bit* invariant
-under exchanging identical particles.
+under exchanging identical particles (``symmetry="average"``). With
+``symmetry="sort"`` the identical particles are instead read in the canonical order of
+:func:`~forward.surrogate.features.canonical_order` (one network pass instead of k!
+for k identical particles, e.g. 120 for five jets), equally bit-for-bit invariant.
 """
 
 from __future__ import annotations
@@ -30,13 +33,20 @@ from torch.nn import functional as F
 
 from forward._validation import check_choice
 from forward.events import HardEvents
-from forward.surrogate.features import FeatureScaler, invariant_features, n_features
+from forward.surrogate.features import (
+    FeatureScaler,
+    canonical_order,
+    invariant_features,
+    n_features,
+)
 from forward.surrogate.layers import BayesianLinear
 
-__all__ = ["KINDS", "SurrogateNet", "SymmetricRegressor"]
+__all__ = ["KINDS", "SYMMETRIES", "SurrogateNet", "SymmetricRegressor"]
 
 #: network kinds; "ensemble" is a SymmetricRegressor of several "heteroscedastic" nets
 KINDS = ("heteroscedastic", "bayesian", "ensemble", "mse")
+#: ways to make a surrogate symmetric under exchanging identical final-state particles
+SYMMETRIES = ("average", "sort")
 
 _LOG_SIGMA_MIN, _LOG_SIGMA_MAX = -14.0, 3.0
 
@@ -154,7 +164,9 @@ class SymmetricRegressor(nn.Module):
     Args:
         n_out: number of final-state particles.
         permutations: permutations of the final state to symmetrise over (the identity
-            included), from :func:`~forward.surrogate.features.identical_permutations`.
+            included), from :func:`~forward.surrogate.features.identical_permutations`;
+            with ``symmetry="sort"`` only their number matters for validation, the
+            network reads one canonical order.
         n_groups: number of regressed outputs.
         kind: one of ``KINDS``.
         members: ensemble size (``kind="ensemble"``), else 1.
@@ -163,6 +175,9 @@ class SymmetricRegressor(nn.Module):
         device: of the networks.
         generator: random generator (CPU) of the initial weights; None uses torch's
             global one.
+        symmetry: ``"average"`` (over ``permutations``) or ``"sort"`` (canonical order of
+            the particles with equal ``final_state`` ids; needs ``final_state``).
+        final_state: PDG ids of the final state (``symmetry="sort"``).
     """
 
     def __init__(
@@ -179,9 +194,19 @@ class SymmetricRegressor(nn.Module):
         dtype: torch.dtype = torch.float32,
         device=None,
         generator: torch.Generator | None = None,
+        symmetry: str = "average",
+        final_state: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         check_choice("kind", kind, KINDS)
+        check_choice("symmetry", symmetry, SYMMETRIES)
+        if symmetry == "sort":
+            if final_state is None or len(final_state) != int(n_out):
+                raise ValueError(
+                    f"final_state: expected {int(n_out)} PDG ids for symmetry='sort', "
+                    f"got {final_state!r}")
+            final_state = [int(x) for x in final_state]
+            permutations = [tuple(range(int(n_out)))]
         if not isinstance(members, int) or members < 1:
             raise ValueError(f"members: expected an integer >= 1, got {members!r}")
         if kind != "ensemble":
@@ -190,8 +215,11 @@ class SymmetricRegressor(nn.Module):
         self.n_out = int(n_out)
         self.permutations = [tuple(int(i) for i in p) for p in permutations]
         self.n_groups = int(n_groups)
+        self.symmetry = symmetry
+        self.final_state = None if final_state is None else [int(x) for x in final_state]
         self.config = {"hidden": hidden, "layers": layers, "prior_std": prior_std,
-                       "members": members}
+                       "members": members, "symmetry": symmetry,
+                       "final_state": self.final_state}
         n_in = n_features(self.n_out)
         net_kind = "heteroscedastic" if kind == "ensemble" else kind
         self.nets = nn.ModuleList(
@@ -214,10 +242,17 @@ class SymmetricRegressor(nn.Module):
     def device(self) -> torch.device:
         return self.x_scaler.mean.device
 
+    def raw_features(self, events: HardEvents) -> torch.Tensor:
+        """Unscaled features for every permutation read, shape (P, n, n_features), float64
+        (P = 1 with ``symmetry="sort"``)."""
+        if self.symmetry == "sort":
+            events = canonical_order(events, self.final_state)
+        x = torch.stack([invariant_features(events, p) for p in self.permutations])
+        return x.to(self.device, torch.float64)
+
     def features(self, events: HardEvents) -> torch.Tensor:
         """Standardised features for every permutation, shape (P, n, n_features), net dtype."""
-        x = torch.stack([invariant_features(events, p) for p in self.permutations])
-        return self.x_scaler(x.to(self.device, torch.float64)).to(self.dtype)
+        return self.x_scaler(self.raw_features(events)).to(self.dtype)
 
     def member_output(
         self,

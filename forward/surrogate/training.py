@@ -33,12 +33,12 @@ from typing import Any
 
 import torch
 
-from forward._validation import check_choice, make_generator
+from forward._validation import check_choice, make_generator, resolve_device
 from forward.surrogate.data import TrainingData
 from forward.surrogate.features import REFERENCES, identical_permutations, log_reference
 from forward.surrogate.losses import gaussian_nll, squared_error
 from forward.surrogate.matrix_element import SurrogateMatrixElement, channel_groups
-from forward.surrogate.models import KINDS, SymmetricRegressor
+from forward.surrogate.models import KINDS, SYMMETRIES, SymmetricRegressor
 
 __all__ = ["SurrogateConfig", "SurrogateFit", "boost_surrogate", "train_surrogate"]
 
@@ -62,6 +62,9 @@ class SurrogateConfig:
         calibrate: rescale σ on the held-out points (see module docstring).
         samples: weight draws per prediction of Bayesian nets.
         dtype: of the networks; device: of the networks (default: the data's).
+        symmetry: ``"average"`` over the permutations of identical final-state particles
+            (cost k! network passes for k identical particles) or ``"sort"`` them into a
+            canonical order (one pass; see :mod:`forward.surrogate.models`).
     """
 
     kind: str = "bayesian"
@@ -80,9 +83,11 @@ class SurrogateConfig:
     samples: int = 10
     dtype: torch.dtype = torch.float32
     device: Any = None
+    symmetry: str = "average"
 
     def __post_init__(self) -> None:
         check_choice("kind", self.kind, KINDS)
+        check_choice("symmetry", self.symmetry, SYMMETRIES)
         check_choice("reference", self.reference, REFERENCES)
         for name in ("hidden", "layers", "members", "epochs", "batch_size", "samples"):
             v = getattr(self, name)
@@ -102,6 +107,8 @@ class SurrogateConfig:
                 f"val_fraction: expected a number in (0, 0.5), got {self.val_fraction!r}")
         if self.dtype not in (torch.float32, torch.float64):
             raise TypeError(f"dtype: expected torch.float32 or torch.float64, got {self.dtype}")
+        if self.device is not None:
+            resolve_device(self.device)
 
 
 @dataclass
@@ -162,9 +169,9 @@ def _fit_members(reg, feats, y, mask, weight, val, *, epochs, lr, lr_final, batc
     steps_per_epoch = max(1, math.ceil(n / batch_size))
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from forward.progress import progress_bar
 
-        bar = tqdm(total=epochs * len(reg.nets), desc=desc, unit="epoch")
+        bar = progress_bar(total=epochs * len(reg.nets), desc=desc, unit="epoch")
     for k in range(len(reg.nets)):
         params = list(reg.nets[k].parameters())
         opt = torch.optim.Adam(params, lr=lr)
@@ -269,14 +276,13 @@ def train_surrogate(
     reg = SymmetricRegressor(
         k_out, perms, len(references), kind=config.kind, members=config.members,
         hidden=config.hidden, layers=config.layers, prior_std=config.prior_std,
-        dtype=config.dtype, generator=generator,
+        dtype=config.dtype, generator=generator, symmetry=config.symmetry,
+        final_state=tuple(process.final_state),
     ).to(device)
     y, mask = _targets(train, references, config.reference)
     vy, vm = _targets(val, references, config.reference)
     y, mask, vy, vm = (t.to(device) for t in (y, mask, vy, vm))
-    from forward.surrogate.features import invariant_features
-
-    reg.x_scaler.fit(invariant_features(train.events).to(device))
+    reg.x_scaler.fit(reg.raw_features(train.events)[0])
     ym = torch.where(mask, y, 0.0).sum(0) / mask.sum(0).clamp(min=1)
     ys = (torch.where(mask, (y - ym) ** 2, 0.0).sum(0) / mask.sum(0).clamp(min=1)).sqrt()
     reg.y_scaler.mean.copy_(ym)

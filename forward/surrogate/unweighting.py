@@ -30,19 +30,34 @@ fraction of overweight points is reported. The exact |M|² is needed only for th
 fraction :math:`\langle w_s\rangle/W` of the points that survive stage 1, and stage 2
 keeps on average :math:`\langle\rho\rangle/X`: the closer the surrogate, the closer X
 to 1 and the fewer exact evaluations per event.
+
+**On any process.** :func:`two_stage_events` runs the algorithm on a
+:class:`~forward.processes.base.Process` (e.g. ``jets``) with a trained
+:class:`~forward.surrogate.matrix_element.SurrogateMatrixElement`: proposals flat on
+the cube of one of its phase-space maps, :math:`w_s` the hadronic weight
+(:class:`~forward.integrand.HadronicIntegrand`) with the surrogate |M|², and for the
+stage-1 survivors :math:`w_e = \sum_c w_{s,c}\, |M|^2_{e,c} / |M|^2_{s,c}` (flavour
+channels c), which reuses the PDFs and Jacobians of the first pass. Points that fail
+the process's cuts have :math:`w_s = w_e = 0` and never reach either |M|². The weighted
+kept sample estimates σ: :math:`\hat\sigma = \frac{W X}{N}\sum_{\text{kept}} u_i`
+over N proposals, with its standard error from the per-proposal values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from forward._validation import check_finite, check_range
+from forward.events import HardEvents
 from forward.nis.unweighting import max_weight
 
-__all__ = ["TwoStageResult", "two_stage_unweight"]
+__all__ = ["TwoStageEvents", "TwoStageResult", "two_stage_events", "two_stage_unweight"]
 
 
 @dataclass
@@ -158,4 +173,149 @@ def two_stage_unweight(
         efficiency_first=m1 / n,
         efficiency_second=m2 / m1 if m1 else 0.0,
         overweight_fraction=float((weights > 1).to(torch.float64).mean()) if m2 else 0.0,
+    )
+
+
+@dataclass
+class TwoStageEvents:
+    """Events of :func:`two_stage_events`.
+
+    Attributes:
+        events: the kept hard events (momenta (m, k, 4) in GeV).
+        weights: their residual weights u, shape (m,) float64 (1 unless overweight).
+        result: the :class:`TwoStageResult` on the proposals that pass the cuts (its
+            ``index`` points into those, its efficiencies are relative to them).
+        n_proposed: all proposed points (cube points), cuts included.
+        n_pass: proposals that pass the cuts (w_s > 0).
+        cross_section, error: σ̂ = W X Σ u / n_proposed and its standard error, in pb.
+        seconds_surrogate: wall time of everything but the exact |M|² (proposals, PDFs,
+            surrogate, accept steps), in s.
+        seconds_exact: wall time of the exact |M|² of the stage-1 survivors, in s.
+    """
+
+    events: HardEvents
+    weights: torch.Tensor
+    result: TwoStageResult
+    n_proposed: int
+    n_pass: int
+    cross_section: float
+    error: float
+    seconds_surrogate: float
+    seconds_exact: float
+
+    @property
+    def seconds(self) -> float:
+        """Total wall time in s (training not included)."""
+        return self.seconds_surrogate + self.seconds_exact
+
+
+def two_stage_events(
+    process,
+    surrogate,
+    n_proposed: int,
+    *,
+    params: Mapping[str, Any] | None = None,
+    pdf=None,
+    channel: int = 0,
+    overweight: float = 1e-3,
+    ratio_overweight: float = 0.0,
+    surrogate_max: float | None = None,
+    ratio_max: float | None = None,
+    batch_size: int = 100_000,
+    sampler=None,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> TwoStageEvents:
+    """Unweighted events of ``process`` by two-stage unweighting with ``surrogate``.
+
+    See the module docstring ("On any process"). The proposal is flat on the unit cube
+    of ``process.phase_space(params)[channel]`` or ``sampler``'s density on it (e.g. a
+    :class:`~forward.nis.VegasMap` adapted to the surrogate integrand), drawn in
+    batches of ``batch_size``.
+
+    Args:
+        process: the exact :class:`~forward.processes.base.Process`.
+        surrogate: a :class:`~forward.surrogate.matrix_element.SurrogateMatrixElement`
+            trained on it (same final state and flavour channels, same parameters).
+        n_proposed: number of proposed points (>= 1).
+        params: process parameters (defaults for those not given); must be the
+            surrogate's training values.
+        pdf: PDF object or set name; default the process's.
+        channel: index of the phase-space map.
+        overweight, ratio_overweight, surrogate_max, ratio_max: as in
+            :func:`two_stage_unweight` (default: no stage-2 overweight).
+        batch_size: proposals per batch (memory), >= 1.
+        sampler: None (flat) or a proposal on the map's cube with
+            ``sample(n, *, generator) -> (r (n, dim), log_q (n,))``; weights are divided
+            by its density q.
+        generator: CPU random generator of the proposals and both accept steps.
+        dtype: of the proposals and momenta (float64 recommended for the exact |M|²).
+
+    Returns:
+        A :class:`TwoStageEvents`.
+
+    Raises:
+        TypeError, ValueError: bad counts, a surrogate that does not fit the process,
+        or no proposal passing the cuts.
+    """
+    from forward.integrand import HadronicIntegrand
+    from forward.surrogate.matrix_element import SurrogateProcess
+
+    for name, v in (("n_proposed", n_proposed), ("batch_size", batch_size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name}: expected an integer >= 1, got {v!r}")
+    t0 = time.perf_counter()
+    surr_int = HadronicIntegrand(SurrogateProcess(process, surrogate), pdf, params,
+                                 channel=channel, dtype=dtype)
+    exact_params = surr_int.params
+    parts, ws_parts = [], []
+    for start in range(0, n_proposed, batch_size):
+        m = min(batch_size, n_proposed - start)
+        if sampler is None:
+            r = torch.rand(m, surr_int.dim, generator=generator, dtype=dtype)
+            log_q = None
+        else:
+            r, log_q = sampler.sample(m, generator=generator)
+            r = r.to(dtype)
+        ev, w_ch, _ = surr_int.sample(r)
+        if log_q is not None:
+            w_ch = w_ch * torch.exp(-log_q.to(w_ch)).unsqueeze(-1)
+        keep = w_ch.sum(-1) > 0
+        idx = keep.nonzero()[:, 0]
+        parts.append(ev[idx])
+        ws_parts.append(w_ch[idx].to(torch.float64))
+    if not any(len(p) for p in parts):
+        raise ValueError(f"n_proposed: none of the {n_proposed} proposals passes the cuts "
+                         f"of {process.name!r}; propose more points")
+    events = HardEvents(torch.cat([p.momenta for p in parts]), torch.cat([p.x1 for p in parts]),
+                        torch.cat([p.x2 for p in parts]), process.sqrt_s)
+    w_s_ch = torch.cat(ws_parts)
+    timing = {"exact": 0.0}
+
+    def exact_weights(idx: torch.Tensor) -> torch.Tensor:
+        t1 = time.perf_counter()
+        if idx.numel() == 0:
+            return torch.zeros(0, dtype=torch.float64)
+        ev = events[idx]
+        with torch.no_grad():
+            me_e = process.matrix_element(ev, exact_params).to(torch.float64)
+            me_s = surrogate.matrix_element(ev, None).to(torch.float64)
+        ratio = torch.where(me_s > 0, me_e / me_s.clamp(min=1e-300), 0.0)
+        out = (w_s_ch[idx] * ratio).sum(-1)
+        timing["exact"] += time.perf_counter() - t1
+        return out
+
+    res = two_stage_unweight(
+        w_s_ch.sum(-1), exact_weights, surrogate_max=surrogate_max, ratio_max=ratio_max,
+        overweight=overweight, ratio_overweight=ratio_overweight, generator=generator)
+    scale = res.surrogate_max * res.ratio_max
+    total = float(res.weights.sum())
+    sigma = scale * total / n_proposed
+    second = scale**2 * float((res.weights**2).sum()) / n_proposed
+    error = math.sqrt(max(second - sigma**2, 0.0) / n_proposed)
+    seconds = time.perf_counter() - t0
+    return TwoStageEvents(
+        events=events[res.index], weights=res.weights, result=res, n_proposed=n_proposed,
+        n_pass=len(events), cross_section=sigma, error=error,
+        seconds_surrogate=seconds - timing["exact"], seconds_exact=timing["exact"],
     )

@@ -11,12 +11,18 @@ library functions:
 ``invsim demo``        :mod:`invsim.cli.demo` -> :func:`invsim.demo.run_demo`
 =====================  ==============================================================
 
-Shared parsing (``--set``, grids, likelihood factories, ``--device``, counts) is in
-:mod:`invsim.cli._common`. Errors that escape a command (ValueError, TypeError, OSError,
-KeyError, ImportError and RuntimeError, which covers torch's) are printed as one line
-``Error: <message>`` on stderr with exit status 1; any other exception is a bug and is
-printed as one line too, naming its type and asking for ``--debug``; click's usage
-errors keep exit status 2. ``invsim --debug ...`` re-raises them with their traceback
+Shared parsing (``--set``, grids, likelihood factories, ``--device``, counts,
+``--quiet``/``--verbose``) is in :mod:`invsim.cli._common`. Every command takes
+``-q/--quiet`` (only the result), ``-v/--verbose`` (progress bars even into a file, the
+provenance record on stderr) and ``--json``; progress bars follow
+:mod:`forward.progress`. The group records the command line for the provenance of
+every output (:func:`forward.provenance.command_line`).
+
+Errors that escape a command (ValueError, TypeError, OSError, KeyError, ImportError
+and RuntimeError, which covers torch's) are printed as one line ``Error: <message>``
+on stderr with exit status 1; any other exception is a bug and is printed as one line
+too, naming its type and asking for ``--debug``; click's usage errors keep exit
+status 2. ``invsim --debug ...`` re-raises them with their traceback
 instead.
 """
 
@@ -49,6 +55,14 @@ def _one_line(err: BaseException) -> str:
 
 class _Group(click.Group):
     """A click group that turns errors escaping a command into one ``Error:`` line."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Record the command line for provenance (:func:`forward.provenance.command_line`)
+        until the command ends."""
+        from forward.provenance import recording_command
+
+        ctx.with_resource(recording_command(["invsim", *args]))
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):
         try:

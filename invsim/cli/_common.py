@@ -24,8 +24,10 @@ __all__ = [
     "file_inputs",
     "call_factory",
     "declared_parameters",
+    "echo_info",
     "echo_inputs",
     "inference_inputs",
+    "model_paths",
     "likelihood_options",
     "jsonable",
     "load_factory",
@@ -39,6 +41,11 @@ __all__ = [
     "parse_range",
     "parse_value",
     "process_class_argument",
+    "quiet",
+    "run_provenance",
+    "show_progress",
+    "verbose",
+    "verbosity_options",
 ]
 
 
@@ -356,9 +363,11 @@ def likelihood_options(command):
     ``--model``, ``--likelihood`` (``factory_spec``), ``--samples-per-event``
     (``n_samples``), ``--tree`` and ``--on-flagged``."""
     options = [
-        click.option("--model", "model", default=None,
-                     type=click.Path(exists=True, file_okay=False, path_type=Path),
-                     help="Model directory from 'invsim train'."),
+        click.option("--model", "model", multiple=True, callback=_model_option,
+                     metavar="[NAME=]DIR",
+                     help="Model directory from 'invsim train'; repeat as NAME=DIR for "
+                          "channels of disjoint selections (e.g. ee=dy_ee mumu=dy_mumu), "
+                          "one likelihood summed over them."),
         click.option("--likelihood", "factory_spec", default=None, metavar="MODULE:FUNCTION",
                      help="Instead of --model: a factory called with the EventSet, returning "
                           "an EventLikelihood (module:function or file.py:function)."),
@@ -380,6 +389,35 @@ def likelihood_options(command):
     return command
 
 
+def _model_option(ctx, param, values):
+    """``--model`` values -> None, one directory (Path) or channel name -> directory."""
+    if not values:
+        return None
+    named = {}
+    for v in values:
+        name, sep, path = v.partition("=") if "=" in v else ("", "", v)
+        if sep and not name:
+            raise click.BadParameter(f"expected NAME=DIR or DIR, got {v!r}", ctx, param)
+        path = Path(path)
+        if not path.is_dir():
+            raise click.BadParameter(f"{str(path)!r} is not a model directory", ctx, param)
+        if name in named:
+            raise click.BadParameter(f"channel {name!r} given twice", ctx, param)
+        named[name] = path
+    if len(named) == 1 and "" in named:
+        return named[""]
+    if "" in named:
+        raise click.BadParameter("with several models name each channel: NAME=DIR", ctx, param)
+    return named
+
+
+def model_paths(model) -> list:
+    """The model directories of a parsed ``--model`` (none, one or one per channel)."""
+    if model is None:
+        return []
+    return list(model.values()) if isinstance(model, dict) else [model]
+
+
 def inference_inputs(*, data, factory_spec, model, parameters, n_samples: int, seed: int,
                      tree, on_flagged: str, device: str, progress: bool):
     """The likelihood of ``invsim scan``/``posterior`` from a factory or a model directory.
@@ -399,6 +437,18 @@ def inference_inputs(*, data, factory_spec, model, parameters, n_samples: int, s
         raise click.UsageError("--data: give the events file")
     if (factory_spec is None) == (model is None):
         raise click.UsageError("give either --model MODEL_DIR or --likelihood MODULE:FUNCTION")
+    if isinstance(model, dict):
+        from invsim.data import channel_likelihood
+
+        try:
+            lik, observed = channel_likelihood(
+                model, data, parameters=parameters or None, n_samples=n_samples, seed=seed,
+                tree=tree, on_flagged=on_flagged, progress=progress, device=device)
+        except (ValueError, TypeError, OSError) as err:
+            raise click.UsageError(one_line(err)) from err
+        source = {"models": {k: str(v) for k, v in model.items()},
+                  "channels": {k: o.provenance() for k, o in observed.items()}}
+        return lik, source, getattr(lik.process, "name", None)
     if model is not None:
         from invsim.data import model_likelihood
 
@@ -452,12 +502,99 @@ def _check_event_count(likelihood, events, spec: str) -> None:
                                f"{len(events)}; it must return one log p per event")
 
 
+# -- verbosity and provenance ------------------------------------------------------------
+_VERBOSITY = "invsim.verbosity"
+
+
+def _set_verbosity(ctx: click.Context, param, value: bool):
+    """Callback of ``--quiet``/``--verbose``: record the level and set the progress-bar
+    mode (:func:`forward.progress.progress_mode`) until the command ends."""
+    from forward.progress import progress_mode
+
+    if not value:
+        return
+    level = "quiet" if param.name == "quiet" else "verbose"
+    if ctx.meta.get(_VERBOSITY, level) != level:
+        raise click.UsageError("--quiet, --verbose: give one of them, not both")
+    ctx.meta[_VERBOSITY] = level
+    ctx.with_resource(progress_mode(level == "verbose"))
+
+
+def verbosity_options(command):
+    """Add ``-q/--quiet`` (only the result; no progress bars, no informational lines) and
+    ``-v/--verbose`` (progress bars even when stderr is not a terminal, and the
+    provenance record on stderr) to a command. Without either, progress bars are drawn
+    only when stderr is a terminal; ``TQDM_DISABLE=1`` turns them off in every case."""
+    for name, short, text in (
+            ("verbose", "-v", "Progress bars even when stderr is not a terminal (unless "
+                              "TQDM_DISABLE is set) and the provenance record on stderr."),
+            ("quiet", "-q", "Print only the result: no progress bars, no informational "
+                            "lines.")):
+        command = click.option(short, f"--{name}", name, is_flag=True, expose_value=False,
+                               callback=_set_verbosity, help=text)(command)
+    return command
+
+
+def _level() -> str:
+    ctx = click.get_current_context(silent=True)
+    return "normal" if ctx is None else ctx.meta.get(_VERBOSITY, "normal")
+
+
+def quiet() -> bool:
+    """True when the running command has ``--quiet``."""
+    return _level() == "quiet"
+
+
+def verbose() -> bool:
+    """True when the running command has ``--verbose``."""
+    return _level() == "verbose"
+
+
+def show_progress(as_json: bool = False) -> bool:
+    """The ``progress`` argument a command passes to library calls: False with ``--quiet``
+    or ``--json`` (unless ``--verbose``), else whether bars may be drawn
+    (:func:`forward.progress.progress_enabled`)."""
+    from forward.progress import progress_enabled
+
+    if quiet() or (as_json and not verbose()):
+        return False
+    return progress_enabled(True)
+
+
+def echo_info(message: str, *, err: bool = False) -> None:
+    """Print an informational line (not part of the result); nothing with ``--quiet``."""
+    if not quiet():
+        click.echo(message, err=err)
+
+
+def run_provenance(**kwargs) -> dict:
+    """The command's :func:`forward.provenance.provenance` record (the command line is
+    recorded by the ``invsim`` group); printed on stderr with ``--verbose``.
+
+    Args:
+        **kwargs: as for :func:`forward.provenance.provenance`.
+    """
+    import json
+
+    from forward.provenance import provenance
+
+    record = provenance(**kwargs)
+    if verbose():
+        click.echo("provenance: " + json.dumps(record), err=True)
+    return record
+
+
 def echo_inputs(source: dict) -> None:
-    """Print the events file's selected and dropped counts (model inputs only)."""
-    if "n_selected" in source:
-        dropped = {k: v for k, v in source["dropped"].items() if v}
-        click.echo(f"{source['path']}: {source['n_selected']} of {source['n_read']} events "
-                   "selected" + (f" (dropped: {dropped})" if dropped else ""))
+    """Print the events file's selected and dropped counts (model inputs only; nothing
+    with ``--quiet``)."""
+    if quiet():
+        return
+    for name, part in source.get("channels", {"": source}).items():
+        if "n_selected" in part:
+            dropped = {k: v for k, v in part["dropped"].items() if v}
+            click.echo((f"channel {name}: " if name else "")
+                       + f"{part['path']}: {part['n_selected']} of {part['n_read']} events "
+                       "selected" + (f" (dropped: {dropped})" if dropped else ""))
 
 
 def claim_output(path, *, inputs=(), overwrite: bool = False, directory: bool = False):

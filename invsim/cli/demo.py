@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from invsim.cli._common import DEVICE, Count
+from invsim.cli._common import DEVICE, Count, quiet, show_progress, verbosity_options
 
 __all__ = ["demo"]
 
@@ -28,6 +28,7 @@ __all__ = ["demo"]
               help="Pseudo-experiments of the calibration (default: 10 quick, 100 full).")
 @click.option("--forward-only", is_flag=True, help="Skip the inverse half.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
+@verbosity_options
 def demo(quick: bool, out: Path, overwrite: bool, seed: int, device: str | None,
          experiments: int | None, forward_only: bool, as_json: bool) -> None:
     """Run the main job on the embedded default and write a report folder."""
@@ -41,11 +42,18 @@ def demo(quick: bool, out: Path, overwrite: bool, seed: int, device: str | None,
 
     def progress(items):
         items = list(items)
+        if not show_progress(as_json):
+            yield from items
+            return
         with click.progressbar(items, label="  integrating", file=click.get_text_stream("stderr"),
                                item_show_func=lambda kv: kv[0] if kv else "") as bar:
             yield from bar
 
-    echo = (lambda msg: click.echo(msg, err=True)) if as_json else click.echo
+    if quiet():
+        def echo(msg):
+            return None
+    else:
+        echo = (lambda msg: click.echo(msg, err=True)) if as_json else click.echo
     try:
         results = run_demo(out, quick=quick, seed=seed, device=device, overwrite=overwrite,
                            echo=echo, progress=progress, experiments=experiments,
@@ -55,9 +63,11 @@ def demo(quick: bool, out: Path, overwrite: bool, seed: int, device: str | None,
     if as_json:
         click.echo(json.dumps(results))
         return
-    click.echo("")
+    if not quiet():
+        click.echo("")
     for r in results["cross_sections"]:
         click.echo(f"  {r['label']:<48s} {r['sigma_pb']:.6g} ± {r['error_pb']:.2g} pb   "
                    f"Pythia {r['pythia_pb']:.6g} ± {r['pythia_error_pb']:.2g}   "
                    f"pull {r['pull']:+.2f}")
-    click.echo(f"\nReport written to {out}/ (summary.md, results.json, mll.png)")
+    if not quiet():
+        click.echo(f"\nReport written to {out}/ (summary.md, results.json, mll.png)")

@@ -5,10 +5,30 @@ Example::
     invsim generate drell-yan --events 10000 --set mll_min=60 --set mll_max=120 \\
         --detector cms --train-calls 200000 --seed 1 -o dy.h5
 
+    invsim generate drell-yan --events 10000 --set mll_min=60 --set mll_max=120 \\
+        --scale-variations --pdf-variation NNPDF31_lo_as_0130 -o dy.lhe
+
 PROCESS is any registered name (see ``invsim xsec --list``). The events come from
 :func:`forward.generate.generate_events` (multi-channel NIS training and unweighting,
 optional Pythia 8 + fastjet shower, detector); ``reco.hard_index`` links every
-reconstructed event to its hard event.
+reconstructed event to its hard event. The file's ``metadata["provenance"]`` records
+how it was made (:mod:`forward.provenance`). ``--json`` prints one JSON object
+(``process, n_events, sigma_pb, error_pb, efficiency, n_overweight, n_passed, seed,
+named_weights, output, provenance``).
+
+``--format hdf5|lhe|root`` picks the file format; by default the output's suffix does
+(``.h5``/``.hdf5``, ``.lhe``/``.lhe.gz``, ``.root``), and a format that contradicts the
+suffix is a usage error. HDF5 and ROOT hold hard and reconstructed events, LHE the hard
+events only.
+
+``--scale-variations`` adds the 7-point μ_R/μ_F variation (factors in {½, 1, 2}, without
+the opposite corners) and ``--pdf-variation PDF`` (repeatable; a set name,
+``NAME/MEMBER`` or an LHAPDF id) other PDFs as named weights of every event
+(:func:`forward.variations.event_set_weights`: the event's weight times dσ_var/dμ ÷
+dσ/dμ at its own hard point, so each named weight sums to the variation's σ). Names:
+``mur0.5_muf1``, ... and the PDF as given; written as the dataset
+``hard/weights_named`` (HDF5), ``<rwgt>`` weights declared in ``<initrwgt>`` (LHE) and
+the branches ``weight_0``, ... (ROOT).
 
 With ``--workers N`` (a local Dask cluster of N single-threaded processes) or
 ``--scheduler ADDRESS`` (a running ``dask scheduler``) the events are generated in
@@ -23,6 +43,7 @@ OUTPUT.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -36,7 +57,10 @@ from invsim.cli._common import (
     option_message,
     parameter_names,
     parse_assignments,
+    parse_value,
     process_class_argument,
+    show_progress,
+    verbosity_options,
 )
 
 __all__ = ["generate"]
@@ -60,7 +84,14 @@ __all__ = ["generate"]
               default=1e-3, show_default=True,
               help="Allowed fraction of the total weight above the maximum weight.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="HDF5 file to write.")
+              help="Event file to write (.h5, .lhe, .lhe.gz or .root).")
+@click.option("--format", "fmt", type=click.Choice(["hdf5", "lhe", "root"]), default=None,
+              help="File format [default: from the OUTPUT suffix].")
+@click.option("--scale-variations", is_flag=True,
+              help="Add per-event weights of the 7-point mu_R/mu_F variation (factors 1/2, 1, 2).")
+@click.option("--pdf-variation", "pdf_variations", multiple=True, metavar="PDF",
+              help="Add per-event weights for this PDF (set name, NAME/MEMBER or LHAPDF id), "
+                   "repeatable.")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Generate in chunks on a local Dask cluster of this many processes.")
@@ -68,21 +99,32 @@ __all__ = ["generate"]
               help="Generate in chunks on a running Dask scheduler (tcp://host:8786).")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=None,
               help="Events per chunk with --workers/--scheduler [default: 25000].")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@verbosity_options
 def generate(process_name, n_events, assignments, shower, card, seed, device, train_calls,
-             overweight, output, overwrite, workers, scheduler, chunk_size) -> None:
+             overweight, output, fmt, scale_variations, pdf_variations, overwrite, workers,
+             scheduler, chunk_size, as_json) -> None:
     """Generate N unweighted events of PROCESS, apply the detector, write hard/reco pairs."""
-    from forward.io import save_hdf5
+    from forward import variations as var
+    from forward.io import event_format, write_events
 
     if workers is not None and scheduler is not None:
         raise click.UsageError("--workers, --scheduler: give one of them, not both")
     if chunk_size is not None and workers is None and scheduler is None:
         raise click.UsageError("--chunk-size: only with --workers or --scheduler")
+    try:
+        fmt = event_format(output, fmt)
+    except ValueError as err:
+        raise click.UsageError(option_message(err, {"fmt": "--format"})) from err
     claim_output(output, inputs=file_inputs(card), overwrite=overwrite)
     cls = process_class_argument(process_name)
     params, settings = parse_assignments(assignments, parameter_names(cls),
                                          cls.setting_names())
+    variations = (var.scale_variations() if scale_variations else []) + \
+        var.pdf_variations([parse_value(p) for p in pdf_variations])
     kwargs = dict(settings=settings, params=params, detector=card, shower=shower, seed=seed,
-                  device=device, train_calls=train_calls, overweight=overweight, progress=True)
+                  device=device, train_calls=train_calls, overweight=overweight,
+                  progress=show_progress(as_json), variations=variations or None)
     try:
         if workers is None and scheduler is None:
             from forward.generate import generate_events
@@ -91,16 +133,26 @@ def generate(process_name, n_events, assignments, shower, card, seed, device, tr
         else:
             events = _generate_chunked(process_name, n_events, kwargs, workers, scheduler,
                                        chunk_size, output)
-    except (ValueError, TypeError, FileNotFoundError) as err:
+    except (ValueError, TypeError, FileNotFoundError) as err:  # PDFSetNotFoundError too
         raise click.UsageError(option_message(
-            err, {"n_events": "--events", "train_calls": "--train-calls"})) from err
-    save_hdf5(events, output, overwrite=overwrite)
+            err, {"n_events": "--events", "train_calls": "--train-calls",
+                  "variations": "--pdf-variation"})) from err
+    write_events(events, output, fmt=fmt, overwrite=overwrite)
     meta = events.metadata
     passed = int(events.reco.passed.sum())
+    if as_json:
+        click.echo(json.dumps({
+            "process": process_name, "n_events": n_events, "sigma_pb": events.cross_section,
+            "error_pb": events.cross_section_error, "efficiency": meta["efficiency"],
+            "n_overweight": meta["n_overweight"], "n_passed": passed, "seed": seed,
+            "named_weights": list(events.weights_named or {}), "output": str(output),
+            "provenance": meta.get("provenance")}))
+        return
     click.echo(f"{process_name}: {n_events} events, σ = {events.cross_section:.6g} ± "
                f"{events.cross_section_error:.2g} pb, unweighting efficiency "
                f"{meta['efficiency']:.3g}, {meta['n_overweight']} overweight; {passed} pass "
-               f"the selection -> {output}")
+               f"the selection" + (f"; {len(events.weights_named)} named weights"
+                                   if events.weights_named else "") + f" -> {output}")
 
 
 def _generate_chunked(process_name, n_events, kwargs, workers, scheduler, chunk_size, output):

@@ -36,8 +36,13 @@ from invsim.cli._common import (
     file_inputs,
     inference_inputs,
     likelihood_options,
+    model_paths,
     one_line,
     parse_range,
+    quiet,
+    run_provenance,
+    show_progress,
+    verbosity_options,
 )
 from invsim.infer.limits import MAX_DRAWS, MAX_STEPS
 
@@ -78,6 +83,7 @@ __all__ = ["posterior"]
               help="NetCDF file to write (arviz.InferenceData).")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@verbosity_options
 def posterior(events_path, data, model, factory_spec, params, priors, method, chains, samples,
               warmup, steps, n_samples, tree, luminosity, seed, device, on_flagged, output,
               overwrite, as_json) -> None:
@@ -101,7 +107,7 @@ def posterior(events_path, data, model, factory_spec, params, priors, method, ch
     if events_path is not None and data is not None and events_path != data:
         raise click.UsageError("give the events file once: as EVENTS or as --data")
     data = data or events_path
-    claim_output(output, inputs=[data, model, *file_inputs(factory_spec)],
+    claim_output(output, inputs=[data, *model_paths(model), *file_inputs(factory_spec)],
                  overwrite=overwrite)
     ranges = dict(parse_range(p) for p in params)
     if any(r is None for r in ranges.values()):
@@ -109,7 +115,7 @@ def posterior(events_path, data, model, factory_spec, params, priors, method, ch
     likelihood, source, process = inference_inputs(
         data=data, factory_spec=factory_spec, model=model, parameters=list(ranges) or None,
         n_samples=n_samples, seed=seed, tree=tree, on_flagged=on_flagged, device=device,
-        progress=not as_json)
+        progress=show_progress(as_json))
     try:
         overrides = {n: parse_prior(f"{n}=uniform:{lo!r},{hi!r}", device=device)[1]
                      for n, (lo, hi) in ranges.items()}
@@ -128,17 +134,24 @@ def posterior(events_path, data, model, factory_spec, params, priors, method, ch
             if method == "nuts":
                 warnings.simplefilter("ignore", ConvergenceWarning)  # in the summary
                 idata = sample_nuts(problem, num_samples=samples, warmup=warmup,
-                                    chains=chains, seed=seed)
+                                    chains=chains, seed=seed,
+                                    progress=show_progress(as_json))
             else:
                 idata, _ = fit_svi(problem, steps=steps, num_samples=samples, seed=seed)
     except FlaggedEventsError as err:
         raise click.ClickException(one_line(err)) from err
     idata.attrs.update({k: (v if isinstance(v, (str, int, float)) else json.dumps(v))
                         for k, v in source.items()})
+    record = run_provenance(
+        process=getattr(likelihood, "process", None) or process, seed=seed, device=device,
+        inputs=[data, *model_paths(model), factory_spec], method=method, priors=list(priors),
+        ranges={k: list(v) for k, v in ranges.items()}, chains=chains, samples=samples,
+        warmup=warmup, steps=steps, luminosity_pb=luminosity, samples_per_event=n_samples)
+    idata.attrs["provenance"] = json.dumps(record)
     save_inference(idata, output, overwrite=overwrite)
     summary = az.summary(idata, round_to="none", kind="all" if method == "nuts" else "stats")
     out = {"output": str(output), "method": method, "n_events": problem.n_events,
-           "inputs": source,
+           "inputs": source, "provenance": record,
            "parameters": {n: {k: float(summary.loc[n, k]) for k in summary.columns}
                           for n in problem.names}}
     flag_message = str(idata.attrs.get("flag_message", ""))
@@ -162,7 +175,8 @@ def posterior(events_path, data, model, factory_spec, params, priors, method, ch
         click.echo(json.dumps(out))
         return
     echo_inputs(source)
-    click.echo(f"{process or 'events'}: {problem.n_events} events, {method} -> {output}")
+    if not quiet():
+        click.echo(f"{process or 'events'}: {problem.n_events} events, {method} -> {output}")
     click.echo(summary.to_string())
     for text in out["warnings"]:
         click.echo(f"warning: {text}")

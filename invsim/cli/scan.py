@@ -51,10 +51,15 @@ from invsim.cli._common import (
     file_inputs,
     inference_inputs,
     likelihood_options,
+    model_paths,
     one_line,
     parse_fixed,
     parse_grid,
     parse_range,
+    quiet,
+    run_provenance,
+    show_progress,
+    verbosity_options,
 )
 
 __all__ = ["scan_command"]
@@ -88,6 +93,7 @@ __all__ = ["scan_command"]
               help="Evaluate the grid on a local Dask cluster of this many processes.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Evaluate the grid on a running Dask scheduler (tcp://host:8786).")
+@verbosity_options
 def scan_command(data, model, factory_spec, params, profiles, fixes, luminosity, n_samples,
                  tree, seed, batch_size, device, on_flagged, out, overwrite, as_json,
                  workers, scheduler) -> None:
@@ -101,7 +107,7 @@ def scan_command(data, model, factory_spec, params, profiles, fixes, luminosity,
 
     names = {"netcdf": "scan.nc", "csv": "scan.csv", "json": "scan.json", "png": "scan.png"}
     claim_output(out, overwrite=overwrite, directory=True)
-    for inp in [data, model, *file_inputs(factory_spec)]:
+    for inp in [data, *model_paths(model), *file_inputs(factory_spec)]:
         hit = [n for n in names.values() if inp is not None and same_file(out / n, inp)]
         if hit:
             raise click.UsageError(f"-o: {out / hit[0]} is the input {inp}; choose another "
@@ -124,10 +130,10 @@ def scan_command(data, model, factory_spec, params, profiles, fixes, luminosity,
     if (workers is not None or scheduler is not None) and profile:
         raise click.UsageError("--profile: profiled scans run in one process; drop "
                                "--workers/--scheduler")
-    likelihood, source, _ = inference_inputs(
+    likelihood, source, process = inference_inputs(
         data=data, factory_spec=factory_spec, model=model, parameters=[*grid, *profile],
         n_samples=n_samples, seed=seed, tree=tree, on_flagged=on_flagged, device=device,
-        progress=not as_json)
+        progress=show_progress(as_json))
     if model is not None and fixed:
         raise click.UsageError("--fix: with --model, parameters that are not scanned or "
                                "profiled stay at the process defaults")
@@ -136,18 +142,26 @@ def scan_command(data, model, factory_spec, params, profiles, fixes, luminosity,
             warnings.simplefilter("ignore", FlaggedEventsWarning)  # in the summary instead
             result = scan(likelihood, grid, profile=profile, fixed=fixed, bounds=bounds,
                           luminosity=luminosity, batch_size=batch_size, device=device,
-                          progress=not as_json, on_flagged=on_flagged, client=client)
+                          progress=show_progress(as_json), on_flagged=on_flagged,
+                          client=client)
     except (FlaggedEventsError, ConnectionError, ImportError, TaskFailedError) as err:
         raise click.ClickException(one_line(err)) from err
     except (ValueError, TypeError) as err:
         raise click.UsageError(one_line(err)) from err
+    record = run_provenance(
+        process=getattr(likelihood, "process", None) or process, parameters=fixed, seed=seed,
+        device=device, inputs=[data, *model_paths(model), factory_spec], method="scan",
+        grid={k: [float(v[0]), float(v[-1]), len(v)] for k, v in grid.items()},
+        profiled=profile, luminosity_pb=luminosity, samples_per_event=n_samples)
+    result.dataset.attrs["provenance"] = json.dumps(record)
     out.mkdir(parents=True, exist_ok=True)
     files = {k: out / n for k, n in names.items()}
     result.to_netcdf(files["netcdf"], overwrite=overwrite)
     result.to_csv(files["csv"], overwrite=overwrite)
     result.plot(files["png"], overwrite=overwrite)
     summary = result.summary() | {"inputs": source,
-                                  "files": {k: str(v) for k, v in files.items()}}
+                                  "files": {k: str(v) for k, v in files.items()},
+                                  "provenance": record}
     summary["warnings"] = [summary["flag_message"]] \
         if summary["flag_message"] and on_flagged == "warn" else []
     with atomic_target(files["json"], overwrite, ".json") as tmp:
@@ -174,7 +188,8 @@ def scan_command(data, model, factory_spec, params, profiles, fixes, luminosity,
     if not summary["all_converged"]:
         click.echo("  warning: the profile fit did not converge at some grid points "
                    "(see 'converged' in scan.nc)")
-    click.echo(f"Written to {out}/ (scan.nc, scan.csv, scan.json, scan.png)")
+    if not quiet():
+        click.echo(f"Written to {out}/ (scan.nc, scan.csv, scan.json, scan.png)")
 
 
 def _client(workers, scheduler):

@@ -33,6 +33,9 @@ from invsim.cli._common import (
     parse_range,
     parse_value,
     process_class_argument,
+    quiet,
+    show_progress,
+    verbosity_options,
 )
 
 __all__ = ["train"]
@@ -85,6 +88,7 @@ def _cuts(items) -> dict:
               type=click.Path(file_okay=False, path_type=Path), help="Model directory.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@verbosity_options
 def train(process_name, detector, assignments, params, cuts, quick, trials, epochs,
           points_per_axis, seed, device, out, overwrite, as_json) -> None:
     """Train transfer, acceptance and proposal of PROCESS through a detector."""
@@ -129,7 +133,7 @@ def train(process_name, detector, assignments, params, cuts, quick, trials, epoc
     model, info = build_model(process, det, n_trials=n_trials, epochs=n_epochs, seed=seed,
                               observables=observables, theta=fixed or None,
                               ranges=ranges or None, points_per_axis=points_per_axis,
-                              progress=not as_json, device=device)
+                              progress=show_progress(as_json), device=device)
     model.save(out, overwrite=overwrite)
     summary = {"model": str(out), "process": process_name, "settings": settings,
                "detector": getattr(det, "name", type(det).__name__),
@@ -141,7 +145,9 @@ def train(process_name, detector, assignments, params, cuts, quick, trials, epoc
         return
     click.echo(f"{process_name} through {summary['detector']}: {info['train_accepted']} of "
                f"{info['train_events']} simulated events selected, trained in "
-               f"{info['train_seconds']:.0f} s")
+               f"{info['train_seconds']:.0f} s -> {out}")
+    if quiet():
+        return
     dropped = {k: v for k, v in info["selection_failed"].items() if v}
     if dropped:
         click.echo(f"  dropped by the selection: {dropped}")

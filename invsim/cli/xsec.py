@@ -15,7 +15,8 @@ parameters (``process.parameters``) and settings (constructor arguments,
 ``Process.setting_names()``) alike. ``--json`` prints one JSON object with the keys
 ``process, sigma_pb, error_pb, rel_std, n_eval, n_nonzero, method, seed, parameters,
 settings``; these keys are stable. Every process takes the settings ``mur_factor`` and
-``muf_factor`` (factors on its μ_R and μ_F).
+``muf_factor`` (factors on its μ_R and μ_F). ``--quiet`` prints only the first line
+(the cross section and its error).
 
 ``--scale-variations`` adds the 7-point variation of (μ_R, μ_F) by factors in {½, 1, 2}
 and ``--pdf-variation PDF`` (repeatable; a set name, ``NAME/MEMBER`` or an LHAPDF id) other
@@ -41,6 +42,8 @@ from invsim.cli._common import (
     parse_assignments,
     parse_value,
     process_class_argument,
+    quiet,
+    verbosity_options,
 )
 
 __all__ = ["xsec"]
@@ -70,6 +73,7 @@ __all__ = ["xsec"]
 @click.option("--pdf-variation", "pdf_variations", multiple=True, metavar="PDF",
               help="Also sigma with this PDF (set name, NAME/MEMBER or LHAPDF id), repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@verbosity_options
 def xsec(process_name, assignments, n_events, seed, method, channel, batch_size, max_hours,
          list_processes, scale_variations, pdf_variations, as_json) -> None:
     """Total cross section of PROCESS by Monte Carlo, in pb (e.g. PROCESS = drell-yan)."""
@@ -134,6 +138,8 @@ def xsec(process_name, assignments, n_events, seed, method, channel, batch_size,
         }))
         return
     click.echo(f"{process_name}: {result}")
+    if quiet():
+        return
     click.echo(f"  relative weight spread {result.rel_std:.4g}, {result.n_eval} points "
                f"({result.n_nonzero} non-zero), method {result.method}, seed {seed}")
     click.echo("  parameters: " + ", ".join(f"{k}={v:g}" for k, v in parameters.items()))

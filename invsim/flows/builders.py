@@ -21,7 +21,7 @@ import zuko
 from torch import nn
 from torch.distributions import Independent, Normal, TransformedDistribution
 
-from forward._validation import check_choice
+from forward._validation import check_choice, make_generator
 from forward.seeding import seeded_init
 from invsim.flows.preprocessing import (
     Preprocessing,
@@ -95,10 +95,13 @@ def build_flow(features: int, context: int, config: FlowConfig) -> zuko.flows.Fl
         A ``zuko.flows.Flow``; ``flow(c)`` with c of shape (..., context) is a
         distribution over shape (..., features).
     """
-    if features < 1:
-        raise ValueError(f"features: expected >= 1, got {features}")
-    if context < 0:
-        raise ValueError(f"context: expected >= 0, got {context}")
+    for name, v, low in (("features", features, 1), ("context", context, 0)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"{name}: expected an int >= {low}, got {v!r}")
+        if v < low:
+            raise ValueError(f"{name}: expected an int >= {low}, got {v}")
+    if not isinstance(config, FlowConfig):
+        raise TypeError(f"config: expected a FlowConfig, got {type(config).__name__}")
     common = dict(
         features=features,
         context=context,
@@ -162,6 +165,7 @@ class ConditionalFlow(nn.Module):
         self.x_preprocessing = x_preprocessing
         self.context_preprocessing = context_preprocessing
         n_ctx = 0 if context_preprocessing is None else context_preprocessing.features
+        make_generator(seed)  # an int >= 0 (refuses 1.5 instead of truncating it)
         with seeded_init(int(seed)):
             self.flow = build_flow(x_preprocessing.features, n_ctx, self.config).to(dtype)
         self.seed = int(seed)

@@ -30,15 +30,16 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
 from forward import ddp
-from forward._validation import check_choice
+from forward._validation import check_choice, make_generator
+from forward.progress import progress_bar
 from invsim.flows.builders import ConditionalFlow
 
 __all__ = [
@@ -153,7 +154,7 @@ def split_indices(
 
     At least one event goes to each side when ``validation_fraction > 0``.
     """
-    g = torch.Generator().manual_seed(int(seed))
+    g = make_generator(seed)
     perm = torch.randperm(n, generator=g)
     n_val = 0 if validation_fraction == 0 else min(max(1, round(validation_fraction * n)), n - 1)
     return perm[n_val:], perm[:n_val]
@@ -178,7 +179,13 @@ def read_file(path: str | os.PathLike, kind: str, map_location=None) -> dict:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"path: no such file {path}")
-    d = torch.load(path, map_location=map_location, weights_only=True)
+    if not os.path.isfile(path):
+        raise ValueError(f"path: {path} is not a file (expected an invsim {kind!r} file)")
+    try:
+        d = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, OSError) as err:
+        raise ValueError(f"path: {path} is not a readable invsim {kind!r} file "
+                         f"({type(err).__name__}: {str(err).splitlines()[0][:120]})") from err
     if not isinstance(d, dict) or d.get("format") != _FORMAT or d.get("kind") != kind:
         got = d.get("kind") if isinstance(d, dict) else type(d).__name__
         raise ValueError(f"path: {path} is not an invsim {kind!r} file (found {got!r})")
@@ -230,6 +237,10 @@ def fit_module(
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config: expected a TrainConfig, got {type(config).__name__}")
+    if checkpoint is not None and not os.path.isdir(os.path.dirname(
+            os.path.abspath(os.fspath(checkpoint)))):
+        raise FileNotFoundError(f"checkpoint: the folder of {os.fspath(checkpoint)!r} does not "
+                                "exist")
     n = data[0].shape[0]
     train_idx, val_idx = split_indices(n, config.validation_fraction, seed)
     if len(train_idx) == 0:
@@ -295,8 +306,8 @@ def fit_module(
 
     last = config.epochs if epoch_limit is None else min(config.epochs, int(epoch_limit))
     start = time.perf_counter()
-    bar = tqdm(total=config.epochs, initial=result.epochs_run, desc=desc,
-               disable=not progress or rank != 0, leave=False)
+    bar = progress_bar(total=config.epochs, initial=result.epochs_run, desc=desc,
+                       progress=progress and rank == 0, leave=False)
     module.train()
     while not done and result.epochs_run < last:
         epoch = result.epochs_run + 1

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from forward._validation import make_generator
+from invsim.infer.limits import MAX_STEPS
 from invsim.infer.model import InferenceProblem
 
 __all__ = ["INIT_STRATEGIES", "ModeResult", "find_mode", "initial_points", "init_generator"]
@@ -159,6 +161,9 @@ def find_mode(problem: InferenceProblem, *, starts: int = 4, seed: int = 0,
     for name, v in (("starts", starts), ("max_iter", max_iter)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
+    if starts > MAX_STEPS:  # each start is an L-BFGS run: beyond this it cannot finish
+        raise ValueError(f"starts: expected at most {MAX_STEPS} optimiser starts, got {starts}")
+    make_generator(seed)  # checks the seed
     f = _Unconstrained(problem)
     gen = init_generator(seed)
     points = [f.to_u({n: _prior_median(p) for n, p in problem.priors.items()})]

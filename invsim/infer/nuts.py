@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import warnings
 
 import torch
@@ -190,8 +189,9 @@ def sample_nuts(
         max_tree_depth: maximum NUTS tree depth.
         full_mass: adapt a dense mass matrix (for strongly correlated parameters)
             instead of a diagonal one.
-        progress: show Pyro's tqdm progress bar per chain; None: only when stderr is a
-            terminal.
+        progress: show Pyro's tqdm progress bar per chain when
+            :func:`forward.progress.progress_enabled` allows it (stderr a terminal or
+            ``invsim --verbose``, no ``TQDM_DISABLE``); False: never.
         observed_data: extra entries for the ``observed_data`` group.
         prior_samples: draws per chain for the ``prior`` group (default
             ``num_samples``; 0 for none), from a generator seeded with ``seed``.
@@ -219,8 +219,9 @@ def sample_nuts(
         "prior_samples", prior_samples, 0)
     if not 0 < float(target_accept) < 1:
         raise ValueError(f"target_accept: expected a value in (0, 1), got {target_accept!r}")
-    if progress is None:
-        progress = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    from forward.progress import progress_enabled
+
+    progress = progress_enabled(progress)
     starts, mode = initial_points(problem, chains, init=init, strategy=init_strategy,
                                   seed=seed)
     device = next(iter(problem.reference_point().values())).device

@@ -109,6 +109,8 @@ def build_priors(
             outside the declared range.
         TypeError: an override that is not a Distribution.
     """
+    if device is not None:
+        device = resolve_device(device)
     declared = declared_parameters(parameters)
     names = tuple(declared) if names is None else tuple(names)
     unknown = [n for n in names if n not in declared]

@@ -200,7 +200,10 @@ def save_inference(idata, path: str | os.PathLike, *, overwrite: bool = False) -
         overwrite: replace an existing file; without it an existing file is an error.
 
     Returns:
-        The path written.
+        The path written. Without a root attribute ``provenance`` (JSON text; ``invsim
+        posterior`` writes the full record), a minimal
+        :func:`forward.provenance.provenance` record (versions, command line, time) is
+        added to ``idata.attrs`` first.
 
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is False.
@@ -210,6 +213,12 @@ def save_inference(idata, path: str | os.PathLike, *, overwrite: bool = False) -
 
     if not isinstance(idata, az.InferenceData):
         raise TypeError(f"idata: expected arviz.InferenceData, got {type(idata).__name__}")
+    if "provenance" not in idata.attrs:
+        import json
+
+        from forward.provenance import provenance
+
+        idata.attrs["provenance"] = json.dumps(provenance())
     path = Path(path)
     with atomic_target(path, overwrite, suffix=".nc") as tmp:
         idata.to_netcdf(str(tmp))
@@ -228,7 +237,11 @@ def load_inference(path: str | os.PathLike):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path: {str(path)!r} does not exist")
-    idata = az.from_netcdf(str(path))
+    try:
+        idata = az.from_netcdf(str(path))
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"path: {str(path)!r} is not a readable NetCDF posterior file "
+                         f"({type(err).__name__}: {str(err).splitlines()[0][:120]})") from err
     if "posterior" not in idata.groups():
         raise ValueError(f"{str(path)!r}: no posterior group; not an invsim posterior file")
     return idata

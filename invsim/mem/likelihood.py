@@ -31,7 +31,6 @@ import warnings
 from collections.abc import Mapping, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from forward._validation import (
     as_tensor,
@@ -45,6 +44,7 @@ from forward._validation import (
 )
 from forward.events import HardEvents
 from forward.processes.base import Parameter
+from forward.progress import progress_bar
 from invsim.infer.flags import FlaggedEventsError, check_on_flagged
 from invsim.mem.estimator import MEMResult, flag_events, flag_reasons, summarize_weights
 from invsim.mem.model import MEMModel
@@ -333,7 +333,7 @@ class MEMLikelihood:
         log_a, moms, x1s, x2s = [], [], [], []
         #: event index -> why its log p is NaN whatever θ (reported, never raised per chunk)
         self.invalid_events: dict[int, str] = {}
-        bar = tqdm(range(0, self.n_events, per), desc="MEM proposal", disable=not progress)
+        bar = progress_bar(range(0, self.n_events, per), desc="MEM proposal", progress=progress)
         for start in bar:
             xr = self.x_reco[start : start + per]
             ev, lq = self._draw_chunk(xr, n_prop, n_def, proposal_theta, gen)

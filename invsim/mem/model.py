@@ -257,7 +257,7 @@ class MEMModel:
             "detector": self.detector,
             "components": comps,
             "info": self.info,
-            "provenance": _provenance(),
+            "provenance": _provenance(self),
         }
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
@@ -415,13 +415,16 @@ def _warn_unverified(path: str) -> None:
                       UserWarning, stacklevel=3)
 
 
-def _provenance() -> dict:
-    import datetime
-    import sys
+def _provenance(model: MEMModel) -> dict:
+    """The model's :func:`forward.provenance.provenance` record; the keys ``invsim``,
+    ``written`` (and ``torch``, ``python``) of format 2 files are kept beside it."""
+    from forward.provenance import provenance
 
-    from invsim import __version__
-
-    return {"invsim": __version__, "torch": torch.__version__,
-            "python": sys.version.split()[0],
-            "written": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            "command": " ".join(sys.argv)}
+    info = model.info or {}
+    seed = info.get("seed")
+    record = provenance(process=model.process, parameters=model.params,
+                        pdf=model.integrand.pdf,
+                        seed=seed if isinstance(seed, int) and not isinstance(seed, bool)
+                        else None,
+                        device=model.integrand.device)
+    return {**record, "invsim": record["invsim_version"], "written": record["created_utc"]}

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-from forward._validation import resolve_device
+from forward._validation import check_process, make_generator, resolve_device
 from forward.events import HardEvents
 from forward.integrand import HadronicIntegrand
 from invsim.mem.likelihood import DifferentialCache
@@ -96,7 +96,7 @@ class PartonLikelihood:
             raise TypeError(f"log_acceptance: expected a callable HardEvents -> log ε (n,), "
                             f"got {type(log_acceptance).__name__}")
         self.device = resolve_device(device) if device is not None else events.momenta.device
-        self.process = process
+        self.process = check_process(process)
         self.fixed = {k: float(v) for k, v in dict(fixed or {}).items()}
         process.params(self.fixed)  # names and ranges
         if parameter_names is None:
@@ -118,7 +118,7 @@ class PartonLikelihood:
         self.n_events = len(events)
         self.integrand = HadronicIntegrand(process, pdf, params=self.fixed, channel=channel,
                                            device=self.device)
-        gen = torch.Generator(device=self.device).manual_seed(int(seed))
+        gen = make_generator(seed, device=self.device)
         self.fiducial = FiducialSample(self.integrand.map, n_fiducial, gen,
                                        log_acceptance=log_acceptance, chunk_size=chunk_size,
                                        device=self.device, what="log_acceptance")

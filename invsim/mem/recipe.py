@@ -34,6 +34,8 @@ from collections.abc import Mapping
 
 import torch
 
+from forward._validation import check_count, check_process, make_generator, resolve_device
+
 __all__ = ["DILEPTON_AZIMUTH", "HELPER_DF", "HELPER_SCALES", "KINDS_HARD", "KINDS_RESIDUAL",
            "RecipeWarning", "build_dilepton_model", "build_model", "training_points"]
 
@@ -233,6 +235,13 @@ def build_model(process, detector, *, n_trials: int, epochs: int, seed: int = 0,
 
     if isinstance(smearings, bool) or not isinstance(smearings, int) or smearings < 1:
         raise ValueError(f"smearings: expected an integer >= 1, got {smearings!r}")
+    # every argument is checked before the simulation starts (issue 18)
+    check_process(process)
+    make_generator(seed)
+    resolve_device(device)
+    check_count("points_per_axis", points_per_axis)
+    TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=None)
+    FlowConfig(hidden_features=hidden)
     ranges = {k: (float(lo), float(hi)) for k, (lo, hi) in dict(ranges or {}).items()}
     unknown = sorted(set(ranges) | set(theta or {}))
     unknown = [k for k in unknown if k not in process.parameters]

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-from forward._validation import as_tensor, check_finite, check_floating
+from forward._validation import as_tensor, check_finite, check_floating, check_memory
 from forward.events import HardEvents
 from invsim.mem.estimator import summarize_weights
 
@@ -104,6 +104,9 @@ class FiducialSample:
                  chunk_size: int = 200_000, device=None, what: str = "acceptance") -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 2:
             raise ValueError(f"n_fiducial: expected an integer >= 2, got {n!r}")
+        # the points, their events and weights are held at once
+        check_memory("n_fiducial", n, 8 * (phase_map.dim + 64), device=device,
+                     what="fiducial points")
         r = torch.rand(n, phase_map.dim, generator=generator, dtype=torch.float64,
                        device=device)
         with torch.no_grad():
