@@ -14,6 +14,11 @@ reco observables for accepted events.
   the reco observables conditioned on the hard ones, both through their preprocessing;
   its ``log_prob`` is w.r.t. the reco preprocessing's measure (for four-momenta
   :math:`\prod d^3p_i`, see :mod:`invsim.flows.momenta`). Train it on accepted events only.
+  With ``residual`` it models reco-minus-hard residuals; with ``standardize`` these are
+  first divided by a per-event width fitted on the pairs
+  (:class:`~invsim.flows.residual_width.ResidualWidth`), and with ``correction=False``
+  the standardised residuals are unit Gaussians (no flow: exact for Gaussian
+  resolutions up to the width model's few coefficients).
 * :class:`AcceptanceClassifier`: :math:`\varepsilon` as an MLP classifier trained with the
   binary cross-entropy, whose probabilities are then calibrated by Platt scaling on the
   validation split; :func:`reliability` compares predicted and observed pass rates per
@@ -37,7 +42,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributions import AffineTransform, TransformedDistribution
+from torch.distributions import AffineTransform, Independent, Normal, TransformedDistribution
 from zuko.nn import MLP
 
 from forward._validation import as_tensor, check_finite
@@ -50,6 +55,7 @@ from invsim.flows.preprocessing import (
     preprocessing_from_dict,
     require_preprocessing,
 )
+from invsim.flows.residual_width import ResidualWidth
 from invsim.flows.training import (
     TrainConfig,
     TrainResult,
@@ -88,6 +94,24 @@ class TransferFunction(nn.Module):
             radians (e.g. φ), left unchanged by the preprocessing except for its
             standardisation; their residual is wrapped into one period (an exact
             bijection at fixed x_hard), so φ near ±π needs no special care.
+        standardize: with ``residual``, divide the residuals by a per-event width
+            s(x_hard) (:class:`~invsim.flows.residual_width.ResidualWidth`, a smooth
+            model fitted on the training residuals by :meth:`fit`), so that the flow
+            models v = u / s, O(1) wherever the resolution is; log r gains the exact
+            -Σ log s. A detector whose width varies strongly with pT and η (or σ_pT ∝ pT
+            with a linear pT residual) is then again a near-identity flow.
+        width_degree: polynomial degree of the width model in log pT of each object
+            (``standardize`` only; it is binned in |η|, see
+            :class:`~invsim.flows.residual_width.ResidualWidth`).
+        correction: with ``standardize``, train the flow on the standardised residuals
+            (True), or take them as independent unit Gaussians (False: no flow is
+            trained, r is the width model's Gaussian in the residual preprocessing's
+            coordinates, untruncated by any selection). For a detector with Gaussian
+            resolutions the latter is exact up to the width model's few coefficients,
+            while a flow's log-density carries the noise of its many weights.
+        shared_width: with ``standardize``, every object (lepton) has one response: the
+            width model of each quantity (pT, η, φ) is fitted on all objects' residuals
+            pooled (False: one model per column).
     """
 
     def __init__(
@@ -100,6 +124,10 @@ class TransferFunction(nn.Module):
         dtype: torch.dtype = torch.float32,
         residual: bool = False,
         periodic: tuple[int, ...] = (),
+        standardize: bool = False,
+        width_degree: int = 2,
+        correction: bool = True,
+        shared_width: bool = True,
     ):
         super().__init__()
         require_preprocessing("hard_preprocessing", hard_preprocessing)
@@ -115,6 +143,23 @@ class TransferFunction(nn.Module):
             self.residual_preprocessing = reco_preprocessing
             reco_preprocessing = observable_preprocessing(["real"] * reco_preprocessing.features)
         self.periodic = _periodic_columns(periodic, self.residual_preprocessing)
+        if standardize and not residual:
+            raise ValueError("standardize: only used with residual=True")
+        if standardize and (len(self.residual_preprocessing.event_shape) != 1
+                            or self.residual_preprocessing.features % 3):
+            raise ValueError("standardize: needs flat observables (pT, η, φ) per object, shape "
+                             f"(3k,), got event shape {self.residual_preprocessing.event_shape}")
+        if isinstance(width_degree, bool) or not isinstance(width_degree, int) or \
+                width_degree < 0:
+            raise ValueError(f"width_degree: expected an integer >= 0, got {width_degree!r}")
+        if not correction and not standardize:
+            raise ValueError("correction: False needs standardize=True")
+        self.standardize = bool(standardize)
+        self.correction = bool(correction)
+        self.shared_width = bool(shared_width)
+        self.width_degree = width_degree
+        #: the fitted width model (set by :meth:`fit` when ``standardize``)
+        self.width: ResidualWidth | None = None
         self.flow = ConditionalFlow(
             reco_preprocessing, hard_preprocessing, config, seed=seed, dtype=dtype
         )
@@ -124,21 +169,41 @@ class TransferFunction(nn.Module):
         """Whether the flow models reco-minus-hard residuals (see the constructor)."""
         return self.residual_preprocessing is not None
 
-    def _residual(self, x_reco: torch.Tensor, x_hard: torch.Tensor):
-        """(u, log|∂P/∂x_reco|, ok) for the residual mode; ok marks finite rows."""
+    def _log_width(self, x_hard: torch.Tensor) -> torch.Tensor | None:
+        """log s(x_hard), shape (n, d), float64; None without a width model."""
+        if self.width is None:
+            return None
+        log_s = self.width.log_scale(_width_features(x_hard))
+        return log_s - torch.log(self._column_scale()).to(log_s)
+
+    def _column_scale(self) -> torch.Tensor:
+        """Scale of each residual column's standardisation in the reco preprocessing,
+        shape (d,), float64 (u × scale is the residual before it)."""
+        scale = torch.ones(self.residual_preprocessing.features, dtype=torch.float64)
+        for part in self.residual_preprocessing.parts:
+            if isinstance(part, Standardize):
+                scale = scale * part.scale
+        return scale
+
+    def _residual(self, x_reco: torch.Tensor, x_hard: torch.Tensor, scaled: bool = True):
+        """(v, log|∂v/∂x_reco|, ok) for the residual mode; ok marks finite rows.
+
+        v = u / s(x_hard) with u = P(x_reco) - P(x_hard) (φ wrapped) when a width model
+        is fitted and ``scaled``, else u.
+        """
         pre = self.residual_preprocessing
         y_r, ladj = pre.call_and_ladj(x_reco)
         y_h, _ = pre.call_and_ladj(x_hard.to(x_reco.dtype))
         u = y_r - y_h
         if self.periodic:
             idx = list(self.periodic)
-            scale = torch.ones(len(idx), dtype=torch.float64)
-            for part in pre.parts:
-                if isinstance(part, Standardize):
-                    scale = scale * part.scale[idx]
-            period = (2 * math.pi / scale).to(u)
+            period = (2 * math.pi / self._column_scale()[idx]).to(u)
             u = u.clone()
             u[..., idx] = u[..., idx] - period * torch.round(u[..., idx] / period)
+        log_s = self._log_width(x_hard) if scaled else None
+        if log_s is not None:
+            u = u * torch.exp(-log_s).to(u) - self.width.shift.to(u)
+            ladj = ladj - log_s.sum(-1).to(ladj)
         ok = torch.isfinite(u).all(-1) & torch.isfinite(ladj)
         return torch.where(ok.unsqueeze(-1), u, torch.zeros_like(u)), ladj, ok
 
@@ -176,11 +241,40 @@ class TransferFunction(nn.Module):
                 pre.fit(x_reco[train_idx])
             pre.features_of("x_reco", x_reco)
             pre.features_of("x_hard (in the reco preprocessing)", x_hard)
+            if self.standardize:
+                train_idx, _ = split_indices(x_reco.shape[0], config.validation_fraction, seed)
+                self.width = None
+                u, _, ok = self._residual(x_reco, x_hard, scaled=False)
+                use = train_idx.to(ok.device)[ok[train_idx.to(ok.device)]]
+                scale = self._column_scale().to(u)
+                groups = [j % 3 for j in range(u.shape[1])] if self.shared_width else None
+                self.width = ResidualWidth.fit(u[use] * scale, _width_features(x_hard[use]),
+                                               degree=self.width_degree, groups=groups)
             x_reco, _, _ = self._residual(x_reco, x_hard)
+            if not self.correction:
+                return self._fit_gaussian(x_reco, x_hard, config, seed)
         return train_flow(
             self.flow, x_reco, x_hard, config=config, seed=seed,
             progress=progress, checkpoint=checkpoint,
         )
+
+    def _fit_gaussian(self, v, x_hard, config: TrainConfig, seed: int) -> TrainResult:
+        """No flow to train: fit its preprocessing (kept for saving) and report the
+        validation loss of the unit Gaussian in v (nats per event, without the
+        log-Jacobian of the standardisation)."""
+        train_idx, val_idx = split_indices(v.shape[0], config.validation_fraction, seed)
+        self.flow.fit_preprocessing(v[train_idx], x_hard[train_idx])
+        lp = _std_normal_log_prob(v[val_idx])
+        val = float(-lp[torch.isfinite(lp)].mean()) if len(val_idx) else math.nan
+        return TrainResult(val_loss=[val], best_val_loss=val, best_epoch=1, epochs_run=0)
+
+    def _base(self, x_hard: torch.Tensor):
+        """The distribution of v given x_hard: the flow, or unit Gaussians."""
+        if self.correction:
+            return self.flow(x_hard)
+        loc = torch.zeros(x_hard.shape[0], self.flow.x_preprocessing.features,
+                          dtype=self.flow.dtype, device=self.flow.device)
+        return Independent(Normal(loc, torch.ones_like(loc)), 1)
 
     def forward(self, x_hard) -> TransformedDistribution:
         """The distribution of reco observables given hard ones, batch shape (n,)."""
@@ -189,8 +283,12 @@ class TransferFunction(nn.Module):
         pre = self.residual_preprocessing
         x_hard = self.flow.context_preprocessing.check_events("x_hard", x_hard)
         y_h = pre(x_hard.to(self.flow.dtype))
-        shift = AffineTransform(y_h.to(self.flow.dtype), 1.0, event_dim=1)
-        return TransformedDistribution(self.flow(x_hard), [shift, pre.inv])
+        log_s = self._log_width(x_hard)
+        scale = 1.0 if log_s is None else torch.exp(log_s).to(y_h)
+        if log_s is not None:
+            y_h = y_h + scale * self.width.shift.to(y_h)
+        shift = AffineTransform(y_h.to(self.flow.dtype), scale, event_dim=1)
+        return TransformedDistribution(self._base(x_hard), [shift, pre.inv])
 
     def log_prob(self, x_reco, x_hard) -> torch.Tensor:
         """log r(x_reco | x_hard), shape (n,); -inf outside the reco support.
@@ -204,7 +302,8 @@ class TransferFunction(nn.Module):
             return self.flow.log_prob(x_reco, x_hard)
         x_reco = self.flow._cast(x_reco)
         u, ladj, ok = self._residual(x_reco, x_hard)
-        lp = self.flow.log_prob(u, x_hard) + torch.where(ok, ladj, torch.zeros_like(ladj))
+        base = self.flow.log_prob(u, x_hard) if self.correction else _std_normal_log_prob(u)
+        lp = base + torch.where(ok, ladj, torch.zeros_like(ladj))
         return torch.where(ok, lp, torch.full_like(lp, -math.inf))
 
     def _check(self, x_reco, x_hard) -> tuple[torch.Tensor, torch.Tensor]:
@@ -227,11 +326,18 @@ class TransferFunction(nn.Module):
             generator: random generator on the flow's device (None: global RNG).
         """
         x_hard = self.flow.context_preprocessing.check_events("x_hard", x_hard)
-        out = self.flow.sample(x_hard, n, generator=generator)
+        if self.correction:
+            out = self.flow.sample(x_hard, n, generator=generator)
+        else:
+            out = torch.randn((n, x_hard.shape[0], self.flow.x_preprocessing.features),
+                              generator=generator, dtype=self.flow.dtype, device=self.flow.device)
         if not self.residual:
             return out
         pre = self.residual_preprocessing
         with torch.no_grad():
+            log_s = self._log_width(x_hard)
+            if log_s is not None:
+                out = (out + self.width.shift.to(out)) * torch.exp(log_s).to(out)
             x = pre.inv(out + pre(x_hard.to(out)).unsqueeze(0))
             if self.periodic:
                 idx = list(self.periodic)
@@ -243,7 +349,10 @@ class TransferFunction(nn.Module):
         return {"kind": "transfer", "init": self.flow.init_kwargs(),
                 "state": self.flow.state_dict(),
                 "residual": None if res is None else res.to_dict(),
-                "periodic": list(self.periodic)}
+                "periodic": list(self.periodic),
+                "standardize": self.standardize, "width_degree": self.width_degree,
+                "correction": self.correction, "shared_width": self.shared_width,
+                "width": None if self.width is None else self.width.to_dict()}
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Save to ``path`` (refuses to replace an existing file unless ``overwrite``)."""
@@ -265,9 +374,29 @@ class TransferFunction(nn.Module):
         res = d.get("residual")
         obj.residual_preprocessing = None if res is None else preprocessing_from_dict(res)
         obj.periodic = tuple(d.get("periodic", ()))
+        # files written before the width standardisation have none of these keys
+        obj.standardize = bool(d.get("standardize", False))
+        obj.width_degree = int(d.get("width_degree", 2))
+        obj.correction = bool(d.get("correction", True))
+        obj.shared_width = bool(d.get("shared_width", True))
+        width = d.get("width")
+        obj.width = None if width is None else ResidualWidth.from_dict(width)
         if map_location is not None:
             obj.to(map_location)
         return obj
+
+
+def _std_normal_log_prob(v: torch.Tensor) -> torch.Tensor:
+    """Σ_j log N(v_j; 0, 1), shape (n,), for v of shape (n, d)."""
+    return -0.5 * (v * v).sum(-1) - 0.5 * v.shape[-1] * math.log(2 * math.pi)
+
+
+def _width_features(x_hard: torch.Tensor) -> torch.Tensor:
+    """(log pT, |η|) of the object of every column, shape (n, 3k, 2), float64, for hard
+    observables (n, 3k) as (pT [GeV], η, φ) per object."""
+    y = x_hard.to(torch.float64).reshape(x_hard.shape[0], -1, 3)
+    f = torch.stack([torch.log(y[..., 0].clamp(min=1e-300)), y[..., 1].abs()], -1)
+    return f.repeat_interleave(3, dim=1)
 
 
 def _periodic_columns(periodic, pre: Preprocessing | None) -> tuple[int, ...]:

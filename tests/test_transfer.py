@@ -266,3 +266,13 @@ def test_dilepton_recipe_with_selected_response_and_smearings(tmp_path):
                               both, atol=1e-12)
     with pytest.raises(ValueError, match="smearings: expected an integer >= 1"):
         build_dilepton_model(process, detector, n_trials=100, epochs=1, smearings=0)
+
+
+def test_recipe_mixture_shares_favour_the_best_component():
+    """The component of the largest median ESS gets 1 - 0.05 (k - 1), the others 0.05."""
+    from invsim.mem.recipe import _mixture_weights
+
+    assert _mixture_weights([4.0, 40.0]) == pytest.approx([0.05, 0.95])
+    assert _mixture_weights([30.0, 2.0, 10.0]) == pytest.approx([0.9, 0.05, 0.05])
+    with pytest.raises(ValueError, match="ess"):
+        _mixture_weights([])
