@@ -185,7 +185,7 @@ def load_parton(path: str | os.PathLike, process, *, device=None) -> ObservedEve
 def model_likelihood(model, data: str | os.PathLike, *, parameters=None,
                      n_samples: int = 1000, seed: int = 0, tree: str | None = None,
                      on_flagged: str = "warn", n_fiducial: int = 100_000,
-                     progress: bool = False, device=None):
+                     progress: bool = False, device=None, nuisances=()):
     """The ML-MEM likelihood of a model directory for the events of a file.
 
     Args:
@@ -198,6 +198,9 @@ def model_likelihood(model, data: str | os.PathLike, *, parameters=None,
         tree: NanoAOD tree or group name.
         on_flagged: ``"error"``, ``"warn"`` or ``"ignore"`` (see :class:`MEMLikelihood`).
         n_fiducial: size of the fiducial sample for σ_fid(θ).
+        nuisances: theory nuisance parameters appended to θ (names of
+            :data:`invsim.mem.likelihood.SCALE_NUISANCES`, e.g. ``("log2_mur",
+            "log2_muf")``); reco-level models only.
         progress: progress bars while drawing.
         device: torch device.
 
@@ -222,6 +225,13 @@ def model_likelihood(model, data: str | os.PathLike, *, parameters=None,
     check_count("n_fiducial", n_fiducial, 2)
     make_generator(seed)
     check_on_flagged(on_flagged)
+    if isinstance(nuisances, str) or not all(isinstance(n, str) for n in nuisances):
+        raise TypeError(f"nuisances: expected a sequence of names, got {nuisances!r}")
+    from invsim.mem.likelihood import SCALE_NUISANCES
+
+    if any(n not in SCALE_NUISANCES for n in nuisances):
+        raise ValueError(f"nuisances: expected names of {list(SCALE_NUISANCES)}, got "
+                         f"{list(nuisances)}")
     model = _load_model(model, device)
     if parameters is not None:
         if isinstance(parameters, str):
@@ -248,6 +258,9 @@ def model_likelihood(model, data: str | os.PathLike, *, parameters=None,
     except PartonLevelData:
         from invsim.mem.parton import PartonLikelihood
 
+        if tuple(nuisances):
+            raise ValueError(f"nuisances: {data!s} holds parton-level events; the scale "
+                             "nuisances need a reco-level events file") from None
         observed = load_parton(data, model.process, device=device)
         lik = PartonLikelihood(model.process, observed.hard, parameter_names=parameters,
                                n_fiducial=n_fiducial, seed=seed, device=device)
@@ -262,7 +275,8 @@ def model_likelihood(model, data: str | os.PathLike, *, parameters=None,
                              f"{name!r}; known: {sorted(model.process.parameters)}")
     lik = MEMLikelihood(model, observed.x, n_samples=n_samples, parameter_names=parameters,
                         seed=seed, on_flagged="raise" if on_flagged == "error" else on_flagged,
-                        n_fiducial=n_fiducial, progress=progress, device=device)
+                        n_fiducial=n_fiducial, progress=progress, device=device,
+                        nuisances=nuisances)
     return lik, observed
 
 

@@ -92,3 +92,50 @@ def test_nuisance_ranges_and_names(setup):
         MEMLikelihood(_dy_model(dy, det), x, nuisances=("log2_mu",), **KW)
     with pytest.raises(TypeError, match="nuisances"):
         MEMLikelihood(_dy_model(dy, det), x, nuisances="log2_mur", **KW)
+
+
+def test_cli_nuisances_profiled_in_scan_and_in_the_posterior(tmp_path):
+    # invsim scan/posterior --nuisance: the nuisance joins θ (profiled by the scan within
+    # its declared range, sampled by the posterior); refused with --likelihood
+    import json
+
+    import arviz as az
+    from click.testing import CliRunner
+
+    from forward.io import save_hdf5
+    from invsim.cli.posterior import posterior
+    from invsim.cli.scan import scan_command
+    from invsim.observables import RecoObservables
+
+    det = GaussianLeptonDetector(0.03, 0.02, 0.02, 100.0, 2.5)
+    dy = get_process("drell-yan", leptons="mumu", **SETTINGS)
+    sim = simulate(dy, det, 400, observables=RecoObservables(leptons=2), seed=4)
+    data = tmp_path / "ev.h5"
+    save_hdf5(sim.to_eventset(dy), data)
+    model = _dy_model(dy, det)
+    model.observables = RecoObservables.for_process(dy)
+    model.ranges = {"mzp": (1800.0, 2300.0)}
+    model.save(tmp_path / "m")
+    runner = CliRunner()
+    common = ["--data", str(data), "--model", str(tmp_path / "m"), "--samples-per-event",
+              "50", "--fiducial-samples", "2000", "--nuisance", "log2_muf"]
+    res = runner.invoke(scan_command, [*common, "--param", "mzp=1900:2100:3",
+                                       "-o", str(tmp_path / "s"), "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output.strip().splitlines()[-1])
+    assert summary["profiled"] == ["log2_muf"], summary
+    import xarray as xr
+
+    ds = xr.open_dataset(tmp_path / "s" / "scan.nc")
+    nu = ds["profile_log2_muf"].values
+    assert ((nu >= -1 - 1e-9) & (nu <= 1 + 1e-9)).all(), nu
+    res = runner.invoke(posterior, [*common, "--method", "svi", "--steps", "30",
+                                    "--samples", "50", "-o", str(tmp_path / "p.nc")])
+    assert res.exit_code == 0, res.output
+    idata = az.from_netcdf(tmp_path / "p.nc")
+    draws = idata.posterior["log2_muf"].values
+    assert draws.size == 50 and ((draws > -1) & (draws < 1)).all()
+    bad = runner.invoke(scan_command, ["--data", str(data), "--likelihood", "x.py:f",
+                                       "--nuisance", "log2_mur", "--param", "mzp=1900:2100:3",
+                                       "-o", str(tmp_path / "s2")])
+    assert bad.exit_code == 2 and "--nuisance" in bad.output, bad.output

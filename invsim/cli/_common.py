@@ -361,7 +361,8 @@ def declared_parameters(likelihood, events):
 def likelihood_options(command):
     """The options ``invsim scan`` and ``invsim posterior`` share to name the likelihood:
     ``--model``, ``--likelihood`` (``factory_spec``), ``--samples-per-event``
-    (``n_samples``), ``--tree`` and ``--on-flagged``."""
+    (``n_samples``), ``--tree``, ``--fiducial-samples`` (``n_fiducial``), ``--nuisance``
+    (``nuisances``) and ``--on-flagged``."""
     options = [
         click.option("--model", "model", multiple=True, callback=_model_option,
                      metavar="[NAME=]DIR",
@@ -377,6 +378,14 @@ def likelihood_options(command):
         click.option("--tree", default=None,
                      help="Tree (ROOT) or group (HDF5) of a NanoAOD-style file; default "
                           "Events."),
+        click.option("--fiducial-samples", "n_fiducial", type=Count(2, 100_000_000),
+                     default=100_000, show_default=True,
+                     help="Fixed sample for sigma_fid(theta) of the extended term (--model)."),
+        click.option("--nuisance", "nuisances", multiple=True,
+                     type=click.Choice(["log2_mur", "log2_muf"]),
+                     help="Theory nuisance parameter added to θ (--model): log2 of the factor "
+                          "on mu_R or mu_F, range [-1, 1]; repeatable. scan profiles it, "
+                          "posterior marginalises it (uniform prior unless --prior)."),
         click.option("--on-flagged", type=click.Choice(["error", "warn", "ignore", "drop"]),
                      default="warn", show_default=True,
                      help="When the likelihood flags events: stop with an error, warn in the "
@@ -419,12 +428,14 @@ def model_paths(model) -> list:
 
 
 def inference_inputs(*, data, factory_spec, model, parameters, n_samples: int, seed: int,
-                     tree, on_flagged: str, device: str, progress: bool):
+                     tree, on_flagged: str, device: str, progress: bool, nuisances=(),
+                     n_fiducial: int = 100_000):
     """The likelihood of ``invsim scan``/``posterior`` from a factory or a model directory.
 
     Exactly one of ``factory_spec`` (``--likelihood``, called with the EventSet of an
     invsim HDF5 file) and ``model`` (``--model``, with ``--data`` any events file that
-    :func:`invsim.data.load_observed` reads) must be given.
+    :func:`invsim.data.load_observed` reads) must be given. ``nuisances``
+    (``--nuisance``, model only) are appended to θ; ``parameters`` may name them.
 
     Returns:
         (likelihood, source, process): the likelihood, a JSON-ready description of the
@@ -437,13 +448,20 @@ def inference_inputs(*, data, factory_spec, model, parameters, n_samples: int, s
         raise click.UsageError("--data: give the events file")
     if (factory_spec is None) == (model is None):
         raise click.UsageError("give either --model MODEL_DIR or --likelihood MODULE:FUNCTION")
+    nuisances = tuple(nuisances)
+    if nuisances and model is None:
+        raise click.UsageError("--nuisance: only with --model (a factory's likelihood declares "
+                               "its own parameters)")
+    if parameters is not None:
+        parameters = [p for p in parameters if p not in nuisances] or None
     if isinstance(model, dict):
         from invsim.data import channel_likelihood
 
         try:
             lik, observed = channel_likelihood(
                 model, data, parameters=parameters or None, n_samples=n_samples, seed=seed,
-                tree=tree, on_flagged=on_flagged, progress=progress, device=device)
+                tree=tree, on_flagged=on_flagged, progress=progress, device=device,
+                nuisances=nuisances, n_fiducial=n_fiducial)
         except (ValueError, TypeError, OSError) as err:
             raise click.UsageError(one_line(err)) from err
         source = {"models": {k: str(v) for k, v in model.items()},
@@ -455,7 +473,8 @@ def inference_inputs(*, data, factory_spec, model, parameters, n_samples: int, s
         try:
             lik, observed = model_likelihood(
                 model, data, parameters=parameters or None, n_samples=n_samples, seed=seed,
-                tree=tree, on_flagged=on_flagged, progress=progress, device=device)
+                tree=tree, on_flagged=on_flagged, progress=progress, device=device,
+                nuisances=nuisances, n_fiducial=n_fiducial)
         except (ValueError, TypeError, OSError) as err:
             raise click.UsageError(one_line(err)) from err
         source = {"model": str(model), **observed.provenance()}

@@ -86,7 +86,7 @@ __all__ = ["posterior"]
 @verbosity_options
 def posterior(events_path, data, model, factory_spec, params, priors, method, chains, samples,
               warmup, steps, n_samples, tree, luminosity, seed, device, on_flagged, output,
-              overwrite, as_json) -> None:
+              overwrite, as_json, nuisances=(), n_fiducial=100_000) -> None:
     """Posterior of the parameters given the events in EVENTS (or --data)."""
     import warnings
 
@@ -115,7 +115,8 @@ def posterior(events_path, data, model, factory_spec, params, priors, method, ch
     likelihood, source, process = inference_inputs(
         data=data, factory_spec=factory_spec, model=model, parameters=list(ranges) or None,
         n_samples=n_samples, seed=seed, tree=tree, on_flagged=on_flagged, device=device,
-        progress=show_progress(as_json))
+        progress=show_progress(as_json), nuisances=nuisances,
+        n_fiducial=n_fiducial)
     try:
         overrides = {n: parse_prior(f"{n}=uniform:{lo!r},{hi!r}", device=device)[1]
                      for n, (lo, hi) in ranges.items()}

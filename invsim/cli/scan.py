@@ -96,7 +96,7 @@ __all__ = ["scan_command"]
 @verbosity_options
 def scan_command(data, model, factory_spec, params, profiles, fixes, luminosity, n_samples,
                  tree, seed, batch_size, device, on_flagged, out, overwrite, as_json,
-                 workers, scheduler) -> None:
+                 workers, scheduler, nuisances=(), n_fiducial=100_000) -> None:
     """Scan -2 Delta log L of the events over one or two parameters."""
     import warnings
 
@@ -125,6 +125,8 @@ def scan_command(data, model, factory_spec, params, profiles, fixes, luminosity,
         if rng is not None:
             bounds[name] = rng
     fixed = parse_fixed(fixes)
+    # nuisances neither scanned nor profiled by name are profiled
+    profile += [n for n in nuisances if n not in grid and n not in profile]
     if workers is not None and scheduler is not None:
         raise click.UsageError("--workers, --scheduler: give one of them, not both")
     if (workers is not None or scheduler is not None) and profile:
@@ -133,7 +135,8 @@ def scan_command(data, model, factory_spec, params, profiles, fixes, luminosity,
     likelihood, source, process = inference_inputs(
         data=data, factory_spec=factory_spec, model=model, parameters=[*grid, *profile],
         n_samples=n_samples, seed=seed, tree=tree, on_flagged=on_flagged, device=device,
-        progress=show_progress(as_json))
+        progress=show_progress(as_json), nuisances=nuisances,
+        n_fiducial=n_fiducial)
     if model is not None and fixed:
         raise click.UsageError("--fix: with --model, parameters that are not scanned or "
                                "profiled stay at the process defaults")
