@@ -88,13 +88,12 @@ from collections.abc import Mapping
 import torch
 
 from forward._validation import check_choice, check_finite
-from forward.alphas import RunningAlphaS
 from forward.events import HardEvents
 from forward.kinematics import delta_r, mass, pseudorapidity, pt
 from forward.phasespace import HadronicMap, PowerLawSampling, Rambo
 from forward.processes.base import Parameter, Process, _finite_positive
 from forward.processes.electroweak import charge
-from forward.processes.ttbar import running_alpha_s
+from forward.processes.qcd_coupling import OneLoopAlphaS
 
 __all__ = [
     "ALPHA_EM_THOMSON",
@@ -282,7 +281,7 @@ class DiphotonJet(Process):
         self.final_state = (22, 22, 21)
         self.flavour_channels = FLAVOUR_CHANNELS
         self._charges4 = tuple(charge(a) ** 4 for a, _ in FLAVOUR_CHANNELS)
-        self._alpha_s_reference: dict = {}
+        self._alpha_s = OneLoopAlphaS()
 
     # -- checks and kinematics ----------------------------------------------------------
     def _check_events(self, events: HardEvents) -> None:
@@ -296,14 +295,6 @@ class DiphotonJet(Process):
         check_finite("events.momenta", events.momenta)
         check_finite("events.x1", events.x1)
         check_finite("events.x2", events.x2)
-
-    def _alpha_s(self, alpha_s_mz: torch.Tensor, mu2: torch.Tensor) -> torch.Tensor:
-        """One-loop α_s(μ²) with a reference coupling cached per dtype and device."""
-        key = (mu2.dtype, mu2.device)
-        if key not in self._alpha_s_reference:
-            self._alpha_s_reference[key] = RunningAlphaS(
-                0.118, order=1, dtype=mu2.dtype, device=mu2.device)
-        return running_alpha_s(alpha_s_mz, mu2, 1, reference=self._alpha_s_reference[key])
 
     # -- physics --------------------------------------------------------------------
     def matrix_element(

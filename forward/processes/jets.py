@@ -71,7 +71,6 @@ from collections.abc import Mapping
 import torch
 
 from forward._validation import check_choice, check_finite
-from forward.alphas import RunningAlphaS
 from forward.amplitudes import qcd_me2
 from forward.events import HardEvents
 from forward.kinematics import delta_r, mass, pseudorapidity, pt
@@ -83,7 +82,7 @@ from forward.processes.qcd_channels import (
     relabelled,
     subprocesses,
 )
-from forward.processes.ttbar import running_alpha_s
+from forward.processes.qcd_coupling import OneLoopAlphaS
 
 __all__ = ["Jets", "MAX_JETS", "outgoing_momenta"]
 
@@ -222,7 +221,7 @@ class Jets(Process):
         self.final_state = (21,) * n_jets
         self.flavour_channels, self._patterns, self._weights = _plan(
             n_jets, n_quark_new, selected)
-        self._alpha_s_reference: dict = {}
+        self._alpha_s = OneLoopAlphaS()
 
     def _check_events(self, events: HardEvents) -> None:
         if not isinstance(events, HardEvents):
@@ -234,13 +233,6 @@ class Jets(Process):
         check_finite("events.momenta", events.momenta)
         check_finite("events.x1", events.x1)
         check_finite("events.x2", events.x2)
-
-    def _alpha_s(self, alpha_s_mz: torch.Tensor, mu2: torch.Tensor) -> torch.Tensor:
-        key = (mu2.dtype, mu2.device)
-        if key not in self._alpha_s_reference:
-            self._alpha_s_reference[key] = RunningAlphaS(
-                0.118, order=1, dtype=mu2.dtype, device=mu2.device)
-        return running_alpha_s(alpha_s_mz, mu2, 1, reference=self._alpha_s_reference[key])
 
     def matrix_element(
         self, events: HardEvents, params: Mapping[str, torch.Tensor]

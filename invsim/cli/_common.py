@@ -454,30 +454,22 @@ def inference_inputs(*, data, factory_spec, model, parameters, n_samples: int, s
                                "its own parameters)")
     if parameters is not None:
         parameters = [p for p in parameters if p not in nuisances] or None
-    if isinstance(model, dict):
-        from invsim.data import channel_likelihood
-
-        try:
-            lik, observed = channel_likelihood(
-                model, data, parameters=parameters or None, n_samples=n_samples, seed=seed,
-                tree=tree, on_flagged=on_flagged, progress=progress, device=device,
-                nuisances=nuisances, n_fiducial=n_fiducial)
-        except (ValueError, TypeError, OSError) as err:
-            raise click.UsageError(one_line(err)) from err
-        source = {"models": {k: str(v) for k, v in model.items()},
-                  "channels": {k: o.provenance() for k, o in observed.items()}}
-        return lik, source, getattr(lik.process, "name", None)
     if model is not None:
-        from invsim.data import model_likelihood
+        from invsim.data import channel_likelihood, model_likelihood
 
+        build = channel_likelihood if isinstance(model, dict) else model_likelihood
         try:
-            lik, observed = model_likelihood(
+            lik, observed = build(
                 model, data, parameters=parameters or None, n_samples=n_samples, seed=seed,
                 tree=tree, on_flagged=on_flagged, progress=progress, device=device,
                 nuisances=nuisances, n_fiducial=n_fiducial)
         except (ValueError, TypeError, OSError) as err:
             raise click.UsageError(one_line(err)) from err
-        source = {"model": str(model), **observed.provenance()}
+        if isinstance(model, dict):
+            source = {"models": {k: str(v) for k, v in model.items()},
+                      "channels": {k: o.provenance() for k, o in observed.items()}}
+        else:
+            source = {"model": str(model), **observed.provenance()}
         return lik, source, getattr(lik.process, "name", None)
     from forward.io import load_hdf5
 
