@@ -128,6 +128,7 @@ def test_scan_and_posterior_quiet_print_only_results(toy_events, tmp_path):
 
 def test_posterior_verbose_shows_nuts_progress(toy_events, tmp_path, monkeypatch):
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    monkeypatch.delenv("CI", raising=False)  # Pyro hides its NUTS bar when CI is set
     args = ["posterior", "--data", str(toy_events), "--likelihood", FACTORY, "--chains", "1",
             "--samples", "20", "--warmup", "20", "--seed", "1", "--json"]
     res = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "v.nc"), "--verbose"])
