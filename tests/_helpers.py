@@ -72,9 +72,10 @@ def five_gluon_parke_taylor(k, nc=3):
     return nc**3 * (nc**2 - 1) * 2 * num * den
 
 
-def small_mem_model():
+def small_mem_model(observables=None):
     """A Drell-Yan :class:`~invsim.mem.MEMModel` of exact pieces (no training): a
-    two-part proposal mixture, exact transfer and acceptance; five small files saved."""
+    two-part proposal mixture, exact transfer and acceptance; five small files saved.
+    ``observables`` (a :class:`~invsim.observables.RecoObservables`) is stored on it."""
     from forward.detector import GaussianLeptonDetector
     from forward.processes import get_process
     from invsim.exact import ExactAcceptance, ExactTransfer
@@ -89,7 +90,30 @@ def small_mem_model():
         [0.7, 0.3])
     return MEMModel(process, proposal, ExactTransfer(det), ExactAcceptance(det),
                     hard_observables="pt_eta_phi", params={"mzp": 2050.0},
-                    ranges={"mzp": (1800.0, 2300.0)})
+                    observables=observables, ranges={"mzp": (1800.0, 2300.0)})
+
+
+def save_toy_events(path, seed: int, n: int = 30):
+    """A tiny Drell-Yan event file: n back-to-back e⁻e⁺ pairs of pT 30 GeV and
+    pz ~ N(50, 10) GeV (drawn from ``seed``), x1 = x2 = 0.01, written sealed to ``path``.
+
+    Returns:
+        The drawn pz, shape (n,) float64 GeV.
+    """
+    from forward.eventset import EventSet
+    from forward.io import save_hdf5
+
+    g = torch.Generator().manual_seed(seed)
+    pz = 50.0 + 10.0 * torch.randn(n, dtype=torch.float64, generator=g)
+    pt = 30.0 * torch.ones(n, dtype=torch.float64)
+    z = torch.zeros(n, dtype=torch.float64)
+    p = [torch.stack([torch.hypot(pt, pz), s * pt, z, pz], -1) for s in (1, -1)]
+    ev = EventSet(process="drell-yan", momenta=torch.stack(p, 1),
+                  x1=torch.full((n,), 0.01, dtype=torch.float64),
+                  x2=torch.full((n,), 0.01, dtype=torch.float64),
+                  pids=torch.tensor([11, -11]), sqrt_s=13000.0, seed=seed)
+    save_hdf5(ev, path, overwrite=True)
+    return pz
 
 
 def reseal_hdf5(path) -> None:

@@ -7,11 +7,9 @@ import math
 
 import arviz as az
 import pytest
-import torch
+from _helpers import save_toy_events
 from click.testing import CliRunner
 
-from forward.eventset import EventSet
-from forward.io import save_hdf5
 from invsim.cli import load_factory
 from invsim.cli.posterior import posterior
 
@@ -20,20 +18,8 @@ FACTORY = "invsim.infer.toys:gaussian_mean_factory"  # x = pz of particle 0 ~ N(
 
 @pytest.fixture(scope="module")
 def event_file(tmp_path_factory):
-    g = torch.Generator().manual_seed(4)
-    n = 40
-    pz = 50.0 + 10.0 * torch.randn(n, dtype=torch.float64, generator=g)
-    pt = 30.0 * torch.ones(n, dtype=torch.float64)
-    z = torch.zeros(n, dtype=torch.float64)
-    p1 = torch.stack([torch.hypot(pt, pz), pt, z, pz], -1)
-    p2 = torch.stack([torch.hypot(pt, pz), -pt, z, pz], -1)
-    ev = EventSet(process="drell-yan", momenta=torch.stack([p1, p2], 1),
-                  x1=torch.full((n,), 0.01, dtype=torch.float64),
-                  x2=torch.full((n,), 0.01, dtype=torch.float64),
-                  pids=torch.tensor([11, -11]), sqrt_s=13000.0, seed=4)
     path = tmp_path_factory.mktemp("cli") / "toy.h5"
-    save_hdf5(ev, path)
-    return path, pz
+    return path, save_toy_events(path, seed=4, n=40)
 
 
 def _run(*args):

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-import torch
+from _helpers import save_toy_events
 from click.testing import CliRunner
 
 from forward.progress import progress_bar, progress_enabled, progress_mode
@@ -26,21 +26,8 @@ class _Tty(io.StringIO):
 
 @pytest.fixture
 def toy_events(tmp_path):
-    from forward.eventset import EventSet
-    from forward.io import save_hdf5
-
-    g = torch.Generator().manual_seed(4)
-    n = 30
-    pz = 50.0 + 10.0 * torch.randn(n, dtype=torch.float64, generator=g)
-    pt = 30.0 * torch.ones(n, dtype=torch.float64)
-    z = torch.zeros(n, dtype=torch.float64)
-    p = [torch.stack([torch.hypot(pt, pz), s * pt, z, pz], -1) for s in (1, -1)]
-    ev = EventSet(process="drell-yan", momenta=torch.stack(p, 1),
-                  x1=torch.full((n,), 0.01, dtype=torch.float64),
-                  x2=torch.full((n,), 0.01, dtype=torch.float64),
-                  pids=torch.tensor([11, -11]), sqrt_s=13000.0, seed=4)
     path = tmp_path / "toy.h5"
-    save_hdf5(ev, path)
+    save_toy_events(path, seed=4)
     return path
 
 

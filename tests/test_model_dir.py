@@ -9,28 +9,20 @@ import os
 
 import pytest
 import torch
+from _helpers import small_mem_model
 
-from forward.detector import Detector, GaussianLeptonDetector
+from forward.detector import Detector
 from forward.files import MANIFEST, write_manifest
 from forward.processes import get_process
 from invsim.exact import ExactAcceptance, ExactTransfer
-from invsim.mem import MEMModel, StratifiedMixtureProposal
+from invsim.mem import MEMModel
 from invsim.mem.reco_proposal import RecoGaussianProposal
 from invsim.observables import RecoObservables
 
 
 @pytest.fixture
 def model():
-    process = get_process("drell-yan", mll_min=1500.0, mll_max=2500.0)
-    det = GaussianLeptonDetector(0.05, 0.03, 0.03, 100.0, 2.5)
-    proposal = StratifiedMixtureProposal(
-        [RecoGaussianProposal(det, process.sqrt_s),
-         RecoGaussianProposal(GaussianLeptonDetector(0.1, 0.05, 0.05), process.sqrt_s)],
-        [0.7, 0.3])
-    return MEMModel(process, proposal, ExactTransfer(det), ExactAcceptance(det),
-                    hard_observables="pt_eta_phi", params={"mzp": 2050.0},
-                    observables=RecoObservables(leptons=2, lepton_pt_min=100.0),
-                    ranges={"mzp": (1800.0, 2300.0)})
+    return small_mem_model(RecoObservables(leptons=2, lepton_pt_min=100.0))
 
 
 def _x():

@@ -9,10 +9,10 @@ import json
 
 import arviz as az
 import torch
+from _helpers import save_toy_events
 from click.testing import CliRunner
 
-from forward.eventset import EventSet
-from forward.io import load_hdf5, save_hdf5
+from forward.io import load_hdf5
 from forward.io.hdf5 import verify_hdf5
 from forward.provenance import (
     command_line,
@@ -59,20 +59,6 @@ def _check_common(rec: dict, *, process: str, seed, device="cpu") -> None:
     assert socket.gethostname() not in text and f"/{getpass.getuser()}/" not in text
 
 
-def _toy_events(path, seed: int, n: int = 30) -> None:
-    g = torch.Generator().manual_seed(seed)
-    pz = 50.0 + 10.0 * torch.randn(n, dtype=torch.float64, generator=g)
-    pt = 30.0 * torch.ones(n, dtype=torch.float64)
-    z = torch.zeros(n, dtype=torch.float64)
-    p1 = torch.stack([torch.hypot(pt, pz), pt, z, pz], -1)
-    p2 = torch.stack([torch.hypot(pt, pz), -pt, z, pz], -1)
-    ev = EventSet(process="drell-yan", momenta=torch.stack([p1, p2], 1),
-                  x1=torch.full((n,), 0.01, dtype=torch.float64),
-                  x2=torch.full((n,), 0.01, dtype=torch.float64),
-                  pids=torch.tensor([11, -11]), sqrt_s=13000.0, seed=seed)
-    save_hdf5(ev, path, overwrite=True)
-
-
 def test_event_file_records_full_provenance(tmp_path):
     from forward.detector import Detector
 
@@ -116,7 +102,7 @@ def test_model_directory_records_full_provenance(tmp_path):
 
 def test_posterior_netcdf_records_provenance_and_input_hash(tmp_path):
     data, out = tmp_path / "toy.h5", tmp_path / "post.nc"
-    _toy_events(data, seed=4)
+    save_toy_events(data, seed=4)
     args = ["posterior", "--data", str(data), "--likelihood", FACTORY, "--chains", "1",
             "--samples", "30", "--warmup", "30", "--seed", "5", "-o", str(out), "--json"]
     res = CliRunner().invoke(cli, args)
@@ -128,7 +114,7 @@ def test_posterior_netcdf_records_provenance_and_input_hash(tmp_path):
     assert rec["inputs"] == {str(data): _sha(data)}
     assert json.loads(res.stdout)["provenance"] == rec
     first = rec["inputs"][str(data)]
-    _toy_events(data, seed=6)  # the same file name, other events
+    save_toy_events(data, seed=6)  # the same file name, other events
     res = CliRunner().invoke(cli, [*args, "--overwrite"])
     assert res.exit_code == 0, res.output
     rec = json.loads(az.from_netcdf(out).attrs["provenance"])
@@ -139,7 +125,7 @@ def test_scan_outputs_record_provenance(tmp_path):
     import xarray as xr
 
     data = tmp_path / "toy.h5"
-    _toy_events(data, seed=4)
+    save_toy_events(data, seed=4)
     args = ["scan", "--data", str(data), "--likelihood", FACTORY, "--param", "mu=40:60:5",
             "--seed", "2", "-o", str(tmp_path / "s"), "--quiet"]
     res = CliRunner().invoke(cli, args)
