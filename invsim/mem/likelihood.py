@@ -35,6 +35,7 @@ import torch
 from forward._validation import (
     as_tensor,
     check_choice,
+    check_count,
     check_finite,
     check_floating,
     check_memory,
@@ -56,6 +57,8 @@ __all__ = ["OUTSIDE_RANGE", "SCALE_NUISANCES", "DifferentialCache", "MEMLikeliho
 
 #: choices of ``MEMLikelihood(outside_range=...)``
 OUTSIDE_RANGE = ("auto", "-inf", "raise")
+#: choices of ``MEMLikelihood(fiducial_acceptance=...)`` besides a callable
+FIDUCIAL_ACCEPTANCE = ("auto", "network", "detector")
 
 #: theory nuisance parameters ``MEMLikelihood(nuisances=...)`` takes: log₂ of the factors
 #: on μ_R and μ_F (multiplying the process's ``mur_factor``/``muf_factor``), in [-1, 1]
@@ -228,6 +231,16 @@ class MEMLikelihood:
             :data:`SCALE_NUISANCES` (``"log2_mur"``, ``"log2_muf"``): log₂ of factors on
             μ_R and μ_F entering dσ(θ)/dμ exactly at the cached samples (and σ_fid), so
             scans profile them and NUTS marginalises them; declared range [-1, 1].
+        fiducial_acceptance: the ε(y) of σ_fid(θ): ``"network"`` (the model's
+            acceptance network), ``"detector"`` (the detector the model was trained
+            with, rebuilt from ``model.detector`` and run ``fiducial_smearings`` times on
+            every fiducial event: :class:`~invsim.mem.simulated_acceptance.SimulatedAcceptance`,
+            unbiased, no network error to tilt σ_fid(θ)), a θ-independent callable
+            HardEvents (n,) -> log ε (n,), or ``"auto"`` (default): ``"detector"``
+            when the model's transfer is a :class:`~invsim.transfer.SelectedTransfer`
+            (whose ε · r no longer contains the network, so only the true ε keeps
+            p(x | θ) normalised) and its detector is known, else ``"network"``.
+        fiducial_smearings: detector simulations per fiducial event for ``"detector"``.
 
     Attributes:
         parameter_names: names of θ, in order.
@@ -258,6 +271,8 @@ class MEMLikelihood:
         device=None,
         outside_range: str = "auto",
         nuisances: Sequence[str] = (),
+        fiducial_acceptance="auto",
+        fiducial_smearings: int = 4,
     ) -> None:
         if not isinstance(model, MEMModel):
             raise TypeError(f"model: expected a MEMModel, got {type(model).__name__}")
@@ -274,6 +289,9 @@ class MEMLikelihood:
             raise ValueError(f"defensive: expected a share in [0, 1), got {defensive!r}")
         on_flagged = check_on_flagged(on_flagged)
         check_choice("outside_range", outside_range, OUTSIDE_RANGE)
+        if not callable(fiducial_acceptance):
+            check_choice("fiducial_acceptance", fiducial_acceptance, FIDUCIAL_ACCEPTANCE)
+        check_count("fiducial_smearings", fiducial_smearings)
         self.outside_range = outside_range
         self.model = model
         self.process = model.process
@@ -318,7 +336,7 @@ class MEMLikelihood:
                      what="cached hard events")
         gen = make_generator(seed, device=self.device)
         self._draw(proposal_theta, defensive, gen, progress)
-        self._fiducial(n_fiducial, gen)
+        self._fiducial(n_fiducial, gen, fiducial_acceptance, fiducial_smearings)
 
     # -- cached samples ------------------------------------------------------------------
     def _draw(self, proposal_theta, defensive: float, gen, progress: bool) -> None:
@@ -406,11 +424,38 @@ class MEMLikelihood:
         inside = ((r > 0) & (r < 1)).all(-1) & torch.isfinite(log_jac_inv)
         return torch.where(inside, log_jac_inv, torch.full_like(log_jac_inv, -math.inf))
 
-    def _fiducial(self, n: int, gen) -> None:
+    def _fiducial_acceptance(self, choice, smearings: int, gen):
+        """(log ε callable, its name in messages) for σ_fid; records the choice."""
+        if callable(choice):
+            self.fiducial_acceptance = "callable"
+            return choice, "fiducial_acceptance"
+        from invsim.transfer import SelectedTransfer
+
+        known = self.model.detector is not None
+        if choice == "auto":
+            choice = "detector" if known and isinstance(self.model.transfer,
+                                                        SelectedTransfer) else "network"
+        self.fiducial_acceptance = choice
+        if choice == "network":
+            return self.model.log_acceptance, "model.acceptance"
+        if not known:
+            raise ValueError("fiducial_acceptance: 'detector' needs the model's detector "
+                             "(model.detector is None: the model was built without a "
+                             "describable detector); pass 'network' or a callable")
+        from forward.detector import detector_from_description
+        from invsim.mem.simulated_acceptance import SimulatedAcceptance
+
+        seed = int(torch.randint(0, 2**62, (1,), generator=gen, device=gen.device))
+        return SimulatedAcceptance(self.process, detector_from_description(self.model.detector),
+                                   self.model.observables, smearings=smearings,
+                                   seed=seed), "detector acceptance"
+
+    def _fiducial(self, n: int, gen, choice="network", smearings: int = 4) -> None:
+        log_acceptance, what = self._fiducial_acceptance(choice, smearings, gen)
         self._fid = FiducialSample(self.model.coordinates.map, n, gen,
-                                   log_acceptance=self.model.log_acceptance,
+                                   log_acceptance=log_acceptance,
                                    chunk_size=self.chunk_size, device=self.device,
-                                   what="model.acceptance")
+                                   what=what)
         ev = self._fid.events
         # one cache for the proposal draws and the fiducial sample: one evaluation per θ
         both = HardEvents(torch.cat([self.events.momenta, ev.momenta]),
