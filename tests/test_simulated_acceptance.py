@@ -77,7 +77,7 @@ def test_likelihood_fiducial_acceptance_choices():
     model = small_mem_model()
     kw = dict(n_samples=50, parameter_names=["mzp"], n_fiducial=20_000, seed=4)
     net = MEMLikelihood(model, _x(), **kw)
-    assert net.fiducial_acceptance == "network"  # auto: no SelectedTransfer, no detector
+    assert net.fiducial_acceptance == "network"  # auto: the model knows no detector
     with pytest.raises(ValueError, match="fiducial_acceptance"):
         MEMLikelihood(model, _x(), fiducial_acceptance="detector", **kw)
     with pytest.raises(ValueError, match="fiducial_acceptance"):

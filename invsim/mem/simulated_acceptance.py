@@ -15,13 +15,16 @@ so σ̂_fid(θ) is an unbiased estimate of σ_fid(θ) whose error (the binomial 
 included) is in the delta-method error of :class:`~invsim.mem.reweight.FiducialSample`;
 it is fixed once for all θ (common random numbers), so σ̂_fid stays smooth in θ.
 
-This is the consistent choice for a model whose transfer is a
-:class:`~invsim.transfer.SelectedTransfer` (the response learned before the selection,
-divided by the network's ε): there ε_net · r = r_all in the numerator, so the
-numerator integrates over the selected x to the true ε and the denominator must use it
-too. For a transfer trained on selected events only, the numerator carries ε_net and
-the network in σ_fid keeps p(x | θ) normalised; ``MEMLikelihood(fiducial_acceptance=
-"auto")`` picks accordingly.
+For a model whose transfer is a :class:`~invsim.transfer.SelectedTransfer` (the
+response learned before the selection, divided by the network's ε) it is the only
+consistent choice: there ε_net · r = r_all in the numerator, which integrates over the
+selected x to the true ε. For a transfer trained on selected events, the network still
+enters the numerator, but only through ε at each event's own hard configurations,
+nearly independent of θ, while its error in σ_fid(θ) tilts the whole log-likelihood
+and the expected event count. ``MEMLikelihood(fiducial_acceptance="auto")`` therefore
+uses the detector whenever the model knows it (``benchmarks/mem.py``, Gaussian
+detector 5 %/0.01, 1000 events, a model of 3·10⁵ trials: the largest deviation of the
+summed −2Δlog L from the brute force within ±3σ went from 2.19 to 1.14).
 """
 
 from __future__ import annotations
