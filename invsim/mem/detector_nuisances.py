@@ -50,7 +50,7 @@ DETECTOR_NUISANCES: dict[str, Parameter] = {
 #: default prior (loc, scale) of each detector nuisance: JES known to 2 %
 JES_PRIOR: dict[str, tuple[float, float]] = {"jes": (1.0, 0.02)}
 #: interpolation nodes of the cached factors in a detector nuisance (degree JES_NODES - 1)
-JES_NODES = 7
+JES_NODES = 9
 
 
 def detector_nuisance_names(names) -> tuple[str, ...]:
