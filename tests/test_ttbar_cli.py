@@ -21,7 +21,7 @@ def files(tmp_path_factory):
     from forward.io import save_hdf5
 
     tmp = tmp_path_factory.mktemp("tt")
-    tt = get_process("ttbar", decays="dilepton", leptons="all")
+    tt = get_process("ttbar", decays="dilepton", leptons="all", scale=172.5)  # PDFs cached
     obs = RecoObservables.for_process(tt, met=False)
     with pytest.warns(UserWarning):
         model, _ = build_model(tt, Detector("cms"), n_trials=20_000, epochs=1,
@@ -29,11 +29,12 @@ def files(tmp_path_factory):
                                ranges={"mt": (165.0, 180.0), "jes": (0.95, 1.05)},
                                min_accepted=10_000)
     model.save(tmp / "m")
-    sim = simulate(tt, Detector("cms"), 800, {"mt": 174.1}, observables=obs, seed=3)
+    sim = simulate(tt, Detector("cms"), 500, {"mt": 174.1}, observables=obs, seed=3)
     save_hdf5(sim.to_eventset(tt), tmp / "ev.h5")
     return tmp, sim
 
 
+@pytest.mark.slow  # NUTS: 30 s on an idle thread, minutes on a loaded machine
 def test_posterior_samples_mt_and_jes(files):
     import arviz as az
     from click.testing import CliRunner
@@ -44,8 +45,8 @@ def test_posterior_samples_mt_and_jes(files):
     n_sel = int(sim.passed.sum())
     res = CliRunner().invoke(posterior, [
         "--data", str(tmp / "ev.h5"), "--model", str(tmp / "m"), "--nuisance", "jes",
-        "--samples-per-event", "40", "--fiducial-samples", "2000", "--chains", "1",
-        "--samples", "20", "--warmup", "20", "--on-flagged", "ignore", "--json",
+        "--samples-per-event", "25", "--fiducial-samples", "2000", "--chains", "1",
+        "--samples", "8", "--warmup", "8", "--on-flagged", "ignore", "--json",
         "-o", str(tmp / "p.nc")])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output.strip().splitlines()[-1])
