@@ -198,9 +198,10 @@ def model_likelihood(model, data: str | os.PathLike, *, parameters=None,
         tree: NanoAOD tree or group name.
         on_flagged: ``"error"``, ``"warn"`` or ``"ignore"`` (see :class:`MEMLikelihood`).
         n_fiducial: size of the fiducial sample for σ_fid(θ).
-        nuisances: theory nuisance parameters appended to θ (names of
+        nuisances: nuisance parameters appended to θ (names of
             :data:`invsim.mem.likelihood.SCALE_NUISANCES`, e.g. ``("log2_mur",
-            "log2_muf")``); reco-level models only.
+            "log2_muf")``, or ``"jes"`` for a model trained over a JES range,
+            :mod:`invsim.mem.detector_nuisances`); reco-level models only.
         progress: progress bars while drawing.
         device: torch device.
 
@@ -227,11 +228,12 @@ def model_likelihood(model, data: str | os.PathLike, *, parameters=None,
     check_on_flagged(on_flagged)
     if isinstance(nuisances, str) or not all(isinstance(n, str) for n in nuisances):
         raise TypeError(f"nuisances: expected a sequence of names, got {nuisances!r}")
+    from invsim.mem.detector_nuisances import DETECTOR_NUISANCES
     from invsim.mem.likelihood import SCALE_NUISANCES
 
-    if any(n not in SCALE_NUISANCES for n in nuisances):
-        raise ValueError(f"nuisances: expected names of {list(SCALE_NUISANCES)}, got "
-                         f"{list(nuisances)}")
+    known = [*SCALE_NUISANCES, *DETECTOR_NUISANCES]
+    if any(n not in known for n in nuisances):
+        raise ValueError(f"nuisances: expected names of {known}, got {list(nuisances)}")
     model = _load_model(model, device)
     if parameters is not None:
         if isinstance(parameters, str):
@@ -248,8 +250,8 @@ def model_likelihood(model, data: str | os.PathLike, *, parameters=None,
             raise ValueError("model: it was trained on observables directly (no "
                              "RecoObservables recorded); pass x_reco from Python instead")
         obs = RecoObservables(leptons=2)
-    if parameters is None:
-        parameters = list(model.ranges) or None
+    if parameters is None:  # the trained process parameters (detector nuisances: nuisances=)
+        parameters = [k for k in model.ranges if k in model.process.parameters] or None
     try:
         observed = load_observed(data, obs, tree=tree, device=device)
         if len(observed.x) == 0:

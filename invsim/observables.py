@@ -122,6 +122,11 @@ class RecoObservables:
         lepton_pt_min, jet_pt_min, photon_pt_min: object pT cuts in GeV (b-jets use
             the jet cuts).
         lepton_eta_max, jet_eta_max, photon_eta_max: object |η| cuts.
+        assign_bjets: the two b-jets are not told apart by charge: likelihoods sum over
+            both assignments of them to the process's b and b̄ (:attr:`assignments`,
+            :mod:`invsim.mem.assignments`) and training pairs put them in the order of
+            the hard b-quarks. Needs ``bjets == 2``; :meth:`for_process` sets it for a
+            final state with b and b̄ (t t̄).
     """
 
     leptons: int = 2
@@ -136,8 +141,14 @@ class RecoObservables:
     jet_eta_max: float = math.inf
     photon_pt_min: float = 0.0
     photon_eta_max: float = math.inf
+    assign_bjets: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.assign_bjets, bool):
+            raise TypeError(f"assign_bjets: expected a bool, got {self.assign_bjets!r}")
+        if self.assign_bjets and self.bjets != 2:
+            raise ValueError(f"assign_bjets: needs bjets=2 (the two b-jets swapped), got "
+                             f"bjets={self.bjets}")
         for name in ("leptons", "bjets", "jets", "photons"):
             _count(name, getattr(self, name))
         if self.electrons is not None:
@@ -192,6 +203,25 @@ class RecoObservables:
         return tuple(i for i, k in enumerate(self.kinds) if k == "phi")
 
     @property
+    def bjet_columns(self) -> tuple[int, ...]:
+        """Index of the first column (pT) of each b-jet, in order."""
+        cols = self.columns
+        return tuple(cols.index(f"bjet{i + 1}_pt") for i in range(self.bjets))
+
+    @property
+    def assignments(self) -> tuple[tuple[int, ...], ...]:
+        """Column permutations of x_reco that the likelihood sums over, identity first:
+        with ``assign_bjets`` the identity and the swap of the two b-jets' (pT, η, φ)
+        blocks, else the identity only."""
+        ident = list(range(self.dim))
+        if not self.assign_bjets:
+            return (tuple(ident),)
+        a, b = self.bjet_columns
+        swap = list(ident)
+        swap[a:a + 3], swap[b:b + 3] = ident[b:b + 3], ident[a:a + 3]
+        return (tuple(ident), tuple(swap))
+
+    @property
     def leptons_only(self) -> bool:
         """True when the observables are charged leptons and nothing else."""
         return (self.leptons > 0 and not (self.bjets or self.jets or self.photons)
@@ -223,7 +253,9 @@ class RecoObservables:
         are the process's default selection ``process.reco_cuts`` (a mapping of cut
         names to values, when the process has one: t t̄ with decays has leptons
         pT > 20 GeV, |η| < 2.5 and jets, b-tagged or not, pT > 30 GeV, |η| < 2.5), else
-        none; keyword arguments override them (and may override ``electrons``).
+        none; keyword arguments override them (and may override ``electrons``, ``met`` and
+        ``assign_bjets``, which is set when the final state has a b and a b̄ and two
+        b-jets are used).
         """
         cuts = {**dict(getattr(process, "reco_cuts", None) or {}), **cuts}
         ids = [abs(int(i)) for i in process.final_state]
@@ -235,7 +267,9 @@ class RecoObservables:
                   "met": any(i in (12, 14, 16) for i in ids)}
         if counts["leptons"] and not several:
             counts["electrons"] = sum(i == 11 for i in ids)
-        counts.update({k: cuts.pop(k) for k in ("electrons",) if k in cuts})
+        signed = [int(i) for i in process.final_state]
+        counts["assign_bjets"] = counts["bjets"] == 2 and 5 in signed and -5 in signed
+        counts.update({k: cuts.pop(k) for k in ("electrons", "assign_bjets", "met") if k in cuts})
         unknown = sorted({i for i in ids if i not in (1, 2, 3, 4, 5, 11, 12, 13, 14, 16, 21, 22)})
         if unknown:
             raise ValueError(f"process: final state {tuple(process.final_state)} has ids "

@@ -5,7 +5,13 @@ a :class:`Resolution` (relative resolution in bins of :math:`|\eta|`), an
 :class:`Efficiency` table (reconstruction x identification, piecewise constant in
 :math:`(|\eta|, p_T)` like the ``EfficiencyFormula`` blocks of Delphes cards), an
 acceptance (``pt_min``, ``eta_max``) and Gaussian :math:`\eta`/:math:`\phi` smearing;
-plus b-tagging tables and an event selection.
+plus b-tagging tables, an event selection and a jet energy scale (``jes``).
+
+**Jet energy scale.** ``DetectorCard.jes`` (default 1) multiplies the four-momentum of
+every reconstructed jet, b-tagged or not, after its resolution smearing and before the
+acceptance cuts and b-tagging (b-tagging uses the true kinematics); the missing pT, minus
+the vector sum of the reconstructed objects, follows. It is the detector nuisance
+``jes`` of the inverse chain (:mod:`invsim.mem.detector_nuisances`).
 
 Every dataclass checks itself in ``__post_init__``; :meth:`DetectorCard.from_dict`
 overlays a (partial) nested dict on the default card, rejects unknown keys and
@@ -250,6 +256,9 @@ class DetectorCard:
         btag: b-tagging efficiency and mistag rates.
         selection: event selection defining ``RecoEvents.passed``.
         name: free text naming the card.
+        jes: jet energy scale factor (> 0, default 1): reconstructed jet four-momenta
+            (b-jets included) are multiplied by it after the smearing, before the
+            acceptance; the missing pT is recomputed from the scaled objects.
     """
 
     electron: ObjectConfig = field(default_factory=ObjectConfig)
@@ -260,8 +269,13 @@ class DetectorCard:
     btag: BTagging = field(default_factory=BTagging)
     selection: Selection = field(default_factory=Selection)
     name: str = "custom"
+    jes: float = 1.0
 
     def __post_init__(self) -> None:
+        jes = _number("jes", self.jes)
+        if not jes > 0:
+            raise ValueError(f"jes: expected a jet energy scale factor > 0, got {self.jes!r}")
+        object.__setattr__(self, "jes", jes)
         for name in ("electron", "muon", "photon", "jet", "bjet"):
             if not isinstance(getattr(self, name), ObjectConfig):
                 got = type(getattr(self, name)).__name__
@@ -376,7 +390,7 @@ def _build(cls, data: Mapping[str, Any], base, prefix: str):
 # -- the default card ----------------------------------------------------------------------
 # Numbers from the Delphes CMS card (delphes/delphes: cards/delphes_card_CMS.tcl). Where the
 # card multiplies a tracking efficiency and an identification efficiency, the product is
-# given. Simplifications: no jet energy scale, no isolation module (particle-level
+# given. Simplifications: jet energy scale 1 (DetectorCard.jes), no isolation module (particle-level
 # isolation is done by forward.shower), η-shape factors evaluated at bin centres.
 
 

@@ -9,6 +9,8 @@ For every particle-level object (see :mod:`forward.detector.objects`), in this o
    energy (or pT) and |η|; so E, pT and the mass move together and
    :math:`E_{reco}/E - 1 = \sigma z` exactly. Then η and φ get absolute Gaussian
    shifts (when the type's ``sigma_eta``/``sigma_phi`` are non-zero) at fixed pT and mass.
+   Jets (b-jets included) are then scaled by the jet energy scale factor
+   (``DetectorCard.jes``, or the ``jes`` argument of :func:`smear`).
 3. **Acceptance**: reconstructed pT >= ``pt_min`` and |η| <= ``eta_max``.
 4. **b-tagging** of jets from the true flavour (b, c, light) at the true (|η|, pT).
 5. **MET** = minus the vector sum of the reconstructed objects' transverse momenta.
@@ -20,6 +22,7 @@ object slot), so a seed fixes the output whatever the card.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -108,6 +111,7 @@ def smear(
     *,
     seed: int | None = None,
     generator: torch.Generator | None = None,
+    jes=None,
 ) -> RecoEvents:
     """Apply the detector described by ``card`` to particle-level objects.
 
@@ -117,6 +121,8 @@ def smear(
         card: the detector card.
         seed: seed of a new generator on the inputs' device.
         generator: a ``torch.Generator`` on the inputs' device (instead of ``seed``).
+        jes: jet energy scale factor overriding ``card.jes``: a number > 0 or a tensor
+            of shape (n,) (one factor per event, e.g. to train across a JES range).
 
     Returns:
         :class:`RecoEvents` with n rows and m = k object slots.
@@ -128,6 +134,7 @@ def smear(
     p, mask = objects.momenta, objects.mask
     n, k = mask.shape
     dev, dt = p.device, p.dtype
+    jes = _jes(card.jes if jes is None else jes, n, dt, dev)
     g = make_generator(seed, generator, dev)
     z = torch.randn((n, k, 3), generator=g, dtype=dt, device=dev)
     u = torch.rand((n, k, 2), generator=g, dtype=dt, device=dev)
@@ -160,6 +167,8 @@ def smear(
     # 1-2: efficiency, energy scale factor, angular smearing
     found = (cfg >= 0) & (u[..., 0] < eff)
     f = (1.0 + sigma * z[..., 0]).clamp(min=0.0)
+    is_jet = (cfg == 3) | (cfg == 4)
+    f = torch.where(is_jet, f * jes[:, None], f)
     scaled = f[..., None] * safe
     eta1 = eta0 + s_eta * z[..., 1]
     phi1 = torch.remainder(phi0 + s_phi * z[..., 2] + math.pi, 2 * math.pi) - math.pi
@@ -209,20 +218,36 @@ def smear(
     )
 
 
+def _jes(jes, n: int, dtype, device) -> torch.Tensor:
+    """The jet energy scale per event, shape (n,); checked (> 0, finite)."""
+    if isinstance(jes, bool):
+        raise TypeError(f"jes: expected a number > 0 or a tensor of shape ({n},), got {jes!r}")
+    t = torch.as_tensor(jes, dtype=dtype, device=device).detach()
+    if t.ndim > 1 or (t.ndim == 1 and t.shape[0] != n):
+        raise ValueError(f"jes: expected a number or a tensor of shape ({n},), got shape "
+                         f"{tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all() & (t > 0).all()):
+        raise ValueError(f"jes: expected finite factors > 0, got min {float(t.min())}")
+    return t.expand(n)
+
+
 class Detector:
     """A fast detector built from a card; call it on particle-level objects.
 
     Args:
         card: a :class:`DetectorCard`, ``None``/``"cms"`` for the default card, a nested
             dict overlaid on the default, or a JSON/YAML file path.
+        jes: jet energy scale factor replacing the card's ``jes`` (None keeps it).
 
     Example:
         >>> det = Detector({"selection": {"min_leptons": 2}})
         >>> reco = det(ParticleObjects.from_hard(events, process.final_state), seed=1)
     """
 
-    def __init__(self, card=None) -> None:
+    def __init__(self, card=None, *, jes: float | None = None) -> None:
         self.card = load_card(card)
+        if jes is not None:
+            self.card = dataclasses.replace(self.card, jes=jes)
 
     def __call__(
         self,
@@ -246,6 +271,7 @@ class Detector:
         *,
         seed: int | None = None,
         generator: torch.Generator | None = None,
+        jes=None,
     ) -> RecoEvents:
         """The detector protocol: each final-state particle of the hard events is one object.
 
@@ -254,12 +280,13 @@ class Detector:
             final_state: PDG ids, shape (k,) or (n, k) (e.g. a process's ``final_state``
                 or ``sample_final_state(n)``).
             seed, generator: randomness (one of them, or neither for a fresh seed).
+            jes: jet energy scale overriding the card's: a number > 0 or a tensor (n,).
 
         Returns:
             :class:`RecoEvents` (see :func:`smear`).
         """
         objects = ParticleObjects.from_hard(events, final_state)
-        return smear(objects, self.card, seed=seed, generator=generator)
+        return smear(objects, self.card, seed=seed, generator=generator, jes=jes)
 
     def closed_form(self, n_leptons: int = 2, flavours=None, *, pt_min: float = 0.0,
                     eta_max: float = math.inf):
@@ -319,4 +346,5 @@ class Detector:
             pt_min=max(oc.pt_min, pt_min), eta_max=min(oc.eta_max, eta_max))
 
     def __repr__(self) -> str:
-        return f"Detector(card={self.card.name!r})"
+        jes = "" if self.card.jes == 1.0 else f", jes={self.card.jes!r}"
+        return f"Detector(card={self.card.name!r}{jes})"

@@ -382,10 +382,12 @@ def likelihood_options(command):
                      default=100_000, show_default=True,
                      help="Fixed sample for sigma_fid(theta) of the extended term (--model)."),
         click.option("--nuisance", "nuisances", multiple=True,
-                     type=click.Choice(["log2_mur", "log2_muf"]),
-                     help="Theory nuisance parameter added to θ (--model): log2 of the factor "
-                          "on mu_R or mu_F, range [-1, 1]; repeatable. scan profiles it, "
-                          "posterior marginalises it (uniform prior unless --prior)."),
+                     type=click.Choice(["log2_mur", "log2_muf", "jes"]),
+                     help="Nuisance parameter added to θ (--model): log2 of the factor "
+                          "on mu_R or mu_F, range [-1, 1], or the jet energy scale jes of a "
+                          "model trained over a JES range; repeatable. scan profiles it, "
+                          "posterior marginalises it (uniform prior unless --prior; jes: "
+                          "Normal(1, 0.02) truncated to the trained range)."),
         click.option("--on-flagged", type=click.Choice(["error", "warn", "ignore", "drop"]),
                      default="warn", show_default=True,
                      help="When the likelihood flags events: stop with an error, warn in the "

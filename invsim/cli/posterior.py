@@ -120,6 +120,7 @@ def posterior(events_path, data, model, factory_spec, params, priors, method, ch
     try:
         overrides = {n: parse_prior(f"{n}=uniform:{lo!r},{hi!r}", device=device)[1]
                      for n, (lo, hi) in ranges.items()}
+        overrides |= _default_priors(likelihood, nuisances)
         overrides |= dict(parse_prior(p, device=device) for p in priors)
         declared = (likelihood.parameters if model is not None
                     else declared_parameters(likelihood, _events_of(data, device)))
@@ -164,6 +165,7 @@ def posterior(events_path, data, model, factory_spec, params, priors, method, ch
             "warnings": [flag_message] if flag_message and on_flagged == "warn" else []}
     if isinstance(out["n_flagged"], (int, float)):
         out["n_flagged"] = int(out["n_flagged"])
+    out["correlation"] = _correlations(idata, problem.names)
     conv = json.loads(idata.attrs.get("convergence", "{}"))
     out["convergence"] = conv
     if conv and not conv.get("converged", True):
@@ -179,8 +181,38 @@ def posterior(events_path, data, model, factory_spec, params, priors, method, ch
     if not quiet():
         click.echo(f"{process or 'events'}: {problem.n_events} events, {method} -> {output}")
     click.echo(summary.to_string())
+    for (a, b), r in _pairs(out["correlation"]):
+        click.echo(f"correlation({a}, {b}) = {r:+.3f}")
     for text in out["warnings"]:
         click.echo(f"warning: {text}")
+
+
+def _default_priors(likelihood, nuisances) -> dict:
+    """Default priors of the detector nuisances in θ (``jes``: Normal(1, 0.02) truncated to
+    the trained range, :func:`invsim.mem.detector_nuisances.default_prior`)."""
+    from invsim.mem.detector_nuisances import DETECTOR_NUISANCES, default_prior
+
+    declared = getattr(likelihood, "parameters", {})
+    return {n: default_prior(n, declared[n].low, declared[n].high) for n in nuisances
+            if n in DETECTOR_NUISANCES and n in declared}
+
+
+def _correlations(idata, names) -> dict:
+    """Pearson correlations of the posterior draws, name -> name -> r (all chains)."""
+    import numpy as np
+
+    post = idata.posterior
+    names = [n for n in names if n in post and post[n].ndim == 2]
+    if len(names) < 2:
+        return {}
+    draws = np.stack([post[n].values.reshape(-1) for n in names])
+    r = np.corrcoef(draws)
+    return {a: {b: float(r[i, j]) for j, b in enumerate(names)} for i, a in enumerate(names)}
+
+
+def _pairs(corr: dict):
+    names = list(corr)
+    return [((a, b), corr[a][b]) for i, a in enumerate(names) for b in names[i + 1:]]
 
 
 def _events_of(path, device):

@@ -5,6 +5,8 @@ Example::
     invsim train drell-yan --detector cms --set mll_min=1500 --set mll_max=2500 \\
         --param mzp=1800:2300 --quick -o dy_model
     invsim train ttbar --set decays=dilepton --detector cms --param mt=165:180 -o tt_model
+    invsim train ttbar --set decays=dilepton --param mt=165:180 --param jes=0.95:1.05 \\
+        -o tt_jes_model
 
 Unweighted hard events of PROCESS are simulated on a grid across the ``--param``
 ranges (:func:`invsim.mem.recipe.training_points`), passed through the detector
@@ -69,7 +71,8 @@ def _cuts(items) -> dict:
 @click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
               help="Process setting (e.g. decays=dilepton) or fixed parameter; repeatable.")
 @click.option("--param", "params", multiple=True, metavar="NAME=LO:HI",
-              help="Parameter range the model covers; repeatable.")
+              help="Parameter range the model covers; repeatable. jes=LO:HI trains the "
+                   "card detector's jet energy scale as a nuisance (--nuisance jes later).")
 @click.option("--cut", "cuts", multiple=True, metavar="NAME=VALUE",
               help="Object cut of the analysis observables, e.g. lepton_pt_min=20; repeatable.")
 @click.option("--quick", is_flag=True,
@@ -117,12 +120,16 @@ def train(process_name, detector, assignments, params, cuts, quick, trials, epoc
     n_trials, n_epochs = trials or n_trials, epochs or n_epochs
     try:
         process = get_process(process_name, **settings)
-        unknown = sorted(set(ranges) - set(process.parameters))
+        from invsim.mem.detector_nuisances import DETECTOR_NUISANCES
+
+        known = {**DETECTOR_NUISANCES, **process.parameters}  # + jes (card detector)
+        unknown = sorted(set(ranges) - set(known))
         if unknown:
             raise ValueError(f"--param: {unknown} are not parameters of {process_name!r}; "
-                             f"known: {sorted(process.parameters)}")
+                             f"known: {sorted(process.parameters)} and the detector "
+                             f"nuisances {sorted(DETECTOR_NUISANCES)}")
         for k, (lo, hi) in ranges.items():
-            par = process.parameters[k]
+            par = known[k]
             if not (math.isfinite(lo) and math.isfinite(hi)) or lo < par.low or hi > par.high:
                 raise ValueError(f"--param {k}: expected a range inside [{par.low}, "
                                  f"{par.high}], got {lo}:{hi}")

@@ -20,6 +20,15 @@ dσ(θ)/dμ is re-evaluated (with the PDFs cached when the scales do not depend 
 These common random numbers make log p̂(θ) smooth and differentiable in θ (for NUTS).
 σ̂_fid(θ) reweights a fixed sample of the channel's map, drawn once:
 :math:`\frac1N \sum_i \frac{d\sigma(\theta)}{d\mu}(y_i)\, \varepsilon(y_i)\, e^{\text{log\_jac}_i}`.
+
+**Assignments.** Where reco objects cannot be matched to partons one way (the two
+b-jets of t t̄), r is replaced by the sum over the column permutations π of x
+(``assignments``), :math:`\sum_\pi r(\pi x \mid y)`, and the proposal by its
+mixture over them (:mod:`invsim.mem.assignments`).
+
+**Detector nuisances** (``nuisances=("jes",)``, :mod:`invsim.mem.detector_nuisances`)
+enter ε and r, not dσ: the cached factor a_j(ν) and the fiducial ε(y_i, ν) are kept as
+Chebyshev interpolants in ν over the model's trained range.
 """
 
 from __future__ import annotations
@@ -47,6 +56,13 @@ from forward.events import HardEvents
 from forward.processes.base import Parameter
 from forward.progress import progress_bar
 from invsim.infer.flags import FlaggedEventsError, check_on_flagged
+from invsim.mem.assignments import (
+    AssignmentMixture,
+    canonical_order,
+    check_assignments,
+    log_transfer_sum,
+)
+from invsim.mem.detector_nuisances import DETECTOR_NUISANCES, ChebyshevCache
 from invsim.mem.estimator import MEMResult, flag_events, flag_reasons, summarize_weights
 from invsim.mem.model import MEMModel
 from invsim.mem.pareto import pareto_khat
@@ -83,13 +99,16 @@ def _safe_log(x: torch.Tensor) -> torch.Tensor:
 
 
 class _NuisanceSpace:
-    """:data:`SCALE_NUISANCES` as a parameter space for :func:`parameter_points`."""
+    """Nuisances (name -> :class:`Parameter`) as a parameter space for
+    :func:`parameter_points`."""
 
-    @staticmethod
-    def params(values, *, device=None, dtype=torch.float64) -> dict[str, torch.Tensor]:
+    def __init__(self, declared: Mapping[str, Parameter]) -> None:
+        self.declared = dict(declared)
+
+    def params(self, values, *, device=None, dtype=torch.float64) -> dict[str, torch.Tensor]:
         """The values, checked against the nuisances' declared ranges."""
         for name, v in values.items():
-            par = SCALE_NUISANCES[name]
+            par = self.declared[name]
             check_range(name, v.detach(), par.low, par.high)
         return dict(values)
 
@@ -227,23 +246,32 @@ class MEMLikelihood:
             model, so ``init_to_uniform`` and trajectories that leave the range are
             simply rejected) and raises ``ValueError`` otherwise; ``"-inf"`` always
             returns -inf; ``"raise"`` always raises. :meth:`evaluate` always raises.
-        nuisances: theory nuisance parameters appended to ``parameter_names``, names of
+        nuisances: nuisance parameters appended to ``parameter_names``: names of
             :data:`SCALE_NUISANCES` (``"log2_mur"``, ``"log2_muf"``): log₂ of factors on
             μ_R and μ_F entering dσ(θ)/dμ exactly at the cached samples (and σ_fid), so
-            scans profile them and NUTS marginalises them; declared range [-1, 1].
+            scans profile them and NUTS marginalises them; declared range [-1, 1]; and
+            the model's detector nuisances (``"jes"`` for a model trained over a JES
+            range, :mod:`invsim.mem.detector_nuisances`), over the trained range.
+            A detector nuisance not in θ is held at its value in ``fixed`` (default 1).
+        assignments: column permutations of x_reco summed over (see the module
+            docstring): ``"auto"`` (default) those of ``model.observables`` (both b-jet
+            assignments for t t̄), None for none, or a sequence of permutations of
+            ``range(d)`` (the identity is added first).
         fiducial_acceptance: the ε(y) of σ_fid(θ): ``"network"`` (the model's
             acceptance network), ``"detector"`` (the detector the model was trained
-            with, rebuilt from ``model.detector`` and run ``fiducial_smearings`` times on
-            every fiducial event: :class:`~invsim.mem.simulated_acceptance.SimulatedAcceptance`,
-            unbiased, no network error to tilt σ_fid(θ)), a θ-independent callable
-            HardEvents (n,) -> log ε (n,), or ``"auto"`` (default): ``"detector"``
-            when the model's detector is known (``model.detector``), else
-            ``"network"``. The network's error does not cancel in σ_fid(θ): its slope
-            over the phase space tilts the summed log-likelihood by m Δlog σ_fid(θ)
-            and biases the extended term's expected count, where the network in the
-            numerator only enters through ε at each event's own hard configurations,
-            nearly independent of θ (``benchmarks/mem.py``: the summed −2Δlog L's
-            deviation from the brute force halved).
+            with, rebuilt from ``model.detector`` at the fixed detector nuisances and run
+            ``fiducial_smearings`` times on every fiducial event:
+            :class:`~invsim.mem.simulated_acceptance.SimulatedAcceptance`, unbiased, no
+            network error to tilt σ_fid(θ)), a θ-independent callable HardEvents (n,) ->
+            log ε (n,), or ``"auto"`` (default): ``"detector"`` when the model's detector
+            is known (``model.detector``) and no detector nuisance is free, else
+            ``"network"`` (a free detector nuisance needs ε at every node of its
+            interpolant: the network's). The network's error does not cancel in
+            σ_fid(θ): its slope over the phase space tilts the summed log-likelihood by
+            m Δlog σ_fid(θ) and biases the extended term's expected count, where the
+            network in the numerator only enters through ε at each event's own hard
+            configurations, nearly independent of θ (``benchmarks/mem.py``: the summed
+            −2Δlog L's deviation from the brute force halved).
         fiducial_smearings: detector simulations per fiducial event for ``"detector"``.
 
     Attributes:
@@ -275,6 +303,7 @@ class MEMLikelihood:
         device=None,
         outside_range: str = "auto",
         nuisances: Sequence[str] = (),
+        assignments="auto",
         fiducial_acceptance="auto",
         fiducial_smearings: int = 4,
     ) -> None:
@@ -303,7 +332,16 @@ class MEMLikelihood:
         self.x_reco = x_reco.to(self.device)
         self.n_events = x_reco.shape[0]
         self.n_samples = n_samples
-        self.fixed = {k: float(v) for k, v in dict(fixed or {}).items()}
+        fixed = dict(fixed or {})
+        det_fixed = {k: float(fixed.pop(k)) for k in list(fixed) if k in DETECTOR_NUISANCES}
+        for k, v in det_fixed.items():
+            if k not in model.detector_nuisances:
+                raise ValueError(f"fixed: {k} is a detector nuisance the model was not trained "
+                                 f"over (its ranges: {sorted(model.ranges)})")
+            lo, hi = model.ranges[k]
+            if not lo <= v <= hi:
+                raise ValueError(f"fixed: {k} expected in the trained range [{lo}, {hi}], got {v}")
+        self.fixed = {k: float(v) for k, v in fixed.items()}
         self.process.params(self.fixed)  # names and ranges
         if parameter_names is None:
             parameter_names = [p for p in self.process.parameters if p not in self.fixed]
@@ -321,12 +359,37 @@ class MEMLikelihood:
         if isinstance(nuisances, str):
             raise TypeError(f"nuisances: expected a sequence of names, got {nuisances!r}")
         nuisances = tuple(nuisances)
-        if (any(n not in SCALE_NUISANCES for n in nuisances) or len(set(nuisances))
-                != len(nuisances) or set(nuisances) & set(self.process.parameters)):
-            raise ValueError(f"nuisances: expected distinct names of {list(SCALE_NUISANCES)}, "
-                             f"got {list(nuisances)}")
+        allowed = [*SCALE_NUISANCES, *model.detector_nuisances]
+        if (any(n not in allowed for n in nuisances) or len(set(nuisances))
+                != len(nuisances) or set(nuisances) & set(self.process.parameters)
+                or set(nuisances) & set(det_fixed)):
+            hint = "" if model.detector_nuisances else (
+                "; detector nuisances (jes) need a model trained over their range")
+            raise ValueError(f"nuisances: expected distinct names of {allowed} not in fixed, "
+                             f"got {list(nuisances)}{hint}")
         self._process_names = names
         self.nuisances = nuisances
+        self._scale_nuisances = tuple(n for n in nuisances if n in SCALE_NUISANCES)
+        self._det_free = tuple(n for n in nuisances if n in DETECTOR_NUISANCES)
+        if len(self._det_free) > 1:
+            raise ValueError(f"nuisances: at most one detector nuisance can be free, got "
+                             f"{list(self._det_free)}")
+        self._det_fixed = {n: det_fixed.get(n, DETECTOR_NUISANCES[n].default)
+                           for n in model.detector_nuisances if n not in self._det_free}
+        self._cheb = (ChebyshevCache(*model.ranges[self._det_free[0]]) if self._det_free
+                      else None)
+        if isinstance(assignments, str) and assignments == "auto":
+            obs = model.observables
+            assignments = () if obs is None or obs.dim != x_reco.shape[-1] else obs.assignments
+        elif assignments is None:
+            assignments = ()
+        if x_reco.ndim != 2 and tuple(assignments):
+            raise ValueError(f"assignments: need flat x_reco (m, d), got {tuple(x_reco.shape)}")
+        self.assignments = check_assignments(assignments, x_reco.shape[-1])
+        if len(self.assignments) > 1:  # one representative per event: see canonical_order
+            self.x_reco = canonical_order(self.x_reco, self.assignments)
+        self._proposal = (AssignmentMixture(model.proposal, self.assignments)
+                          if len(self.assignments) > 1 else model.proposal)
         self.parameter_names = names + nuisances
         self.limits = dict(max_error=max_error, min_ess=min_ess, max_pareto_k=max_pareto_k)
         self.on_flagged = on_flagged
@@ -349,7 +412,7 @@ class MEMLikelihood:
         n_prop = n - n_def
         if n_prop < 1:
             raise ValueError("defensive: leaves no draws from the proposal")
-        if n_def and not callable(getattr(self.model.proposal, "log_prob", None)):
+        if n_def and not callable(getattr(self._proposal, "log_prob", None)):
             raise TypeError("defensive: the proposal has no log_prob(hard, x_reco)")
         per = max(1, self.chunk_size // n)
         log_a, moms, x1s, x2s = [], [], [], []
@@ -361,19 +424,26 @@ class MEMLikelihood:
             ev, lq = self._draw_chunk(xr, n_prop, n_def, proposal_theta, gen)
             xr_rep = xr.repeat_interleave(n, 0)
             with torch.no_grad():  # the cached factor is θ-independent: no graph to keep
-                la = self.model.log_acceptance(ev) + self.model.log_transfer(xr_rep, ev)
-            la = la.view(len(xr), n)
-            bad = (torch.isnan(la) | (la == math.inf)).any(1)
+                la = self._log_factor(xr_rep, ev)  # (rows, K)
+            la = la.view(len(xr), n, -1)
+            bad = (torch.isnan(la) | (la == math.inf)).any(-1).any(1)
             if bool(bad.any()):  # isolate those events: their log p is NaN, with a reason
-                la = torch.where(bad[:, None], torch.full_like(la, math.nan), la)
+                la = torch.where(bad[:, None, None], torch.full_like(la, math.nan), la)
                 for i in bad.nonzero().flatten().tolist():
                     self.invalid_events[start + int(i)] = (
                         "the acceptance or transfer returned NaN/+inf at its proposal samples")
-            log_a.append((la - lq).to(self.device))
+            log_a.append((la - lq[..., None]).to(self.device))
             moms.append(ev.momenta.to(self.device))
             x1s.append(ev.x1.to(self.device))
             x2s.append(ev.x2.to(self.device))
-        self.log_a = torch.cat(log_a)  # (m, n)
+        log_a = torch.cat(log_a)  # (m, n, K)
+        if self._cheb is None:
+            self.log_a = log_a[..., 0]  # (m, n)
+        else:  # Chebyshev coefficients in the free detector nuisance; -inf kept apart
+            self._log_a_valid = ~(log_a == -math.inf).any(-1)
+            self._log_a_coef = self._cheb.fit(
+                torch.where(self._log_a_valid[..., None], log_a, torch.zeros_like(log_a)))
+            self.log_a = None
         if self.invalid_events:
             shown = sorted(self.invalid_events)[:10]
             text = (f"model: the acceptance or transfer returned NaN/+inf at the proposal "
@@ -387,10 +457,34 @@ class MEMLikelihood:
         self.events = HardEvents(torch.cat(moms), torch.cat(x1s), torch.cat(x2s),
                                  self.process.sqrt_s)
 
+    def _nodes(self) -> list[dict]:
+        """Detector-nuisance values at which the cached factors are evaluated."""
+        if self._cheb is None:
+            return [self._det_fixed]
+        name = self._det_free[0]
+        return [{**self._det_fixed, name: float(v)} for v in self._cheb.nodes]
+
+    def _log_factor(self, x_rep: torch.Tensor, events: HardEvents) -> torch.Tensor:
+        """log ε(y) + log Σ_π r(π x | y) at every node of :meth:`_nodes`, shape (rows, K)."""
+        out = []
+        for nu in self._nodes():
+            def log_r(x, ev, nu=nu):
+                return self.model.log_transfer(x, ev, nu)
+
+            out.append(self.model.log_acceptance(events, nu)
+                       + log_transfer_sum(log_r, x_rep, events, self.assignments))
+        return torch.stack(out, -1)
+
+    def _proposal_log_prob(self, events: HardEvents, x_rep: torch.Tensor, theta,
+                           n_prop: int) -> torch.Tensor:
+        if isinstance(self._proposal, AssignmentMixture):
+            return self._proposal.log_prob(events, x_rep, theta, n=n_prop)
+        return self._proposal.log_prob(events, x_rep, theta)
+
     def _draw_chunk(self, xr, n_prop: int, n_def: int, theta, gen):
         m = xr.shape[0]
         with torch.no_grad():
-            ev, lq = self.model.proposal.sample_and_log_prob(xr, n_prop, theta, generator=gen)
+            ev, lq = self._proposal.sample_and_log_prob(xr, n_prop, theta, generator=gen)
             ev = ev.to(dtype=torch.float64, device=self.device)
             lq = lq.to(dtype=torch.float64, device=self.device)
             if lq.shape != (m, n_prop) or len(ev) != m * n_prop:
@@ -410,8 +504,9 @@ class MEMLikelihood:
             alpha = n_def / (n_prop + n_def)
             # mixture density at both kinds of draws
             lq_map_p = self._log_map_density(ev)
-            lq_prop_d = self.model.proposal.log_prob(
-                ev_d, xr.repeat_interleave(n_def, 0), theta).to(torch.float64).view(m, n_def)
+            lq_prop_d = self._proposal_log_prob(
+                ev_d, xr.repeat_interleave(n_def, 0), theta, n_prop).to(torch.float64).view(
+                    m, n_def)
             lq_p = torch.logaddexp(lq + math.log1p(-alpha),
                                    lq_map_p.view(m, n_prop) + math.log(alpha))
             lq_d = torch.logaddexp(lq_prop_d + math.log1p(-alpha),
@@ -429,13 +524,18 @@ class MEMLikelihood:
         return torch.where(inside, log_jac_inv, torch.full_like(log_jac_inv, -math.inf))
 
     def _fiducial_acceptance(self, choice, smearings: int, gen):
-        """(log ε callable, its name in messages) for σ_fid; records the choice."""
+        """(log ε(events, detector nuisances) callable, its name in messages) for σ_fid;
+        records the choice in :attr:`fiducial_acceptance`."""
+        free = self._det_free[0] if self._cheb is not None else None
         if callable(choice):
+            if free is not None:
+                raise ValueError(f"fiducial_acceptance: a callable is θ-independent and cannot "
+                                 f"follow the free detector nuisance {free!r}; use 'network'")
             self.fiducial_acceptance = "callable"
-            return choice, "fiducial_acceptance"
+            return (lambda ev, nu: choice(ev)), "fiducial_acceptance"
         known = self.model.detector is not None
         if choice == "auto":
-            choice = "detector" if known else "network"
+            choice = "detector" if known and free is None else "network"
         self.fiducial_acceptance = choice
         if choice == "network":
             return self.model.log_acceptance, "model.acceptance"
@@ -443,21 +543,43 @@ class MEMLikelihood:
             raise ValueError("fiducial_acceptance: 'detector' needs the model's detector "
                              "(model.detector is None: the model was built without a "
                              "describable detector); pass 'network' or a callable")
-        from forward.detector import detector_from_description
+        if free is not None:
+            raise ValueError(f"fiducial_acceptance: 'detector' is not available with the free "
+                             f"detector nuisance {free!r}; use 'network'")
+        from forward.detector import Detector, detector_from_description
         from invsim.mem.simulated_acceptance import SimulatedAcceptance
 
+        det = detector_from_description(self.model.detector)
+        jes = self._det_fixed.get("jes", 1.0)
+        if jes != 1.0:
+            if not isinstance(det, Detector):
+                raise ValueError(f"fixed: jes={jes} needs a card detector, the model's is "
+                                 f"{type(det).__name__}")
+            det = Detector(det.card, jes=jes)
         seed = int(torch.randint(0, 2**62, (1,), generator=gen, device=gen.device))
-        return SimulatedAcceptance(self.process, detector_from_description(self.model.detector),
-                                   self.model.observables, smearings=smearings,
-                                   seed=seed), "detector acceptance"
+        acc = SimulatedAcceptance(self.process, det, self.model.observables,
+                                  smearings=smearings, seed=seed)
+        return (lambda ev, nu: acc(ev)), "detector acceptance"
 
     def _fiducial(self, n: int, gen, choice="network", smearings: int = 4) -> None:
+        nodes = self._nodes()
         log_acceptance, what = self._fiducial_acceptance(choice, smearings, gen)
-        self._fid = FiducialSample(self.model.coordinates.map, n, gen,
-                                   log_acceptance=log_acceptance,
-                                   chunk_size=self.chunk_size, device=self.device,
-                                   what=what)
+        self._fid = FiducialSample(
+            self.model.coordinates.map, n, gen,
+            log_acceptance=(lambda ev: log_acceptance(ev, nodes[0]))
+            if self._cheb is None else None,
+            chunk_size=self.chunk_size, device=self.device, what=what)
         ev = self._fid.events
+        if self._cheb is not None:  # log ε(y_i, ν) as Chebyshev interpolants in ν
+            with torch.no_grad():
+                le = torch.stack([torch.cat([
+                    log_acceptance(ev[s : s + self.chunk_size], nu)
+                    for s in range(0, len(ev), self.chunk_size)]) for nu in nodes], -1)
+            if bool(torch.isnan(le).any()):
+                raise ValueError(f"{what}: NaN at the fiducial sample")
+            self._fid_valid = ~(le == -math.inf).any(-1)
+            self._fid_coef = self._cheb.fit(
+                torch.where(self._fid_valid[..., None], le, torch.zeros_like(le)))
         # one cache for the proposal draws and the fiducial sample: one evaluation per θ
         both = HardEvents(torch.cat([self.events.momenta, ev.momenta]),
                           torch.cat([self.events.x1, ev.x1]), torch.cat([self.events.x2, ev.x2]),
@@ -481,21 +603,27 @@ class MEMLikelihood:
         return out
 
     def _declared(self, name: str) -> Parameter:
-        """The declared parameter of a θ component (process parameter or nuisance)."""
+        """The declared parameter of a θ component (process parameter or nuisance); a
+        detector nuisance's range is the model's trained range (the interpolants of the
+        cached factors do not reach further)."""
+        if name in self._det_free:
+            lo, hi = self.model.ranges[name]
+            return dataclasses.replace(DETECTOR_NUISANCES[name], low=lo, high=hi)
         return SCALE_NUISANCES[name] if name in self.nuisances else self.process.parameters[name]
 
-    def _points(self, theta) -> tuple[list[tuple[dict, tuple | None]], bool]:
-        """Per θ point: (complete process parameters, scale factors (mur, muf) or None),
-        and whether θ was batched."""
+    def _points(self, theta) -> tuple[list[tuple[dict, tuple | None, dict]], bool]:
+        """Per θ point: (complete process parameters, scale factors (mur, muf) or None,
+        free detector nuisance values), and whether θ was batched."""
         if not self.nuisances:
             points, batched = parameter_points(self.process, self.parameter_names, self.fixed,
                                                theta, self.device)
-            return [(p, None) for p in points], batched
+            return [(p, None, {}) for p in points], batched
         if not isinstance(theta, Mapping):
             raise TypeError(f"theta: expected a mapping of {list(self.parameter_names)} to "
                             f"tensors, got {type(theta).__name__}")
         # the nuisances are checked and batched like parameters, then split off
-        nuis, batched_n = parameter_points(_NuisanceSpace(), self.nuisances, {},
+        space = _NuisanceSpace({n: self._declared(n) for n in self.nuisances})
+        nuis, batched_n = parameter_points(space, self.nuisances, {},
                                            {k: theta[k] for k in self.nuisances if k in theta},
                                            self.device)
         rest = {k: v for k, v in theta.items() if k not in self.nuisances}
@@ -514,7 +642,9 @@ class MEMLikelihood:
                              f"{len(points)} and {len(nuis)} points")
         two = torch.tensor(2.0, dtype=torch.float64, device=self.device)
         out = [(p, (two ** n["log2_mur"] if "log2_mur" in n else 1.0,
-                    two ** n["log2_muf"] if "log2_muf" in n else 1.0))
+                    two ** n["log2_muf"] if "log2_muf" in n else 1.0)
+                if self._scale_nuisances else None,
+                {k: n[k] for k in self._det_free})
                for p, n in zip(points, nuis, strict=True)]
         return out, batched or batched_n
 
@@ -525,8 +655,20 @@ class MEMLikelihood:
         k = self.n_events * self.n_samples
         return both[:k].view(self.n_events, self.n_samples), both[k:]
 
-    def _log_sigma_fid(self, log_dsigma_fid) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._fid.log_sigma(log_dsigma_fid)
+    def _log_sigma_fid(self, log_dsigma_fid, det=None) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._cheb is None:
+            return self._fid.log_sigma(log_dsigma_fid)
+        le = self._cheb(self._fid_coef, det[self._det_free[0]])
+        le = torch.where(self._fid_valid, le, torch.full_like(le, -math.inf))
+        s = summarize_weights(log_dsigma_fid + self._fid.log_b + le)
+        return s.log_mean, s.error
+
+    def _log_a_at(self, det) -> torch.Tensor:
+        """The cached log ε r / q of the draws (m, n) at the free detector nuisance."""
+        if self._cheb is None:
+            return self.log_a
+        la = self._cheb(self._log_a_coef, det[self._det_free[0]])
+        return torch.where(self._log_a_valid, la, torch.full_like(la, -math.inf))
 
     def _outside(self, theta):
         """θ with points outside the declared ranges moved to the defaults, and their mask.
@@ -572,15 +714,15 @@ class MEMLikelihood:
         Outside the declared ranges: -inf or ``ValueError``, see ``outside_range``."""
         theta, mask = self._outside(theta)
         points, batched = self._points(theta)
-        out = torch.stack([self._log_sigma_fid(self._log_dsigma(p, f)[1])[0]
-                           for p, f in points])
+        out = torch.stack([self._log_sigma_fid(self._log_dsigma(p, f)[1], d)[0]
+                           for p, f, d in points])
         return self._neg_inf_where(mask, out if batched else out[0])
 
-    def _point(self, params, factors, *, full: bool):
+    def _point(self, params, factors, det, *, full: bool):
         log_ds, log_ds_fid = self._log_dsigma(params, factors)
-        log_w = self.log_a + log_ds
+        log_w = self._log_a_at(det) + log_ds
         s = summarize_weights(log_w)
-        lsf, sf_err = self._log_sigma_fid(log_ds_fid)
+        lsf, sf_err = self._log_sigma_fid(log_ds_fid, det)
         # an event with NaN weights (invalid) gets k̂ = +inf instead of failing the others
         lw = log_w.detach()
         k = pareto_khat(torch.where(torch.isnan(lw), -math.inf, lw)) if full else None
@@ -621,8 +763,8 @@ class MEMLikelihood:
         out, sig, n_bad = [], [], 0
         skip = [False] * len(points) if mask is None else mask.reshape(-1).expand(
             len(points)).tolist()
-        for (params, factors), stand_in in zip(points, skip, strict=True):
-            lp, s, lsf, _, _ = self._point(params, factors, full=False)
+        for (params, factors, det), stand_in in zip(points, skip, strict=True):
+            lp, s, lsf, _, _ = self._point(params, factors, det, full=False)
             bad = flag_events(lp, s.error, s.ess, None, max_error=self.limits["max_error"],
                               min_ess=self.limits["min_ess"], max_pareto_k=math.inf)
             if not stand_in:  # points outside the range were evaluated at the defaults
@@ -659,8 +801,8 @@ class MEMLikelihood:
         """
         points, batched = self._points(theta)
         rows = []
-        for params, factors in points:
-            lp, s, lsf, sf_err, k = self._point(params, factors, full=True)
+        for params, factors, det in points:
+            lp, s, lsf, sf_err, k = self._point(params, factors, det, full=True)
             why = flag_reasons(lp, s.error, s.ess, k, **self.limits)
             flagged = torch.stack(list(why.values())).any(0)
             rows.append((lp, s.error, s.ess, k, flagged, lsf, sf_err, *why.values()))

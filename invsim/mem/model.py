@@ -154,7 +154,10 @@ class MEMModel:
         observables: the analysis's :class:`~invsim.observables.RecoObservables` (how
             reco events become x_reco); None for models trained on observables directly.
         ranges: name -> (lo, hi): the parameter ranges the model was trained over
-            (likelihoods refuse θ outside them).
+            (likelihoods refuse θ outside them): process parameters and detector
+            nuisances (:data:`~invsim.mem.detector_nuisances.DETECTOR_NUISANCES`, e.g.
+            ``jes``); the transfer and the acceptance of a model with detector nuisances
+            take their values as extra hard-feature columns (:meth:`hard_features`).
         detector: JSON-ready description of the detector it was trained with
             (:func:`forward.detector.describe_detector`), for provenance.
         info: JSON-ready training numbers and provenance.
@@ -186,8 +189,10 @@ class MEMModel:
             raise TypeError(f"observables: expected RecoObservables or None, got "
                             f"{type(observables).__name__}")
         ranges = {k: (float(lo), float(hi)) for k, (lo, hi) in dict(ranges or {}).items()}
+        from invsim.mem.detector_nuisances import DETECTOR_NUISANCES
+
         for k, (lo, hi) in ranges.items():
-            if k not in process.parameters or not lo < hi:
+            if (k not in process.parameters and k not in DETECTOR_NUISANCES) or not lo < hi:
                 raise ValueError(f"ranges: expected LO < HI for parameters of the process, got "
                                  f"{k}=({lo}, {hi})")
         _require_methods("transfer", transfer, ("log_prob",))
@@ -215,20 +220,52 @@ class MEMModel:
         self.integrand = HadronicIntegrand(process, pdf, device=device)
 
     # -- pieces of the integrand ---------------------------------------------------------
-    def hard_features(self, events: HardEvents) -> torch.Tensor:
-        """The transfer's and acceptance's hard input for ``events`` (see ``hard_observables``)."""
-        return HARD_OBSERVABLES[self.hard_observables](events)
+    @property
+    def detector_nuisances(self) -> tuple[str, ...]:
+        """The detector nuisances the transfer and acceptance are conditioned on (those
+        of ``ranges``, in the order of ``DETECTOR_NUISANCES``)."""
+        from invsim.mem.detector_nuisances import detector_nuisance_names
 
-    def log_acceptance(self, events: HardEvents) -> torch.Tensor:
-        """log ε(x_hard), shape (n,) float64 (zeros without an acceptance model)."""
+        return detector_nuisance_names(self.ranges)
+
+    def hard_features(self, events: HardEvents, nuisances=None) -> torch.Tensor:
+        """The transfer's and acceptance's hard input for ``events`` (see ``hard_observables``).
+
+        Args:
+            events: n hard events.
+            nuisances: values of the model's :attr:`detector_nuisances` (name -> number
+                or tensor of shape () or (n,)); missing ones at their defaults (1 for
+                ``jes``). Ignored by a model without detector nuisances.
+
+        Returns:
+            Tensor (n, features [+ one column per detector nuisance]).
+        """
+        x = HARD_OBSERVABLES[self.hard_observables](events)
+        names = self.detector_nuisances
+        if not names:
+            return x
+        from invsim.mem.detector_nuisances import DETECTOR_NUISANCES
+
+        nuisances = dict(nuisances or {})
+        cols = [torch.as_tensor(nuisances.get(n, DETECTOR_NUISANCES[n].default),
+                                dtype=x.dtype, device=x.device).expand(len(x))
+                for n in names]
+        return torch.cat([x, torch.stack(cols, -1)], -1)
+
+    def log_acceptance(self, events: HardEvents, nuisances=None) -> torch.Tensor:
+        """log ε(x_hard [, detector nuisances]), shape (n,) float64 (zeros without an
+        acceptance model)."""
         if self.acceptance is None:
             return torch.zeros(len(events), dtype=torch.float64, device=events.momenta.device)
-        logits = self.acceptance.logits(self.hard_features(events))
+        logits = self.acceptance.logits(self.hard_features(events, nuisances))
         return F.logsigmoid(logits.to(torch.float64))
 
-    def log_transfer(self, x_reco: torch.Tensor, events: HardEvents) -> torch.Tensor:
-        """log r(x_reco | x_hard) for paired rows, shape (n,) float64."""
-        return self.transfer.log_prob(x_reco, self.hard_features(events)).to(torch.float64)
+    def log_transfer(self, x_reco: torch.Tensor, events: HardEvents,
+                     nuisances=None) -> torch.Tensor:
+        """log r(x_reco | x_hard [, detector nuisances]) for paired rows, shape (n,)
+        float64."""
+        return self.transfer.log_prob(x_reco, self.hard_features(events, nuisances)).to(
+            torch.float64)
 
     # -- files ---------------------------------------------------------------------------
     def _description(self) -> dict:

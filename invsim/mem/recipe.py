@@ -48,15 +48,19 @@ KINDS_RESIDUAL = ["log", "real", "real"] * 2
 DILEPTON_AZIMUTH = (3, 2)
 
 
-def _smear_many(detector, sim, k: int, generator: torch.Generator, observables, legacy: bool):
-    """k more detector simulations of each hard event: (x_reco, passed), shapes (k, n, ...)."""
+def _smear_many(detector, sim, k: int, generator: torch.Generator, observables, legacy: bool,
+                jes=None):
+    """k more detector simulations of each hard event: (x_reco, passed), shapes (k, n, ...)
+    (``jes``: per-event jet energy scale factors (n,) or None)."""
     n = sim.x_hard.shape[0]
     if legacy:
         x_reco, passed = detector.smear(sim.x_hard.repeat(k, 1), generator=generator)
         return x_reco.view(k, n, -1), passed.view(k, n)
     rows, oks = [], []
     for _ in range(k):
-        ex = observables.extract(detector.reconstruct(sim.hard, sim.pids, generator=generator))
+        kw = {} if jes is None else {"jes": jes}
+        ex = observables.extract(detector.reconstruct(sim.hard, sim.pids, generator=generator,
+                                                      **kw))
         x = torch.full((n, observables.dim), float("nan"), dtype=torch.float64,
                        device=ex.x.device)
         x[ex.selected] = ex.x
@@ -114,6 +118,26 @@ def _few_accepted(sim, min_accepted: int) -> None:
                           RecipeWarning, stacklevel=3)
 
 
+def _with_detector_nuisances(detector, sim, observables, det_ranges, seed: int):
+    """Reconstruct the simulated hard events again with one jet energy scale factor per
+    event drawn uniformly in its range; returns the per-event factors (n,) float64."""
+    (name, (lo, hi)), = det_ranges.items()
+    gen = torch.Generator(device=sim.x_hard.device).manual_seed(int(seed) + 104729)
+    nu = lo + (hi - lo) * torch.rand(len(sim), generator=gen, dtype=torch.float64,
+                                     device=sim.x_hard.device)
+    try:
+        reco = detector.reconstruct(sim.hard, sim.pids, generator=gen, **{name: nu})
+    except TypeError as err:
+        raise TypeError(f"ranges: {name} needs a detector whose reconstruct() takes {name}= "
+                        f"(the card detector), got {type(detector).__name__}: {err}") from None
+    ex = observables.extract(reco)
+    x = torch.full((len(sim), observables.dim), float("nan"), dtype=torch.float64,
+                   device=ex.x.device)
+    x[ex.selected] = ex.x
+    sim.x_reco, sim.passed, sim.reco, sim.failed = x, ex.selected, reco, ex.failed
+    return nu
+
+
 class RecipeWarning(UserWarning):
     """A training set that is too small or too poorly accepted to trust."""
 
@@ -164,6 +188,17 @@ def build_model(process, detector, *, n_trials: int, epochs: int, seed: int = 0,
     trials shared equally), so the proposal covers the whole range; the model's
     reference point (the phase-space channel of the unfolder's coordinates and of the
     fiducial cross section) is the centre of the ranges, or ``theta`` when given.
+
+    **Detector nuisances.** ``ranges`` may also name a detector nuisance of
+    :data:`~invsim.mem.detector_nuisances.DETECTOR_NUISANCES` (``"jes"``, card
+    detector): each simulated hard event is reconstructed with its own factor drawn
+    uniformly in the range, and the transfer and the acceptance get the factor as one
+    more context column (the unfolder does not: it covers the whole range).
+
+    **Assignments.** When the observables have ``assign_bjets`` (t t̄), the b-jet
+    columns of the transfer's and the unfolder's training pairs are put in the order of
+    the hard b and b̄ (:func:`invsim.mem.assignments.truth_order`, by ΔR); the
+    likelihood sums over both assignments.
 
     Args:
         process: any :class:`~forward.processes.Process`.
@@ -242,7 +277,19 @@ def build_model(process, detector, *, n_trials: int, epochs: int, seed: int = 0,
     check_count("points_per_axis", points_per_axis)
     TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=None)
     FlowConfig(hidden_features=hidden)
+    from invsim.mem.detector_nuisances import DETECTOR_NUISANCES
+
     ranges = {k: (float(lo), float(hi)) for k, (lo, hi) in dict(ranges or {}).items()}
+    det_ranges = {k: v for k, v in ranges.items() if k in DETECTOR_NUISANCES}
+    all_ranges = ranges
+    ranges = {k: v for k, v in ranges.items() if k not in DETECTOR_NUISANCES}
+    for k, (lo, hi) in det_ranges.items():
+        par = DETECTOR_NUISANCES[k]
+        if not (par.low <= lo < hi <= par.high):
+            raise ValueError(f"ranges: {k} expects LO < HI inside [{par.low}, {par.high}], "
+                             f"got ({lo}, {hi})")
+    if len(det_ranges) > 1:
+        raise ValueError(f"ranges: at most one detector nuisance, got {sorted(det_ranges)}")
     unknown = sorted(set(ranges) | set(theta or {}))
     unknown = [k for k in unknown if k not in process.parameters]
     if unknown:
@@ -261,6 +308,12 @@ def build_model(process, detector, *, n_trials: int, epochs: int, seed: int = 0,
         from invsim.observables import RecoObservables
 
         observables = RecoObservables.for_process(process)
+    nu = None
+    if det_ranges:
+        if legacy:
+            raise ValueError(f"ranges: {sorted(det_ranges)} need a detector of the protocol "
+                             "(reconstruct) and observables")
+        nu = _with_detector_nuisances(detector, sim, observables, det_ranges, seed)
     _few_accepted(sim, min_accepted)
     dev = sim.x_hard.device
     acc = sim.passed
@@ -277,15 +330,23 @@ def build_model(process, detector, *, n_trials: int, epochs: int, seed: int = 0,
     if smearings > 1:
         gen = torch.Generator(device=dev).manual_seed(int(seed) + 7919)
         more_reco, more_passed = _smear_many(detector, sim, smearings - 1, gen, observables,
-                                             legacy)
+                                             legacy, nu)
         x_reco_all = torch.cat([x_reco_all, more_reco])
         passed_all = torch.cat([passed_all, more_passed])
     pass_target = passed_all.to(torch.float64).mean(0) if smearings > 1 else sim.passed
+    if not legacy and len(observables.assignments) > 1:
+        from invsim.mem.assignments import truth_order
+
+        x_reco_all = torch.stack([truth_order(x, sim.x_hard, observables, process.final_state)
+                                  for x in x_reco_all])
+    # the hard features of the transfer and the acceptance: + the detector nuisances
+    x_hard_ctx = sim.x_hard if nu is None else torch.cat([sim.x_hard, nu[:, None]], -1)
+    kinds_ctx = kinds_hard + ["real"] * (nu is not None)
     if selected_response and not legacy:
         raise ValueError("selected_response: needs a detector whose selection is a cut on "
                          "lepton observables (smear(x_hard)); protocol detectors lose objects")
     use = torch.ones_like(passed_all) if selected_response else passed_all
-    x_hard_tr = sim.x_hard.expand(smearings, -1, -1)[use]
+    x_hard_tr = x_hard_ctx.expand(smearings, -1, -1)[use]
     x_reco_tr = x_reco_all[use]
     info["transfer_pairs"] = int(x_hard_tr.shape[0])
     residual = legacy or (observables.leptons_only and observables.dim == sim.x_hard.shape[1])
@@ -295,17 +356,17 @@ def build_model(process, detector, *, n_trials: int, epochs: int, seed: int = 0,
     pre_reco = (observable_preprocessing([pt_kind, "real", "real"] * k) if residual
                 else observable_preprocessing(kinds_reco))
     transfer = TransferFunction(
-        pre_reco, observable_preprocessing(kinds_hard),
+        pre_reco, observable_preprocessing(kinds_ctx),
         FlowConfig(transforms=3, hidden_features=hidden, conditional_affine=conditional_affine),
         seed=seed, residual=residual, periodic=periodic if residual else (),
         standardize=standardize, correction=transfer_correction or not standardize).to(dev)
     res = transfer.fit(x_hard_tr, x_reco_tr, config=cfg, seed=seed, progress=progress)
     info["transfer_val_loss"] = res.best_val_loss
-    acceptance = AcceptanceClassifier(observable_preprocessing(kinds_hard),
+    acceptance = AcceptanceClassifier(observable_preprocessing(kinds_ctx),
                                       tuple(acceptance_hidden or hidden), seed=seed).to(dev)
     cfg_acc = TrainConfig(epochs=acceptance_epochs or 2 * epochs, batch_size=batch_size,
                           lr=lr, patience=None)
-    res = acceptance.fit(sim.x_hard, pass_target, config=cfg_acc, seed=seed,
+    res = acceptance.fit(x_hard_ctx, pass_target, config=cfg_acc, seed=seed,
                          progress=progress)
     info["acceptance_val_loss"] = res.best_val_loss
     if selected_response:
@@ -318,7 +379,7 @@ def build_model(process, detector, *, n_trials: int, epochs: int, seed: int = 0,
                    conditional_affine=conditional_affine),
         params=reference or None, seed=seed,
         azimuth=DILEPTON_AZIMUTH if periodic_unfolder and dilepton else None).to(dev)
-    hard_acc, reco_acc = sim.hard[acc], sim.x_reco[acc]
+    hard_acc, reco_acc = sim.hard[acc], x_reco_all[0][acc]
     _, log_det = unfolder.coordinates.features(hard_acc.to(torch.float64))
     inside = torch.isfinite(log_det)
     info["unfolder_outside_map"] = int((~inside).sum())
@@ -371,7 +432,7 @@ def build_model(process, detector, *, n_trials: int, epochs: int, seed: int = 0,
         proposal = StratifiedMixtureProposal(parts, weights)
     model = MEMModel(process, proposal, transfer, acceptance,
                      hard_observables="pt_eta_phi", params=reference or None,
-                     observables=None if legacy else observables, ranges=ranges or None,
+                     observables=None if legacy else observables, ranges=all_ranges or None,
                      detector=described, info=info)
     return model, info
 
