@@ -66,11 +66,15 @@ never imported by ``forward`` or ``invsim``.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import math
 import os
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 if __name__ == "__main__":
@@ -97,8 +101,12 @@ __all__ = [
     "BASELINES",
     "METHODS",
     "PROBLEMS",
+    "MadspaceIntegrand",
     "MadspaceMap",
     "MadspaceVegas",
+    "UMAMI_SHIM_C",
+    "UmamiMatrixElement",
+    "build_umami_shim",
     "main",
     "madspace_map",
     "run_one",
@@ -106,7 +114,8 @@ __all__ = [
     "vegas_rebin",
 ]
 
-METHODS = ("madspace-flat", "madspace-vegas", "ours-vegas", "ours-multichannel", "ours-flow")
+METHODS = ("madspace-flat", "madspace-vegas", "madspace-integrand", "ours-vegas",
+           "ours-multichannel", "ours-flow")
 #: methods the ratios are taken against
 BASELINES = ("madspace-vegas", "madspace-flat")
 PROBLEMS = ("drell-yan", "jets-3")
@@ -123,7 +132,7 @@ def _process(problem: str):
     if problem == "drell-yan":
         return get_process("drell-yan")
     if problem == "jets-3":
-        return get_process("jets", n_jets=3, channels="gg>ggg")
+        return get_process("jets", n_jets=3, channels="gg>ggg", scale="ht")
     raise ValueError(f"problem: expected one of {PROBLEMS}, got {problem!r}")
 
 
@@ -293,6 +302,253 @@ class MadspaceMap:
         return HardEvents(p[:, 2:].contiguous(), x1, x2, self.sqrt_s), torch.log(det)
 
 
+#: C source of the UMAMI shim: exports the UMAMI 1.0 symbols madspace resolves
+#: (umami_get_meta, umami_*_inputs/outputs, umami_initialize, umami_matrix_element,
+#: umami_free) and forwards every matrix-element call to one registered C function
+#: pointer (a ctypes callback into Python). Enum values and signatures follow umami.h.
+UMAMI_SHIM_C = r"""
+#include <stddef.h>
+#include <stdbool.h>
+typedef int (*invsim_me_fn)(size_t count, size_t stride, size_t offset, const double* momenta,
+                            const double* alpha_s, const int* flavor, double* me_out);
+static invsim_me_fn g_fn = 0;
+static int g_npart = 0;
+static const bool in_supported[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
+static const bool in_required[9] = {1, 0, 0, 0, 0, 0, 0, 0, 0};
+static const bool out_supported[6] = {1, 1, 1, 1, 1, 0};
+void invsim_umami_register(invsim_me_fn fn, int npart) { g_fn = fn; g_npart = npart; }
+int umami_get_meta(int key, void* result) {
+    switch (key) {
+    case 0: *(int*)result = 0; return 0;                       /* UMAMI_DEVICE_CPU */
+    case 1: *(int*)result = g_npart; return 0;                 /* particle count */
+    case 2: case 3: case 4: *(int*)result = 1; return 0;       /* diagrams, helicities, colours */
+    case 5: for (int i = 0; i < g_npart; ++i) ((double*)result)[i] = 0.0; return 0;  /* masses */
+    default: return 6;                                         /* UNSUPPORTED_META */
+    }
+}
+int umami_supported_inputs(const bool** d, int* n) { *d = in_supported; *n = 9; return 0; }
+int umami_required_inputs(const bool** d, int* n) { *d = in_required; *n = 9; return 0; }
+int umami_supported_outputs(const bool** d, int* n) { *d = out_supported; *n = 6; return 0; }
+int umami_initialize(void** handle, const char* card) {
+    (void)card; if (!g_fn) return 1; *handle = (void*)&g_npart; return 0;
+}
+int umami_set_parameter(void* h, const char* k, double re, double im) {
+    (void)h; (void)k; (void)re; (void)im; return 2;
+}
+int umami_get_parameter(void* h, const char* k, double* re, double* im) {
+    (void)h; (void)k; (void)re; (void)im; return 2;
+}
+int umami_matrix_element(void* handle, size_t count, size_t stride, size_t offset, size_t n_in,
+                         const int* in_keys, const void* const* inputs, size_t n_out,
+                         const int* out_keys, void* const* outputs) {
+    (void)handle;
+    const double* p = 0; const double* as = 0; const int* fl = 0; double* me = 0;
+    for (size_t i = 0; i < n_in; ++i) {
+        if (in_keys[i] == 0) p = (const double*)inputs[i];
+        else if (in_keys[i] == 1) as = (const double*)inputs[i];
+        else if (in_keys[i] == 2) fl = (const int*)inputs[i];
+    }
+    for (size_t i = 0; i < n_out; ++i) {
+        if (out_keys[i] == 0) me = (double*)outputs[i];
+        else if (out_keys[i] == 1)
+            for (size_t j = 0; j < count; ++j) ((double*)outputs[i])[offset + j] = 1.0;
+        else if (out_keys[i] <= 4)
+            for (size_t j = 0; j < count; ++j) ((int*)outputs[i])[offset + j] = 0;
+        else return 4;
+    }
+    if (!p || !me || !g_fn) return 7;
+    return g_fn(count, stride, offset, p, as, fl, me) ? 1 : 0;
+}
+int umami_free(void* handle) { (void)handle; return 0; }
+"""
+
+_ME_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t,
+    ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_double),
+    ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_double),
+)
+
+
+def build_umami_shim(directory: str) -> str:
+    """Compile :data:`UMAMI_SHIM_C` into ``directory/libinvsim_umami.so`` (needs a C compiler).
+
+    Returns:
+        The path of the shared library.
+
+    Raises:
+        RuntimeError: no C compiler (``cc``/``gcc``/``clang``) on PATH, or it failed.
+    """
+    cc = next((c for c in (os.environ.get("CC"), "cc", "gcc", "clang") if c and shutil.which(c)),
+              None)
+    if cc is None:
+        raise RuntimeError("building the UMAMI shim needs a C compiler (cc, gcc or clang)")
+    src = os.path.join(directory, "invsim_umami.c")
+    lib = os.path.join(directory, "libinvsim_umami.so")
+    with open(src, "w") as fh:
+        fh.write(UMAMI_SHIM_C)
+    res = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", lib, src], capture_output=True,
+                         text=True, check=False)
+    if res.returncode != 0:
+        raise RuntimeError(f"{cc} failed on the UMAMI shim: {res.stderr.strip()}")
+    return lib
+
+
+class UmamiMatrixElement:
+    """Our |M|² behind madspace's UMAMI interface, for ``Context.load_matrix_element``.
+
+    A shim compiled into a fresh folder (one library per instance, so several can be
+    loaded at once) forwards ``umami_matrix_element`` to :meth:`_evaluate`, which reads
+    madspace's momenta buffer, evaluates ``process.matrix_element`` (our couplings:
+    madspace's α_s input is ignored), takes the column of madspace's flavour index
+    (the order of ``process.flavour_channels``) and applies ``process.cuts`` (zero
+    outside). madspace's buffer is component-major: ``p[(mu * n + j) * stride + i]``
+    is component mu (E, px, py, pz) of particle j (the two incoming partons first) of
+    event i; it hands over lab-frame momenta, so x1, x2 = (E ± pz) / √s of the beams.
+
+    Args:
+        process: the process whose |M|² and cuts are used.
+        params: its parameter values (defaults if None).
+
+    Attributes:
+        path: the shim library to pass to ``Context.load_matrix_element``.
+        points: points evaluated so far.
+        error: the first exception raised inside a callback (madspace then reports a
+            UMAMI error), or None.
+    """
+
+    def __init__(self, process, params=None) -> None:
+        self.process = process
+        self.params = process.params(params)
+        self.sqrt_s = float(process.sqrt_s)
+        self.n_particles = len(process.final_state) + 2
+        self._dir = tempfile.mkdtemp(prefix="invsim_umami_")
+        self.path = build_umami_shim(self._dir)
+        self._lib = ctypes.CDLL(self.path)
+        self._callback = _ME_CALLBACK(self._evaluate)  # kept alive with the instance
+        self._lib.invsim_umami_register(self._callback, self.n_particles)
+        self.points = 0
+        self.error = None
+
+    def _evaluate(self, count, stride, offset, p, alpha_s, flavor, out) -> int:
+        import numpy as np
+
+        try:
+            if count == 0:
+                return 0
+            n = self.n_particles
+            buf = torch.from_numpy(np.ctypeslib.as_array(p, shape=(4, n, stride)))
+            mom = buf[:, :, offset:offset + count].permute(2, 1, 0)
+            x1 = (mom[:, 0, 0] + mom[:, 0, 3]) / self.sqrt_s
+            x2 = (mom[:, 1, 0] - mom[:, 1, 3]) / self.sqrt_s
+            ev = HardEvents(mom[:, 2:].contiguous(), x1, x2, self.sqrt_s)
+            me = self.process.matrix_element(ev, self.params)
+            if flavor:
+                idx = torch.from_numpy(np.ctypeslib.as_array(flavor, shape=(stride,)))
+                me = me.gather(1, idx[offset:offset + count].long().unsqueeze(1)).squeeze(1)
+            else:
+                me = me[:, 0]
+            me = torch.where(self.process.cuts(ev), me, torch.zeros_like(me))
+            res = torch.from_numpy(np.ctypeslib.as_array(out, shape=(stride,)))
+            res[offset:offset + count] = me
+            self.points += count
+            return 0
+        except Exception as e:  # noqa: BLE001 (reported through self.error, not lost in C)
+            if self.error is None:
+                self.error = e
+            return 1
+
+
+def _alpha_s_info(directory: str) -> str:
+    """A constant-α_s LHAPDF ``.info`` file: madspace's Integrand requires a
+    RunningCoupling, whose value only feeds the ME's α_s input, which our |M|² ignores."""
+    path = os.path.join(directory, "constant_alpha_s.info")
+    qs = [10 ** (k / 8) for k in range(41)]
+    with open(path, "w") as fh:
+        fh.write("SetDesc: constant alpha_s, unused by invsim's |M|^2\nFormat: lhagrid1\n"
+                 "AlphaS_Type: ipol\n")
+        fh.write("AlphaS_Qs: [" + ", ".join(f"{q:.6e}" for q in qs) + "]\n")
+        fh.write("AlphaS_Vals: [" + ", ".join("0.118" for _ in qs) + "]\n")
+    return path
+
+
+class MadspaceIntegrand:
+    """madspace's complete compiled ``Integrand`` around our |M|² (via :class:`UmamiMatrixElement`).
+
+    Random numbers, its VEGAS grid, its phase-space mapping (:func:`madspace_map`) and
+    cuts, its PDF interpolation (``PdfGrid`` on the same LHAPDF member file as ours),
+    its scale (``EnergyScale``: √ŝ for Drell–Yan, H_T/2 for jets, our choices) and its
+    flux and pb conversion, and its flavour sampling over ``process.flavour_channels``;
+    only |M|² (with our couplings and cuts) comes from us. The VEGAS grid is refined
+    from madspace's ``VegasHistogram`` by :func:`vegas_rebin` (see :class:`MadspaceVegas`).
+
+    Args:
+        problem: one of :data:`PROBLEMS`.
+        process: the matching process.
+        context: madspace ``Context``.
+        bins: VEGAS bins per dimension.
+        name: prefix of the VEGAS grid global.
+    """
+
+    def __init__(self, problem: str, process, context, bins: int = VEGAS_BINS,
+                 name: str = "integrand") -> None:
+        import madspace as ms
+
+        from forward.pdf.discovery import find_member
+
+        self.me = UmamiMatrixElement(process)
+        n = self.me.n_particles
+        api = context.load_matrix_element(self.me.path, "")
+        mel = ms.MatrixElement(api, ms.Integrand.matrix_element_inputs,
+                               ms.Integrand.matrix_element_outputs, sample_random_inputs=True)
+        grid = ms.PdfGrid(str(find_member(process.pdf, 0).data_file))
+        grid.initialize_globals(context)
+        alpha = ms.AlphaSGrid(_alpha_s_info(self.me._dir))
+        alpha.initialize_globals(context)
+        coupling = ms.RunningCoupling(alpha)
+        kind = ms.EnergyScale.DynamicalScaleType
+        if problem == "drell-yan":
+            scale = ms.EnergyScale(n, kind.partonic_energy)
+        elif getattr(process, "scale", None) == "ht":
+            scale = ms.EnergyScale(n, kind.half_transverse_mass)
+        else:
+            raise ValueError(f"problem: no madspace scale matches {problem!r} "
+                             f"(scale={getattr(process, 'scale', None)!r})")
+        pids = [list(ch) for ch in process.flavour_channels]
+        dxs = ms.DifferentialCrossSection(mel, float(process.sqrt_s), coupling, ms.CachedScale(),
+                                          pids, ms.CachedPdf(), ms.CachedPdf())
+        mapping = madspace_map(problem, process)
+        self.vegas = ms.VegasMapping(mapping.random_dim(), bins, name)
+        self.vegas.initialize_globals(context)
+        self.integrand = ms.Integrand(mapping, [dxs], adaptive_map=self.vegas, pid_options=pids,
+                                      pdf_grid=grid, running_coupling=coupling,
+                                      energy_scale=scale, channel_indices=[0])
+        fn = self.integrand.function()
+        self._keys = list(fn.outputs.keys())
+        self._runtime = ms.FunctionRuntime(fn, context)
+        self._grid = torch.from_dlpack(context.get_global(self.vegas.grid_name()))
+        self._hist = ms.FunctionRuntime(
+            ms.VegasHistogram(mapping.random_dim(), bins).function(), context)
+        self._values = torch.zeros(mapping.random_dim(), bins, dtype=torch.float64)
+        self._counts = torch.zeros(mapping.random_dim(), bins, dtype=torch.int64)
+
+    def __call__(self, n: int) -> dict[str, torch.Tensor]:
+        """``n`` weighted events: ``weight`` (n,) in pb, ``momenta`` (n, 2 + k, 4), ``random`` …"""
+        out = dict(zip(self._keys, _tensors(self._runtime.call([torch.tensor([n])])),
+                       strict=True))
+        if self.me.error is not None:
+            raise RuntimeError(f"our |M|² failed inside madspace: {self.me.error!r}")
+        return out
+
+    def train(self, rounds: int, per_round: int) -> int:
+        """VEGAS rounds on madspace's own events; returns the number of calls."""
+        for _ in range(rounds):
+            ev = self(per_round)
+            values, counts = _tensors(self._hist.call([ev["random"].contiguous(),
+                                                       ev["weight"].contiguous()]))
+            self._grid[0] = vegas_rebin(self._grid[0], values[0], counts[0])
+        return rounds * per_round
+
+
 def _weights_on_map(integrand: HadronicIntegrand, ms_map: MadspaceMap, r: torch.Tensor,
                     vegas: MadspaceVegas | None = None) -> torch.Tensor:
     """Weights dσ/dμ · Jacobians (n,) in pb of cube points r through (vegas →) ms_map."""
@@ -315,11 +571,27 @@ def _ours_cube(integrand: HadronicIntegrand):
     return f
 
 
-def _train(method: str, integrand, problem: str, budget: int, seed: int, ctx):
-    """Train ``method``; returns (draw(n, gen) -> weights, train calls, train seconds)."""
+def _train(method: str, integrand, problem: str, budget: int, seed: int, ctx, info: dict):
+    """Train ``method``; returns (draw(n, gen) -> weights, train calls, train seconds).
+
+    ``draw`` may record diagnostics in ``info`` (added to the method's row)."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     t0 = time.perf_counter()
+    if method == "madspace-integrand":
+        mi = MadspaceIntegrand(problem, integrand.process, ctx, name=f"integrand{seed}")
+        calls = mi.train(VEGAS_ROUNDS, budget // VEGAS_ROUNDS)
+        torch.manual_seed(seed)
+
+        def draw(n, gen):
+            w = mi(n)["weight"]
+            # madspace keeps negative x·f of the LO set (s, s̄ at large x); ours sets them
+            # to zero, as Pythia 8: with |M|² >= 0 and one negative density per such event
+            # (x1 x2 = ŝ/s forbids two), that is exactly a clamp of the weight at zero
+            info["negative_weight_fraction"] = float(-w[w < 0].sum() / w.abs().sum())
+            return w.clamp(min=0)
+
+        return draw, calls, time.perf_counter() - t0
     if method.startswith("madspace"):
         ms_map = MadspaceMap(madspace_map(problem, integrand.process),
                              integrand.process.sqrt_s, ctx)
@@ -383,7 +655,8 @@ def run_one(problem: str, method: str, seed: int, budget: int, n_eval: int) -> d
         row["status"] = f"not installed ({e.name})"
         return row
     integrand = HadronicIntegrand(_process(problem), channel=0)
-    draw, calls, train_s = _train(method, integrand, problem, budget, seed, ctx)
+    info: dict = {}
+    draw, calls, train_s = _train(method, integrand, problem, budget, seed, ctx, info)
     gen = torch.Generator().manual_seed(seed + 7919)
     t0 = time.perf_counter()
     w = draw(n_eval, gen)
@@ -395,7 +668,7 @@ def run_one(problem: str, method: str, seed: int, budget: int, n_eval: int) -> d
         value=float(w.mean()), error=float(w.std()) / math.sqrt(w.numel()),
         rel_std=float(w.std() / w.abs().mean()), unweighting_efficiency=u.efficiency,
         n_unweighted=n_unw, unweighted_per_s=n_unw / gen_s,
-        unweighted_per_s_with_training=n_unw / (gen_s + train_s),
+        unweighted_per_s_with_training=n_unw / (gen_s + train_s), **info,
     )
     return row
 
