@@ -1,63 +1,82 @@
 r"""Our samplers against MadSpace 0.2.1 (MadGraph 7's phase-space library) on our |M|².
 
-**What madspace can run with our |M|².** madspace's generator (``EventGenerator`` →
-``ChannelEventGenerator`` → ``Integrand``) evaluates matrix elements only through
-``DifferentialCrossSection`` → ``MatrixElement``, whose constructor takes a
-``matrix_element_index`` into the ``Context``'s UMAMI libraries
-(``Context.load_matrix_element(file, param_card)``: a compiled shared object exporting
-``umami_initialize`` / ``umami_matrix_element`` …, in practice MadGraph's cudacpp
-output). Every other piece (``Mapping`` / ``FunctionGenerator`` subclasses, also those
-written in Python) only records instructions of madspace's fixed instruction set
-(``FunctionBuilder``) into a compute graph that its C++ runtime executes: there is no
-instruction that calls back into Python, so a torch |M|² (or our PDFs, scales and
-cuts) cannot be placed inside madspace's ``Integrand``, its VEGAS survey, its
-unweighter or its MadNIS training (``MadnisTraining`` trains on an ``Integrand``).
-The only remaining route into the generator would be a hand-written C shim exporting
-the UMAMI symbols that calls a Python function pointer; that would also hand the PDFs,
-α_s, scales and cuts to madspace's own implementations (a different integrand), so it
-is not what is compared here.
+**How deep madspace runs with our |M|².** madspace takes matrix elements only through
+UMAMI: ``MatrixElement`` (a compute-graph node) calls a shared library loaded by
+``Context.load_matrix_element(file, param_card)`` that exports the C symbols of
+``umami.h`` (in MadGraph, its cudacpp output). Every other piece (``Mapping`` and
+``FunctionGenerator`` subclasses, also those written in Python) only records
+instructions of madspace's fixed instruction set (``FunctionBuilder``) into a graph its
+C++ runtime executes; no instruction calls back into Python. So a torch |M|² enters
+only through a UMAMI library whose ``umami_matrix_element`` calls a Python function:
+:data:`UMAMI_SHIM_C`, compiled at run time (needs ``cc``), forwards it to a ctypes
+callback (:class:`UmamiMatrixElement`). With it, three levels run here:
 
-**The deepest level that runs with our |M|²**: madspace's phase-space mappings and its
-VEGAS, driven from Python. Unit-hypercube numbers → (optionally) madspace's
-``VegasMapping`` (grid trained with its ``VegasHistogram`` and ``VegasGridOptimizer``,
-damping 0.2 as its ``GeneratorConfig.vegas_damping``) → madspace's
-``PhaseSpaceMapping`` → momenta, x1, x2 and the Jacobian → our
-:class:`forward.integrand.HadronicIntegrand` (PDFs × |M|² × flux × cuts) in torch →
-our unweighting (:func:`forward.nis.unweight`, 0.1 % overweight) for every method.
+- ``madspace-integrand`` (deepest): madspace's complete compiled ``Integrand`` (its
+  random numbers, VEGAS grid, phase-space mapping, cuts, PDF interpolation, scale,
+  flux, pb conversion and flavour sampling) with only |M|² from us
+  (:class:`MadspaceIntegrand`), called from Python one batch at a time.
+- ``madspace-vegas``: madspace's ``VegasMapping`` and ``PhaseSpaceMapping`` from
+  Python, then our :class:`forward.integrand.HadronicIntegrand` (PDFs × |M|² × flux ×
+  cuts) in torch (:class:`MadspaceMap`, :class:`MadspaceVegas`);
+- ``madspace-flat``: the same mapping without VEGAS.
 
-**Conventions matched** (checked by the cross-section agreement of
-``tests/test_benchmark_madspace.py``): madspace's ``momenta`` are (batch, 2 + n, 4) as
-(E, px, py, pz) in GeV in the lab frame, the two incoming partons first (beam 1 along
-+z, x1 √s/2), then the outgoing ones in the order of the mapping's external masses;
-we keep ``momenta[:, 2:]`` in the process's ``final_state`` order (Drell–Yan ℓ⁻ ℓ⁺,
-jets g g g: massless and symmetric under the mapping's labels). Its Jacobian ``det``
-is w.r.t. dx1 dx2 dΦ_n with the (2π)^(4-3n) factors included, the same measure
-dμ = dx1 dx2 dΦ_n as ours (a massless 2-body leptonic map averages to 1/(8π)); points
-the mapping marks unphysical get det = 0 and weight 0 here.
+What does **not** run: madspace's own driver. ``EventGenerator.survey()`` with the shim
+hangs: the shim is entered (traced from C) but the callback never returns, because the
+binding keeps the GIL while ``ChannelEventGenerator`` evaluates the integrand on its
+thread pool, whose worker then waits for the GIL forever (``FunctionRuntime.call``, used
+here, runs on the calling thread and works). So madspace's survey/VEGAS schedule,
+its buffered unweighting and its output files are not compared; VEGAS rounds and the
+unweighting (:func:`forward.nis.unweight`, 0.1 % overweight) are driven here, the same
+way for every method. madspace 0.2.1's ``VegasGridOptimizer.add_data`` cannot be called
+from Python either (see :class:`MadspaceVegas`): the grid refinement is
+:func:`vegas_rebin` on madspace's ``VegasHistogram`` statistics, written into
+madspace's grid in place, with its damping 0.2. MadNIS: an ``Integrand`` with
+``madnis_training=True`` (for ``MadnisTraining``) could not be built from these pieces
+(``RuntimeError: bad optional access``, for Drell–Yan and for gg → ggg), so madspace's
+flows are not in the table.
+
+**Conventions matched** (checked in ``tests/test_benchmark_madspace.py``):
+
+- momenta: madspace's ``momenta`` are (batch, 2 + n, 4) as (E, px, py, pz) in GeV in
+  the lab frame, the two incoming partons first (beam 1 along +z with x1 √s/2), then
+  the outgoing ones in the order of the mapping's masses; we keep ``momenta[:, 2:]``
+  in the process's ``final_state`` order (ℓ⁻ ℓ⁺; g g g: massless, symmetric). Inside
+  UMAMI the buffer is component-major, ``p[(mu * n + j) * stride + i]``.
+- measure: the mapping's Jacobian ``det`` is w.r.t. dx1 dx2 dΦ_n with the (2π) factors,
+  our dμ (a massless 2 → 2 leptonic map averages to 1/(8π)); points it marks
+  unphysical (det = 0) get weight 0.
+- integrand inside madspace: PDFs from ``PdfGrid`` on the same LHAPDF member file as
+  ours; μ_F = √ŝ for Drell–Yan and H_T/2 for jets (``EnergyScale`` partonic_energy and
+  half_transverse_mass; our ``jets`` runs with ``scale="ht"`` here for that reason);
+  madspace's α_s input is ignored (our |M|² uses our α_s(μ_R)); our cuts are applied
+  in the callback (|M|² = 0 outside), madspace's p_T / |η| cuts shape its sampling.
+  madspace keeps the LO set's negative x·f (s, s̄ at large x; −0.2 % of σ for
+  Drell–Yan, a −2.2σ pull over 200k points before the fix), ours sets them to zero as
+  Pythia 8: ``madspace-integrand`` weights are clamped at zero, which is that
+  convention event by event (|M|² ≥ 0 and only one x can be large); rows carry
+  ``negative_weight_fraction``.
 
 Mappings: Drell–Yan (``drell-yan``, 60 < m_ℓℓ < 120 GeV) uses the s-channel topology
 q q̄ → Z → ℓℓ with the Z's Breit–Wigner and the m_ℓℓ window as the propagator's energy
-window; ``jets`` (n_jets = 3, ``gg>ggg``, p_T > 50 GeV, |η| < 4.5, ΔR > 0.4) uses
-madspace's CHILI mapping with the p_T and η cuts folded into the sampling (the ΔR cut
-and the rest of our cuts stay in our integrand). Methods, each trained on the same
-number of integrand calls and evaluated on the same number of fresh points:
-
-- ``madspace-flat``: madspace's mapping alone (no training);
-- ``madspace-vegas``: madspace's mapping + madspace's VEGAS;
-- ``ours-vegas``: our first map of ``process.phase_space()`` + our
-  :class:`forward.nis.VegasMap` (same rounds and bins);
-- ``ours-multichannel``: :func:`forward.nis.fit_multichannel` over all our maps;
-- ``ours-flow``: :func:`forward.nis.fit` (VEGAS warm start + flow) on our first map.
+window; ``jets-3`` (``jets``, n_jets = 3, ``gg>ggg``, p_T > 50 GeV, |η| < 4.5,
+ΔR > 0.4, μ = H_T/2) uses madspace's CHILI mapping with the p_T and η cuts folded into
+the sampling. Our methods, at the same training calls and evaluation points:
+``ours-vegas`` (:class:`forward.nis.VegasMap` on our first map of
+``process.phase_space()``, same rounds and bins), ``ours-multichannel``
+(:func:`forward.nis.fit_multichannel` over all our maps) and ``ours-flow``
+(:func:`forward.nis.fit`, VEGAS warm start + flow, on our first map).
 
 Reported per method (medians over seeds): unweighting efficiency ⟨|w|⟩/w_max at 0.1 %
 overweight, unweighted events per second of wall time in the generation phase
 (weights of ``n_eval`` fresh points + unweighting) and including training, σ ± error
-in pb and its pull against the named baseline run in the same call, and ratios of
+in pb and its pull against the baseline run with the same seed, and ratios of
 efficiency and rate against the baselines ``madspace-vegas`` and ``madspace-flat``.
+All on one CPU thread (torch and the madspace ``Context``). madspace's Integrand draws
+its random numbers from its own generator (not seeded from here).
 
     OMP_NUM_THREADS=1 python3 benchmarks/madspace.py --quick
-    OMP_NUM_THREADS=1 python3 benchmarks/madspace.py --seeds 3 \\
-        --out benchmarks/results/madspace.json
+    OMP_NUM_THREADS=1 python3 benchmarks/madspace.py --problems drell-yan --budget 100000 \\
+        --n-eval 200000 --seeds 3 --out benchmarks/results/madspace_drell-yan.json
 
 madspace stays a benchmark-only dependency (``pip install madspace==0.2.1``); it is
 never imported by ``forward`` or ``invsim``.
