@@ -256,3 +256,10 @@ def test_bad_input():
     with pytest.raises(ValueError, match="leg_orders"):
         vector_boson_amplitudes(k, torch.ones(1, 1, dtype=torch.int64),
                                 torch.ones(1, 1, dtype=torch.int64))
+
+
+@pytest.mark.parametrize("n", [0, 2])
+def test_chunking_does_not_change_results(n):
+    k = _lepton_level(n, 9, seed=60 + n)
+    torch.testing.assert_close(vector_boson_line_sums(k, max_batch=5),
+                               vector_boson_line_sums(k), rtol=1e-13, atol=0)
