@@ -41,7 +41,7 @@ F64 = torch.float64
 #: default scales renormScale2 = 2, factorScale2 = 1), ``PDF:pSet = 18``,
 #: ``PartonLevel:all = off``, ``HadronLevel:all = off``, ``Random:seed = 2026``,
 #: 10⁶ events (tests/_helpers.pythia_hard_process): σ and its error in pb.
-PYTHIA_ZJ_PT20 = None
+PYTHIA_ZJ_PT20 = (380.672, 0.188)
 #: the invsim set-up of that run
 ZJ_PT20_SETTINGS = {"n_jets": 1, "pt_min": 20.0, "eta_max": None, "mll_min": 60.0,
                     "mll_max": 120.0, "mode": "gamma_z", "lepton": "e", "scale": "pythia"}
