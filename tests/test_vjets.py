@@ -332,3 +332,23 @@ def test_z_plus_jet_cross_section_against_pythia():
     res = cross_section(proc, 1_500_000, seed=2026, method="vegas")
     pull = (res.value - ref) / math.hypot(res.error, ref_err)
     assert abs(pull) < 4.0, (res, ref, ref_err, pull)
+
+
+def test_scales():
+    proc = ZJets(n_jets=1, eta_max=None)
+    events = _events(proc, 50, 8)
+    q = events.momenta[:, 0] + events.momenta[:, 1]
+    pt2 = events.momenta[:, 2, 1] ** 2 + events.momenta[:, 2, 2] ** 2
+    mt2_v = _sq(q) + q[:, 1] ** 2 + q[:, 2] ** 2
+    mu_f2, mu_r2 = proc.scales(events)
+    # Pythia's 2 -> 2 defaults: μ_F² = min(m_T3², m_T4²), μ_R² = m_T3 m_T4
+    torch.testing.assert_close(mu_f2, torch.minimum(pt2, mt2_v), rtol=1e-10, atol=0)
+    torch.testing.assert_close(mu_r2, (pt2 * mt2_v).sqrt(), rtol=1e-10, atol=0)
+    ht = ZJets(n_jets=1, scale="ht").scales(events)[0]
+    torch.testing.assert_close(ht, (0.5 * (mt2_v.sqrt() + pt2.sqrt())) ** 2, rtol=1e-10,
+                               atol=0)
+    zero = ZJets(n_jets=0)
+    ev0 = _events(zero, 20, 9)
+    torch.testing.assert_close(zero.scales(ev0)[1], ev0.shat, rtol=1e-10, atol=0)
+    fixed = ZJets(n_jets=1, scale="fixed", mu_fixed=50.0).scales(events)
+    assert bool((fixed[0] == 2500.0).all()) and bool((fixed[1] == 2500.0).all())

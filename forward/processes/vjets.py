@@ -372,12 +372,12 @@ class VJets(Process):
             mu2 = torch.full_like(events.x1, self.mu_fixed**2)
             return mu2, mu2
         mt2_v = m2_v + pt(vec) ** 2
-        if self.n_jets == 0:
-            return m2_v, m2_v
         pt2_j = pt(p[:, 2:]) ** 2
         if self.scale == "ht":
             mu2 = (0.5 * (mt2_v.sqrt() + pt2_j.sqrt().sum(-1))) ** 2
             return mu2, mu2
+        if self.n_jets == 0:
+            return m2_v, m2_v
         mt2 = torch.cat([mt2_v.unsqueeze(-1), pt2_j], -1).clamp(min=torch.finfo(p.dtype).tiny)
         return mt2.amin(-1), torch.exp(torch.log(mt2).mean(-1))
 
