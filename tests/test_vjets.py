@@ -42,7 +42,15 @@ F64 = torch.float64
 #: ``PartonLevel:all = off``, ``HadronLevel:all = off``, ``Random:seed = 2026``,
 #: 10⁶ events (tests/_helpers.pythia_hard_process): σ and its error in pb.
 PYTHIA_ZJ_PT20 = (380.672, 0.188)
-#: the invsim set-up of that run
+#: Pythia 8.317 as PYTHIA_ZJ_PT20 with ``WeakBosonAndParton:qqbar2Wg = on``,
+#: ``qg2Wq = on``, ``24:onMode = off``, ``24:onIfAny = 11`` (W⁺ + W⁻ → eν, ``24:mMin`` =
+#: 10 GeV), ``PhaseSpace:pTHatMin = 20``, 10⁶ events: σ and its error in pb.
+PYTHIA_WJ_PT20 = (3630.62, 1.89)
+#: the invsim set-up of that run (sum of both charges); α_EM(M_W²) at the W vertex as
+#: Pythia's branching ratio
+WJ_PT20_SETTINGS = {"n_jets": 1, "pt_min": 20.0, "eta_max": None, "lepton": "e",
+                    "scale": "pythia", "alpha_em_decay": "mass"}
+#: the invsim set-up of the Z run
 ZJ_PT20_SETTINGS = {"n_jets": 1, "pt_min": 20.0, "eta_max": None, "mll_min": 60.0,
                     "mll_max": 120.0, "mode": "gamma_z", "lepton": "e", "scale": "pythia"}
 
@@ -352,3 +360,29 @@ def test_scales():
     torch.testing.assert_close(zero.scales(ev0)[1], ev0.shat, rtol=1e-10, atol=0)
     fixed = ZJets(n_jets=1, scale="fixed", mu_fixed=50.0).scales(events)
     assert bool((fixed[0] == 2500.0).all()) and bool((fixed[1] == 2500.0).all())
+
+
+def test_alpha_em_at_the_boson_mass():
+    base = WJets(n_jets=1, pt_min=20.0)
+    alt = WJets(n_jets=1, pt_min=20.0, alpha_em_decay="mass")
+    events = _events(base, 100, 10)
+    _, mu_r2 = base.hard_scales(events, base.params())
+    ratio = alpha_em(torch.full_like(mu_r2, MW**2)) / alpha_em(mu_r2)
+    torch.testing.assert_close(alt.matrix_element(events, alt.params()),
+                               base.matrix_element(events, base.params()) * ratio[:, None],
+                               rtol=1e-12, atol=0)
+    with pytest.raises(ValueError, match="alpha_em_decay"):
+        ZJets(alpha_em_decay="mz")
+
+
+@pytest.mark.slow
+def test_w_plus_jet_cross_section_against_pythia():
+    """W⁺ + W⁻ (→ eν) + 1 jet, p_T > 20 GeV (PYTHIA_WJ_PT20), both charges summed."""
+    ref, ref_err = PYTHIA_WJ_PT20
+    value, var = 0.0, 0.0
+    for charge in ("plus", "minus"):
+        proc = get_process("w-jets", charge=charge, **WJ_PT20_SETTINGS)
+        res = cross_section(proc, 600_000, seed=2026, method="vegas")
+        value, var = value + res.value, var + res.error**2
+    pull = (value - ref) / math.hypot(math.sqrt(var), ref_err)
+    assert abs(pull) < 4.0, (value, math.sqrt(var), ref, ref_err, pull)

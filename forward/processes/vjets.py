@@ -32,7 +32,9 @@ with Pythia's CKM moduli (:data:`forward.processes.electroweak.CKM`), no top.
 and the γ*/Z or W couplings of :mod:`forward.amplitudes.vector_bosons`; averaged over
 initial colours and helicities (16 per gluon, 6 per quark); g_s² = 4π α_s(μ_R²) (the
 one-loop α_s of :mod:`forward.processes.qcd_coupling` from the parameter ``alpha_s`` =
-α_s(M_Z)), α_EM = α_EM(μ_R²) (``alpha_em="running"``, Pythia's; or ``"fixed"``).
+α_s(M_Z)), α_EM = α_EM(μ_R²) (``alpha_em="running"``, Pythia's; or ``"fixed"``) at both vertices, or
+with ``alpha_em_decay="mass"`` α_EM(M_V²) at the lepton vertex (Pythia's W + jet, whose
+W branching ratio carries α_EM(M_W²); its γ*/Z + jet uses μ_R² at both).
 Z: M_Z = 91.1876 GeV and the SM width of :func:`forward.processes.electroweak.z_width`
 (2.50419 GeV), running-width propagator; ``mode`` ``"gamma_z"`` (default), ``"gamma"``,
 ``"z"`` as Pythia's ``WeakZ0:gmZmode`` 0, 1, 2. W: M_W = 80.385 GeV and the width of
@@ -257,7 +259,7 @@ class VJets(Process):
     _boson = "z"
 
     def _setup(self, sqrt_s, n_jets, pt_min, eta_max, delta_r_min, scale, mu_fixed, pdf,
-               channels, alpha_em_mode, m_min, m_max) -> None:
+               channels, alpha_em_mode, m_min, m_max, alpha_em_decay) -> None:
         self.sqrt_s = _finite_positive("sqrt_s", sqrt_s)
         if isinstance(n_jets, bool) or not isinstance(n_jets, int) or not (
                 0 <= n_jets <= MAX_VJETS):
@@ -277,6 +279,8 @@ class VJets(Process):
         self.pdf = pdf
         check_choice("alpha_em", alpha_em_mode, ("running", "fixed"))
         self.alpha_em = alpha_em_mode
+        check_choice("alpha_em_decay", alpha_em_decay, ("mu_r", "mass"))
+        self.alpha_em_decay = alpha_em_decay
         self._m_min = m_min
         self._m_max = m_max
         if not m_min + n_jets * self.pt_min < self.sqrt_s:
@@ -346,6 +350,9 @@ class VJets(Process):
         k, legs = full[idx], legs[idx]
         q2 = mass2(f[idx] + fb[idx])
         alpha = alpha_em(mu_r2[idx], self.alpha_em)
+        if self.alpha_em_decay == "mass":  # e² = 4π √(α(μ_R²) α(M_V²)): the decay at M_V²
+            alpha = (alpha * alpha_em(torch.full_like(alpha, self._v_mass**2),
+                                      self.alpha_em)).sqrt()
         als = self._alpha_s(params["alpha_s"], mu_r2).expand_as(mu_r2)[idx]
         sums = []
         n_legs = 2 + self.n_jets
@@ -463,6 +470,9 @@ class ZJets(VJets):
         mll_min, mll_max: lepton-pair mass window in GeV.
         mode: ``"gamma_z"``, ``"gamma"`` or ``"z"`` (Pythia ``WeakZ0:gmZmode`` 0, 1, 2).
         alpha_em: ``"running"`` (α_EM(μ_R²)) or ``"fixed"`` (α_EM(M_Z²)).
+        alpha_em_decay: ``"mu_r"`` (α_EM at μ_R² at both vertices, as Pythia's γ*/Z + jet)
+            or ``"mass"`` (α_EM(M_V²) at the lepton vertex, as the W branching ratios of
+            Pythia's W + jet).
 
     Parameters: ``alpha_s`` = α_s(M_Z) (default 0.118, range 0.1–0.14).
 
@@ -489,6 +499,7 @@ class ZJets(VJets):
         mll_max: float = 120.0,
         mode: str = "gamma_z",
         alpha_em: str = "running",
+        alpha_em_decay: str = "mu_r",
     ) -> None:
         check_choice("lepton", lepton, tuple(_LEPTONS))
         check_choice("mode", mode, ("gamma_z", "gamma", "z"))
@@ -496,8 +507,9 @@ class ZJets(VJets):
         if not lo < hi:
             raise ValueError(f"mll_max: expected mll_min < mll_max, got {lo}, {hi}")
         self.lepton, self.mode, self.mll_min, self.mll_max = lepton, mode, lo, hi
+        self._v_mass = MZ
         self._setup(sqrt_s, n_jets, pt_min, eta_max, delta_r_min, scale, mu_fixed, pdf,
-                    channels, alpha_em, lo, hi)
+                    channels, alpha_em, lo, hi, alpha_em_decay)
         lep = _LEPTONS[lepton]
         self.final_state = (lep, -lep) + (21,) * n_jets
         self._z_width = float(z_width(alpha_em))
@@ -519,7 +531,9 @@ class WJets(VJets):
 
     Args:
         sqrt_s, n_jets, pt_min, eta_max, delta_r_min, scale, mu_fixed, pdf, channels,
-            lepton, alpha_em: as for :class:`ZJets` (channels e.g. ``"qqbar'>Vg"``).
+            lepton, alpha_em, alpha_em_decay: as for :class:`ZJets` (channels e.g.
+            ``"qqbar'>Vg"``; ``alpha_em_decay="mass"`` for the comparison with Pythia's
+            ``WeakBosonAndParton:qqbar2Wg``, ``qg2Wq``).
         charge: ``"plus"`` (W⁺ → ℓ⁺ν) or ``"minus"`` (W⁻ → ℓ⁻ν̄).
         mlnu_min: lower cut on the ℓν mass in GeV (> 0; Pythia's ``24:mMin`` = 10).
         mlnu_max: upper cut in GeV, or None (none; Pythia's ``24:mMax`` = 0).
@@ -545,6 +559,7 @@ class WJets(VJets):
         mlnu_min: float = 10.0,
         mlnu_max: float | None = None,
         alpha_em: str = "running",
+        alpha_em_decay: str = "mu_r",
     ) -> None:
         check_choice("lepton", lepton, tuple(_LEPTONS))
         check_choice("charge", charge, ("plus", "minus"))
@@ -554,8 +569,9 @@ class WJets(VJets):
             raise ValueError(f"mlnu_max: expected mlnu_min < mlnu_max, got {lo}, {hi}")
         self.lepton, self.charge, self.mlnu_min, self.mlnu_max = lepton, charge, lo, hi
         self._boson = "w+" if charge == "plus" else "w-"
+        self._v_mass = MW
         self._setup(sqrt_s, n_jets, pt_min, eta_max, delta_r_min, scale, mu_fixed, pdf,
-                    channels, alpha_em, lo, hi)
+                    channels, alpha_em, lo, hi, alpha_em_decay)
         lep = _LEPTONS[lepton]
         sign = 1 if charge == "plus" else -1
         self.final_state = (-sign * lep, sign * (lep + 1)) + (21,) * n_jets
