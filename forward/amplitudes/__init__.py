@@ -9,7 +9,10 @@ vectors; all-outgoing conventions), :mod:`~forward.amplitudes.recursion`
 :mod:`~forward.amplitudes.quarks` (massless quark lines with vector bosons: spinor
 strings, f f̄ → n V, q q̄ → γ*/Z → ℓ⁻ℓ⁺), :mod:`~forward.amplitudes.quark_gluons`
 (one quark line with n gluons by Berends–Giele with quark propagators, full colour;
-four quarks; :func:`qcd_me2` for any crossing of massless QCD partons).
+four quarks; :func:`qcd_me2` for any crossing of massless QCD partons),
+:mod:`~forward.amplitudes.vector_bosons` (one quark line with n gluons and an off-shell
+γ*/Z/W decaying to leptons, V + n jets: the vector current inserted in the quark-line
+recursion; γ*/Z and W couplings; full colour).
 """
 
 from forward.amplitudes.colour import (
@@ -52,21 +55,34 @@ from forward.amplitudes.spinors import (
     spinors,
     square_product,
 )
+from forward.amplitudes.vector_bosons import (
+    MAX_VECTOR_BOSON_GLUONS,
+    charged_current_couplings,
+    current_amplitudes,
+    neutral_current_couplings,
+    vector_boson_amplitudes,
+    vector_boson_line_sums,
+    vector_boson_me2,
+)
 
 __all__ = [
     "BASES",
     "COLOUR_MODES",
     "MAX_FULL_COLOUR_GLUONS",
     "MAX_QUARK_LINE_GLUONS",
+    "MAX_VECTOR_BOSON_GLUONS",
     "angle_product",
+    "charged_current_couplings",
     "check_gluon_momenta",
     "four_quark_me2",
     "colour_matrix",
     "colour_ordered_amplitude",
+    "current_amplitudes",
     "gluon_amplitudes",
     "gluon_me2",
     "helicity_configurations",
     "minkowski_dot",
+    "neutral_current_couplings",
     "orderings",
     "parke_taylor",
     "polarisation_vectors",
@@ -84,4 +100,7 @@ __all__ = [
     "square_product",
     "structure_constants",
     "su_n_generators",
+    "vector_boson_amplitudes",
+    "vector_boson_line_sums",
+    "vector_boson_me2",
 ]

@@ -62,6 +62,51 @@ def _max_batch(max_batch, device: torch.device) -> int:
     return max_batch
 
 
+def _plan_configurations(leg_orders: torch.Tensor, helicities: torch.Tensor, n: int,
+                        n_points: int, device: torch.device, max_batch: int | None):
+    """Check orderings and helicities of n legs and plan the (points, configurations) chunks.
+
+    One implementation for every batched amplitude (gluons, quark lines, vector bosons).
+
+    Args:
+        leg_orders: orderings (n_orderings, n), int64, permutations of 0..n-1.
+        helicities: helicities ±1 (n_helicities, n), int64, of legs 0..n-1.
+        n: number of ordered legs.
+        n_points: number of phase-space points.
+        device: device of the momenta (the plan's tensors are moved there).
+        max_batch: points × configurations at once, or None (by device: 4096 on a CPU,
+            2^20 on CUDA).
+
+    Returns:
+        ``(legs, hel_index, pt_chunk, conf_chunk)``: legs (C, n) int64 the leg at each
+        position of each configuration (C = n_orderings · n_helicities, orderings
+        outer), hel_index (C, n) the helicity index (0: -, 1: +) of the leg at each
+        position, and the chunk sizes.
+
+    Raises:
+        ValueError: shapes other than (m, n), entries not ±1, rows not permutations, or
+            a bad ``max_batch`` (naming the argument).
+    """
+    for name, t in (("leg_orders", leg_orders), ("helicities", helicities)):
+        if not isinstance(t, torch.Tensor) or t.ndim != 2 or t.shape[1] != n:
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"{name}: expected an integer tensor of shape (m, {n}), got {got}")
+    if bool(((helicities != 1) & (helicities != -1)).any()):
+        raise ValueError("helicities: expected entries ±1")
+    sorted_orders = leg_orders.sort(-1).values
+    if bool((sorted_orders != torch.arange(n, device=leg_orders.device)).any()):
+        raise ValueError(f"leg_orders: expected permutations of 0..{n - 1}")
+    max_batch = _max_batch(max_batch, device)
+    n_ord, n_hel = leg_orders.shape[0], helicities.shape[0]
+    legs = leg_orders.to(device).repeat_interleave(n_hel, 0)  # (C, n)
+    hel_index = ((helicities.to(device) + 1) // 2).repeat(n_ord, 1)  # (C, n), legs 0..n-1
+    hel_index = torch.gather(hel_index, 1, legs)  # helicity index of the leg at each position
+    n_conf = legs.shape[0]
+    conf_chunk = max(1, min(n_conf, max_batch // max(1, n_points)))
+    pt_chunk = max(1, min(max(1, n_points), max_batch // conf_chunk))
+    return legs, hel_index, pt_chunk, conf_chunk
+
+
 def helicity_configurations(n: int, *, nonvanishing: bool = True, parity: bool = False
                             ) -> torch.Tensor:
     """Helicity configurations of n gluons.
@@ -155,26 +200,13 @@ def gluon_amplitudes(
     """
     check_gluon_momenta(momenta)
     n = momenta.shape[1]
-    for name, t in (("leg_orders", leg_orders), ("helicities", helicities)):
-        if not isinstance(t, torch.Tensor) or t.ndim != 2 or t.shape[1] != n:
-            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-            raise ValueError(f"{name}: expected an integer tensor of shape (m, {n}), got {got}")
-    if bool(((helicities != 1) & (helicities != -1)).any()):
-        raise ValueError("helicities: expected entries ±1")
-    sorted_orders = leg_orders.sort(-1).values
-    if bool((sorted_orders != torch.arange(n, device=leg_orders.device)).any()):
-        raise ValueError(f"leg_orders: expected permutations of 0..{n - 1}")
     device = momenta.device
-    max_batch = _max_batch(max_batch, device)
-    eps_all = polarisation_vectors(momenta, momenta.roll(-1, dims=1))  # (N, n, 2, 4)
-    n_ord, n_hel = leg_orders.shape[0], helicities.shape[0]
-    legs = leg_orders.to(device).repeat_interleave(n_hel, 0)  # (C, n)
-    hel_index = ((helicities.to(device) + 1) // 2).repeat(n_ord, 1)  # (C, n), legs 0..n-1
-    hel_index = torch.gather(hel_index, 1, legs)  # helicity index of the leg at each position
-    n_conf = legs.shape[0]
     n_pts = momenta.shape[0]
-    conf_chunk = max(1, min(n_conf, max_batch // max(1, n_pts)))
-    pt_chunk = max(1, min(n_pts, max_batch // conf_chunk))
+    legs, hel_index, pt_chunk, conf_chunk = _plan_configurations(
+        leg_orders, helicities, n, n_pts, device, max_batch)
+    n_ord, n_hel = leg_orders.shape[0], helicities.shape[0]
+    n_conf = legs.shape[0]
+    eps_all = polarisation_vectors(momenta, momenta.roll(-1, dims=1))  # (N, n, 2, 4)
     out = torch.empty(n_pts, n_conf, dtype=complex_dtype(momenta.dtype), device=device)
     for p0 in range(0, n_pts, pt_chunk):
         mom_p, eps_p = momenta[p0:p0 + pt_chunk], eps_all[p0:p0 + pt_chunk]

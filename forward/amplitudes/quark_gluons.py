@@ -53,7 +53,7 @@ from forward.amplitudes.colour import (
     quark_line_colour_matrix,
     quark_line_orderings,
 )
-from forward.amplitudes.gluons import check_gluon_momenta, gluon_me2
+from forward.amplitudes.gluons import _plan_configurations, check_gluon_momenta, gluon_me2
 from forward.amplitudes.recursion import _berends_giele
 from forward.amplitudes.spinors import (
     complex_dtype,
@@ -71,7 +71,6 @@ __all__ = [
 ]
 
 _C = -1.0 / math.sqrt(2.0)
-_MAX_BATCH = {"cpu": 1 << 12, "cuda": 1 << 20}
 
 
 def _apply_x(v: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -143,29 +142,17 @@ def quark_gluon_amplitudes(
     if momenta.shape[1] >= 4:
         check_gluon_momenta(momenta)
     n = momenta.shape[1] - 2
-    for name, t in (("leg_orders", leg_orders), ("helicities", helicities)):
-        if not isinstance(t, torch.Tensor) or t.ndim != 2 or t.shape[1] != n:
-            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-            raise ValueError(f"{name}: expected an integer tensor of shape (m, {n}), got {got}")
-    if bool(((helicities != 1) & (helicities != -1)).any()):
-        raise ValueError("helicities: expected entries ±1")
-    if bool((leg_orders.sort(-1).values != torch.arange(n)).any()):
-        raise ValueError(f"leg_orders: expected permutations of 0..{n - 1}")
     device = momenta.device
     cdt = complex_dtype(momenta.dtype)
-    if max_batch is None:
-        max_batch = _MAX_BATCH.get(device.type, 1 << 16)
+    n_pts = momenta.shape[0]
+    legs, hel_index, pt_chunk, conf_chunk = _plan_configurations(
+        leg_orders, helicities, n, n_pts, device, max_batch)
+    n_ord, n_hel = leg_orders.shape[0], helicities.shape[0]
+    n_conf = legs.shape[0]
     kq, kqb, kg = momenta[:, 0], momenta[:, 1], momenta[:, 2:]
     lq, ltq = spinors(kq)
     lqb, ltqb = spinors(kqb)
     eps_all = polarisation_vectors(kg, kq.unsqueeze(1).expand_as(kg))  # (N, n, 2, 4)
-    n_ord, n_hel = leg_orders.shape[0], helicities.shape[0]
-    legs = leg_orders.to(device).repeat_interleave(n_hel, 0)  # (C, n)
-    hel_index = ((helicities.to(device) + 1) // 2).repeat(n_ord, 1)
-    hel_index = torch.gather(hel_index, 1, legs)
-    n_conf, n_pts = legs.shape[0], momenta.shape[0]
-    conf_chunk = max(1, min(n_conf, max_batch // max(1, n_pts)))
-    pt_chunk = max(1, min(n_pts, max_batch // conf_chunk))
     out = torch.empty(n_pts, n_conf, 2, dtype=cdt, device=device)
 
     def first(t):  # (N, C, k) -> (k, N, C)

@@ -54,6 +54,8 @@ BUILTIN_PROCESSES: dict[str, tuple[str, str]] = {
     "ttbar": ("forward.processes.ttbar", "TTbar"),
     "diphoton-jet": ("forward.processes.diphoton_jet", "DiphotonJet"),
     "jets": ("forward.processes.jets", "Jets"),
+    "z-jets": ("forward.processes.vjets", "ZJets"),
+    "w-jets": ("forward.processes.vjets", "WJets"),
 }
 
 #: entry-point group searched for processes of installed packages
