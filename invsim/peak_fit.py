@@ -80,6 +80,23 @@ def _window(window) -> tuple[float, float]:
     return lo, hi
 
 
+def _location_error(h: np.ndarray) -> float:
+    """√(H⁻¹)₀₀, dropping nuisance parameters the likelihood does not constrain (a Gaussian
+    width σ → 0 on an exact Breit–Wigner sample, or no background): their Hessian rows
+    vanish, and the error is then that of the remaining parameters."""
+    for keep in ([0, 1, 2], [0, 2], [0, 1], [0]):
+        sub = h[np.ix_(keep, keep)]
+        if not np.isfinite(sub).all():
+            continue
+        try:
+            var = float(np.linalg.inv(sub)[0, 0])
+        except np.linalg.LinAlgError:
+            continue
+        if var > 0 and np.all(np.linalg.eigvalsh(sub) > 1e-9 * abs(sub).max()):
+            return math.sqrt(var)
+    return math.nan
+
+
 def fit_peak(values, window, *, gamma: float = 0.0, min_values: int = 50) -> PeakFit:
     """Maximum-likelihood fit of a Voigt peak on a flat background (module docstring).
 
@@ -138,10 +155,6 @@ def fit_peak(values, window, *, gamma: float = 0.0, min_values: int = 50) -> Pea
             else:
                 h[i, j] = h[j, i] = (nll(p + ei + ej) - nll(p + ei - ej) - nll(p - ei + ej)
                                      + nll(p - ei - ej)) / (4 * steps[i] * steps[j])
-    try:
-        cov = np.linalg.inv(h)
-        err = math.sqrt(cov[0, 0]) if cov[0, 0] > 0 else math.nan
-    except np.linalg.LinAlgError:
-        err = math.nan
+    err = _location_error(h)
     return PeakFit(location=float(p[0]), error=err, sigma=math.exp(p[1]), gamma=float(gamma),
                    background=float(special.expit(p[2])), n=int(x.size), nll=float(f0))
