@@ -219,11 +219,31 @@ class PriorIndependentUnfolder:
         """
         if not isinstance(hard, HardEvents):
             raise TypeError(f"hard: expected HardEvents, got {type(hard).__name__}")
+        n = self.unfolder._reco(x_reco).shape[0]
+        t = as_tensor("theta", theta)
+        if n != len(hard) or t.shape != (len(hard),):
+            raise ValueError(f"hard, x_reco, theta: expected {len(hard)} events each and theta "
+                             f"of shape ({len(hard)},), got x_reco with {n} rows and theta "
+                             f"{tuple(t.shape)}")
+        cond = self.training_condition(x_reco, theta, subset_size=subset_size, seed=seed)
+        return self.unfolder.fit(hard, x_reco, {self.name: cond}, config=config, seed=seed,
+                                 progress=progress)
+
+    def training_condition(self, x_reco, theta, *, subset_size: int | None = None,
+                           seed: int = 0) -> torch.Tensor:
+        """Calibrate the summary on the training points; the condition θ̂ of each event.
+
+        Args:
+            x_reco, theta, subset_size, seed: as for :meth:`fit`.
+
+        Returns:
+            θ̂ per event, shape (n,) float64: the calibrated summary of the event's
+            training point's sample, or of its random subset with ``subset_size``.
+        """
         x = self.unfolder._reco(x_reco)
         t = as_tensor("theta", theta, dtype=torch.float64).detach().cpu()
-        if t.shape != (len(hard),) or x.shape[0] != len(hard):
-            raise ValueError(f"hard, x_reco, theta: expected {len(hard)} events each and theta "
-                             f"of shape ({len(hard)},), got x_reco {tuple(x.shape)} and theta "
+        if t.shape != (x.shape[0],):
+            raise ValueError(f"theta: expected shape ({x.shape[0]},) to match x_reco, got "
                              f"{tuple(t.shape)}")
         if not bool(torch.isfinite(t).all()):
             raise ValueError("theta: expected finite parameter values")
@@ -246,8 +266,7 @@ class PriorIndependentUnfolder:
             k = max(1, len(idx) // subset_size)
             for part in torch.tensor_split(perm, k):
                 cond[part] = self.summary(x_cpu[part])
-        return self.unfolder.fit(hard, x_reco, {self.name: cond}, config=config, seed=seed,
-                                 progress=progress)
+        return cond
 
     def condition(self, x_reco) -> float:
         """θ̂(D) of a reco data set x_reco, shape (m, *reco_event_shape)."""

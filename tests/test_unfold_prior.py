@@ -123,6 +123,38 @@ def test_calibration_recovers_the_reco_median_slope(unfolders):
     assert abs(s.intercept + 100 * (s.slope - 1)) < 5 * err
 
 
+def test_training_condition_per_point_and_per_subset():
+    """Without subsets every event carries θ̂ of its point's whole sample; with subsets of
+    200 the θ̂ scatter as the median of 200 events does: (K - 1) s²/σ² ~ χ²(K - 1) with
+    σ = 1.2533 √(2² + 8²)/√200 / slope, bounds at 0.1 % each side."""
+    from scipy import stats
+
+    g = torch.Generator().manual_seed(21)
+    parts = [toy(t, N_TRAIN, g) for t in TRAIN]
+    x = torch.cat([x for _, x in parts])
+    theta = torch.tensor(TRAIN, dtype=F64).repeat_interleave(N_TRAIN)
+    pi = PriorIndependentUnfolder(HardCoordinates(ToyMap()),
+                                  observable_preprocessing(["real", "real"]),
+                                  DatasetSummary(reco_mass, name="m0"), FLOW)
+    cond = pi.training_condition(x, theta)
+    for k, (_, xk) in enumerate(parts):
+        c = cond[k * N_TRAIN:(k + 1) * N_TRAIN]
+        assert bool((c == c[0]).all()) and float(c[0]) == pytest.approx(pi.summary(xk))
+    cond = pi.training_condition(x, theta, subset_size=200, seed=4)
+    dev = []
+    for k in range(3):
+        values = torch.unique(cond[k * N_TRAIN:(k + 1) * N_TRAIN])
+        assert len(values) == N_TRAIN // 200
+        dev.append(values - values.mean())
+    dev = torch.cat(dev)
+    sigma = 1.2533 * math.hypot(WIDTH, SMEAR) / math.sqrt(200) / pi.summary.slope
+    dof = len(dev) - 3
+    stat = float((dev**2).sum()) / sigma**2
+    assert stats.chi2.ppf(0.001, dof) < stat < stats.chi2.ppf(0.999, dof)
+    with pytest.raises(ValueError, match="subset_size"):
+        pi.training_condition(x, theta, subset_size=3)
+
+
 def test_prior_independent_unfolding_follows_the_truth_and_naive_is_biased(unfolders):
     """At θ = 102.5 (not a training point) the prior-independent unfolded mean mass is
     within 3 bootstrap σ of the truth; the naive one (trained at 100) is more than 5σ
