@@ -5,9 +5,9 @@ local Dask cluster included in the wall time, as a user sees it) for every mode:
 ``--workers N`` for each N, optionally the unchunked path without Dask (``--plain``)
 and ``--scheduler ADDRESS`` against a running scheduler (given, or started here with
 ``--start-cluster N``: ``dask scheduler`` and N ``dask worker ADDRESS --nthreads 1``
-processes, stopped at the end). The modes alternate within each of ``--rounds``
-rounds, so that the load of a shared machine hits all of them alike; the table gives
-the median wall time per mode, its speed-up over the median of the first ``--workers``
+processes with :data:`WORKER_ENV`, stopped at the end). The modes alternate within each
+of ``--rounds`` rounds, so that the load of a shared machine hits all of them alike;
+the table gives the median wall time per mode, its speed-up over the median of the first ``--workers``
 mode, and the median of every phase the command reports (``timings_s`` of
 ``invsim generate --json``: setup, train, wait_client, chunks, merge, close, write;
 ``other`` is the rest of the wall time: interpreter start, imports, the cluster's
@@ -49,7 +49,15 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["compare_files", "main"]
+__all__ = ["WORKER_ENV", "compare_files", "main"]
+
+#: environment of the ``dask worker`` processes started by ``--start-cluster``: glibc's
+#: adaptive malloc thresholds at their 64-bit caps (Dask's nanny sets
+#: ``MALLOC_TRIM_THRESHOLD_=65536``, which turns the adaptation off: every tensor above
+#: 128 kB becomes a fresh mmap, 2.5 times the CPU time per chunk) and no statistical
+#: profiler; what docs/design.md §2.9 recommends for workers started by hand
+WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "67108864",
+              "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
 
 
 def compare_files(a: Path, b: Path) -> dict:
@@ -122,8 +130,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_cluster(n_workers: int, log_dir: Path) -> tuple[str, list[subprocess.Popen]]:
-    """``dask scheduler`` and ``n_workers`` x ``dask worker --nthreads 1``, in the background."""
+def _start_cluster(n_workers: int, log_dir: Path, env: dict[str, str]
+                   ) -> tuple[str, list[subprocess.Popen]]:
+    """``dask scheduler`` and ``n_workers`` x ``dask worker --nthreads 1``, in the background,
+    the workers with ``env`` added to their environment."""
     dask = shutil.which("dask") or "dask"
     address = f"tcp://127.0.0.1:{_free_port()}"
     procs = [subprocess.Popen(
@@ -143,7 +153,8 @@ def _start_cluster(n_workers: int, log_dir: Path) -> tuple[str, list[subprocess.
     for k in range(n_workers):
         procs.append(subprocess.Popen(
             [dask, "worker", address, "--nthreads", "1", "--dashboard-address", ":0"],
-            stdout=subprocess.DEVNULL, stderr=open(log_dir / f"worker{k}.log", "w")))
+            stdout=subprocess.DEVNULL, stderr=open(log_dir / f"worker{k}.log", "w"),
+            env={**os.environ, **env}))
     from distributed import Client
 
     with Client(address, timeout="60s") as client:
@@ -177,6 +188,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--start-cluster", type=int, default=None, metavar="N",
                     help="start a dask scheduler and N workers (1 thread each) and also "
                          "run against them")
+    ap.add_argument("--default-worker-env", action="store_true",
+                    help="start the --start-cluster workers without WORKER_ENV (Dask's "
+                         "MALLOC_TRIM_THRESHOLD_=65536 and profiler)")
     ap.add_argument("--out", type=Path, default=None, help="write the JSON here too")
     args = ap.parse_args(argv)
     if args.scheduler and args.start_cluster:
@@ -189,7 +203,8 @@ def main(argv=None) -> dict:
         try:
             scheduler = args.scheduler
             if args.start_cluster:
-                scheduler, procs = _start_cluster(args.start_cluster, tmp)
+                scheduler, procs = _start_cluster(
+                    args.start_cluster, tmp, {} if args.default_worker_env else WORKER_ENV)
             modes = [(f"--workers {w}", ["--workers", str(w), *chunk], f"workers{w}")
                      for w in args.workers]
             if scheduler:
@@ -241,7 +256,8 @@ def main(argv=None) -> dict:
         "train_calls": args.train_calls, "chunk_size": args.chunk_size, "seed": args.seed,
         "rounds": args.rounds, "cpu_count": os.cpu_count(), "platform": platform.platform(),
         "load_average": os.getloadavg(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "runs": rows,
+        "worker_env": None if not args.start_cluster else
+        ({} if args.default_worker_env else WORKER_ENV), "runs": rows,
         "all_identical": all(r["same_data"] for r in rows if r["same_data"] is not None),
         "serial_s": serial, "parallel_s": parallel,
         "amdahl_bound": (serial + parallel) / (serial + parallel / n_max),
