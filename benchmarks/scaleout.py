@@ -7,8 +7,8 @@ and ``--scheduler ADDRESS`` against a running scheduler (given, or started here 
 ``--start-cluster N``: ``dask scheduler`` and N ``dask worker ADDRESS --nthreads 1``
 processes with :data:`WORKER_ENV`, stopped at the end). The modes alternate within each
 of ``--rounds`` rounds, so that the load of a shared machine hits all of them alike;
-the table gives the median wall time per mode, its speed-up over the median of the first ``--workers``
-mode, and the median of every phase the command reports (``timings_s`` of
+the table gives the median wall time per mode, its speed-up over the median of the
+first ``--workers`` mode, and the median of every phase the command reports (``timings_s`` of
 ``invsim generate --json``: setup, train, wait_client, chunks, merge, close, write;
 ``other`` is the rest of the wall time: interpreter start, imports, the cluster's
 start when it is not hidden behind the training). Every chunked file is compared with
