@@ -49,6 +49,47 @@ def one_worker():
         lc.close()
 
 
+@pytest.fixture
+def restore_environ():
+    """Dask's nanny writes its pre-spawn variables (OMP_NUM_THREADS=1, ...) into this
+    process's environment when it starts a worker process: undo that after the test."""
+    import os
+
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _worker_settings():
+    import os
+
+    import dask
+
+    return (os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+            dask.config.get("distributed.worker.profile.enabled"))
+
+
+def test_local_worker_processes_keep_glibc_malloc_adaptive(restore_environ):
+    """No MALLOC_TRIM_THRESHOLD_ (it turns glibc's adaptive mmap threshold off: 2.5x the
+    CPU per chunk) and no statistical profiler in the workers of dask_client(workers=)."""
+    import os
+
+    from forward.chunked import WORKER_MODULES
+
+    os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    # the preload of the CLI's clusters: one forkserver serves this test and the CLI's
+    with dask_client(workers=1, preload=WORKER_MODULES) as client:
+        assert list(client.run(_worker_settings).values()) == [(None, False)]
+    # Dask's own default is untouched outside the cluster's start
+    import dask
+
+    assert dask.config.get("distributed.nanny.pre-spawn-environ")[
+        "MALLOC_TRIM_THRESHOLD_"] == 65536
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -176,7 +217,8 @@ def test_cli_generate_on_a_scheduler_writes_the_same_file(serial_events, cluster
     assert [p.name for p in tmp_path.iterdir()] == ["dy.h5"]
 
 
-def test_cli_generate_on_local_worker_processes_writes_the_same_file(serial_events, tmp_path):
+def test_cli_generate_on_local_worker_processes_writes_the_same_file(serial_events, tmp_path,
+                                                                     restore_environ):
     """--workers 2: a local cluster of 2 processes forked from a forkserver that imported
     forward once, started while the sampler trains; the same events as in one process."""
     import json

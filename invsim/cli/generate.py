@@ -40,7 +40,12 @@ file). The local cluster starts (its workers forked from a process that has impo
 torch and invsim once) while the sampler trains; workers of a running scheduler import
 them meanwhile. The chunks' events come back to this process (no shared file system
 is needed) and are written to OUTPUT atomically; a failed chunk leaves no OUTPUT. With
-``--json`` the result also holds ``timings_s``, the wall time of each phase.
+``--json`` the result also holds ``timings_s``, the wall time of each phase. Workers
+started by hand for ``--scheduler`` run the chunks faster with glibc's adaptive malloc
+thresholds (docs/design.md §2.9)::
+
+    MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=67108864 \\
+        DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False dask worker ADDRESS --nthreads 1
 """
 
 from __future__ import annotations
