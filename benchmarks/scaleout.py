@@ -40,6 +40,7 @@ import hashlib
 import json
 import os
 import platform
+import resource
 import shutil
 import socket
 import statistics
@@ -114,14 +115,20 @@ def _run(args: argparse.Namespace, out: Path, extra: list[str]) -> dict:
     cmd = [sys.executable, "-m", "invsim", "generate", args.process, "--events",
            str(args.events), "--train-calls", str(args.train_calls), "--seed", str(args.seed),
            "-o", str(out), "--overwrite", "--json", *extra]
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU of the command's own process (and of the children it waited for; not of the
+    # forkserver's workers, which it does not wait for): on a loaded machine the wall
+    # time of its serial part is this CPU time stretched by the load
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     timings = json.loads(proc.stdout.strip().splitlines()[-1])["timings_s"]
     timings["other"] = wall - sum(timings.values())
-    return {"wall_s": wall, "timings_s": timings, "command": " ".join(cmd[1:])}
+    return {"wall_s": wall, "cpu_s": cpu, "timings_s": timings, "command": " ".join(cmd[1:])}
 
 
 def _free_port() -> int:
@@ -238,6 +245,8 @@ def main(argv=None) -> dict:
             rows.append({
                 "mode": label, "command": runs[label][0]["command"].replace(str(tmp), "TMP"),
                 "wall_s": walls, "median_wall_s": statistics.median(walls),
+                "cpu_s": [x["cpu_s"] for x in runs[label]],
+                "median_cpu_s": statistics.median(x["cpu_s"] for x in runs[label]),
                 "median_phases_s": {k: statistics.median(v) for k, v in phases.items()},
                 "same_data": None if same is None else all(c["same_data"] for c in same),
                 "same_bytes": None if same is None else all(c["same_bytes"] for c in same),
@@ -270,11 +279,11 @@ def main(argv=None) -> dict:
                                   "generate", "write", "other"].index(k)
                    if k in ("setup", "train", "wait_client", "chunks", "merge", "close",
                             "generate", "write", "other") else 99)
-    print(f"{'mode':<30} {'wall [s]':>8} {'speed-up':>8} {'same data':>9} " +
+    print(f"{'mode':<30} {'wall [s]':>8} {'speed-up':>8} {'same data':>9} {'cpu [s]':>8} " +
           " ".join(f"{n[:8]:>8}" for n in names))
     for r in rows:
         print(f"{r['mode']:<30} {r['median_wall_s']:>8.2f} {r['speedup_vs_first']:>8.2f} "
-              f"{str(r['same_data']):>9} " + " ".join(
+              f"{str(r['same_data']):>9} {r['median_cpu_s']:>8.2f} " + " ".join(
                   f"{r['median_phases_s'][n]:>8.2f}" if n in r["median_phases_s"] else
                   f"{'-':>8}" for n in names))
     print(f"serial {serial:.2f} s + parallel (chunks) {parallel:.2f} s in {ref_label}: "

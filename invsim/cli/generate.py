@@ -179,8 +179,10 @@ def _generate_chunked(process_name, n_events, kwargs, workers, scheduler, chunk_
     from forward.distributed import TaskFailedError, dask_client
 
     try:
-        cm = dask_client(workers=workers, scheduler=scheduler, preload=WORKER_MODULES,
-                         background=True)
+        # invsim.cli too: a worker process re-runs the main module (python -m invsim), and
+        # its imports then come from the forkserver instead of costing each worker seconds
+        cm = dask_client(workers=workers, scheduler=scheduler,
+                         preload=(*WORKER_MODULES, "invsim.cli"), background=True)
         with cm as client:
             events = generate_events_chunked(
                 process_name, n_events, chunk_size=chunk_size or DEFAULT_CHUNK_SIZE,
