@@ -6,10 +6,13 @@ once, here, with a generator seeded with ``seed`` (exactly as
 :func:`forward.generate.generate_events` does); then every chunk k unweights its events,
 draws their flavours and final-state ids, showers them (optionally) and applies the
 detector with its own generator seeded with :func:`forward.distributed.chunk_seed`
-``(seed, k)``, and writes them to a chunk file. The chunks run through
-:func:`forward.distributed.map_tasks`: in this process (``client=None``), on an executor
-or on a Dask cluster, and their files are read back and merged in chunk order, so the
-events do not depend on how many workers ran them (one included).
+``(seed, k)``, and returns its :class:`~forward.eventset.EventSet` (in memory: no chunk
+files, so the workers need no file system shared with this process). The chunks run
+through :func:`forward.distributed.map_tasks`: in this process (``client=None``), on an
+executor or on a Dask cluster (also one still starting in the background: a
+:class:`concurrent.futures.Future` of the client, waited for only after the training),
+and are merged in chunk order, so the events do not depend on how many workers ran
+them (one included).
 
 **Parallel determinism contract.** For a given (process, settings, parameters,
 detector, seed, train_calls, overweight, chunk_size) the merged event set is the same,
@@ -20,32 +23,39 @@ of workers. It differs from the unchunked :func:`~forward.generate.generate_even
 The cross section is the inverse-variance combination of every weighted batch of every
 chunk (in order); the weights are ``σ w / Σ w`` over all events, w the unweighting
 weights. A chunk that fails (its worker died on every retry, or it raised) leaves no
-merged set: the error propagates and the chunk folder is removed.
+merged set: the error propagates.
+
+**Cost.** The training runs once, here, before any chunk (the serial part: on 2 cores
+``benchmarks/scaleout.py`` measures it with the phase ``timings`` this function can
+report); the chunks are the parallel part. Each worker receives the shared objects
+(process, integrand with its PDF grid, detector, trained sampler: about 6 MB for
+Drell-Yan) once, and sends back its chunks' events.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
 import os
-import shutil
-import tempfile
+import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from forward.distributed import chunk_seed, map_tasks
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "chunk_sizes", "generate_events_chunked"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "WORKER_MODULES", "chunk_sizes", "generate_events_chunked"]
 
 #: events per chunk unless told otherwise (8 chunks for 200 000 events)
 DEFAULT_CHUNK_SIZE = 25_000
 
-
-#: the least an event takes in a chunk file: two four-momenta in float64
-_MIN_BYTES_PER_EVENT = 64
+#: modules a worker needs for a chunk (:func:`forward.distributed.dask_client`'s
+#: ``preload``: imported before the first chunk arrives)
+WORKER_MODULES = ("forward.chunked", "forward.generate", "forward.detector",
+                  "forward.eventset", "forward.nis.multichannel")
 
 
 def chunk_sizes(n_events: int, chunk_size: int) -> list[int]:
@@ -82,13 +92,11 @@ class _Chunk:
     index: int
     n_events: int
     seed: int
-    path: str
 
 
-def _run_chunk(shared: _Shared, chunk: _Chunk) -> dict:
-    """Generate one chunk, write it to ``chunk.path``; return its MC statistics."""
+def _run_chunk(shared: _Shared, chunk: _Chunk) -> tuple:
+    """Generate one chunk; return its EventSet and its MC statistics."""
     from forward.generate import detected_event_set, unweighted_events
-    from forward.io import save_hdf5
 
     gen = torch.Generator(device=shared.device).manual_seed(chunk.seed)
     res = unweighted_events(shared.sampler, shared.integrand, chunk.n_events, generator=gen,
@@ -97,8 +105,7 @@ def _run_chunk(shared: _Shared, chunk: _Chunk) -> dict:
                                 shared.detector, res, settings=shared.settings, generator=gen,
                                 seed=chunk.seed, shower=shared.shower,
                                 overweight=shared.overweight, variations=shared.variations)
-    save_hdf5(events, chunk.path, overwrite=True)
-    return {"event_weights": res.event_weights.to(torch.float64).cpu(),
+    return events, {"event_weights": res.event_weights.to(torch.float64).cpu(),
             "values": res.batch_values, "errors": res.batch_errors, "n_eval": res.n_eval,
             "n_overweight": res.n_overweight, "efficiency": res.efficiency,
             "overweight_fraction": res.overweight_fraction,
@@ -173,6 +180,7 @@ def generate_events_chunked(
     chunk_dir: str | os.PathLike | None = None,
     progress: bool = False,
     variations=None,
+    timings: dict | None = None,
 ):
     """Unweighted events with their detector response, generated chunk by chunk.
 
@@ -188,11 +196,16 @@ def generate_events_chunked(
             (recorded per chunk nowhere; the merged set's ``seed`` is the run's).
         chunk_size: events per chunk (>= 1); part of the contract, not of the cluster.
         client: where the chunks run: None (this process, one after the other), a
-            :class:`concurrent.futures.Executor` or a ``dask.distributed.Client``.
-        chunk_dir: folder in which a temporary folder for the chunk files is made (it
-            must be visible to the workers: same machine or a shared file system);
-            default the system's temporary folder. Removed at the end, success or not.
+            :class:`concurrent.futures.Executor`, a ``dask.distributed.Client``, or a
+            :class:`concurrent.futures.Future` of one (a cluster starting while the
+            sampler trains, e.g. ``dask_client(..., background=True)``).
+        chunk_dir: deprecated and ignored (the chunks no longer go through files; it
+            goes in the next release): an existing folder, or None.
         progress: progress bars of the training.
+        timings: a dict to receive the wall time in seconds of each phase, in order:
+            ``setup`` (checks, process, PDF, detector), ``train`` (the NIS sampler),
+            ``wait_client`` (waiting for a client still starting), ``chunks`` (all
+            chunks, on the client, results back here) and ``merge``; or None.
 
     Returns:
         A :class:`~forward.eventset.EventSet` with ``reco`` filled, its weights summing
@@ -200,27 +213,30 @@ def generate_events_chunked(
         and the summed statistics of the chunks.
 
     Raises:
-        ValueError: bad arguments (as :func:`~forward.generate.generate_events`) or a bad
-            ``chunk_size``.
+        ValueError: bad arguments (as :func:`~forward.generate.generate_events`), a bad
+            ``chunk_size``, more events than fit in memory, or a ``chunk_dir`` that is
+            not a folder.
+        TypeError: ``timings`` is not a dict.
         forward.distributed.TaskFailedError: a chunk whose worker died on every retry.
+        ConnectionError: a client future whose cluster did not start.
     """
-    from forward.generate import setup_generation
+    from forward._validation import check_memory
+    from forward.generate import BYTES_PER_EVENT, setup_generation
     from forward.nis.multichannel import MultiChannelConfig, fit_multichannel, hadronic_channels
     from forward.provenance import provenance
 
+    clock = _Clock(timings)
     for name, v in (("n_events", n_events), ("chunk_size", chunk_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name}: expected an integer >= 1, got {v!r}")
-    if chunk_dir is not None and not Path(chunk_dir).is_dir():
-        raise ValueError(f"chunk_dir: {chunk_dir} is not an existing folder")
-    # refused before any work: the chunk files need at least the momenta on disk
-    where = chunk_dir if chunk_dir is not None else tempfile.gettempdir()
-    free = shutil.disk_usage(where).free
-    if n_events * _MIN_BYTES_PER_EVENT > free:
-        raise ValueError(f"n_events: {n_events} events need at least "
-                         f"{n_events * _MIN_BYTES_PER_EVENT / 2**30:.3g} GiB of disk for the "
-                         f"chunks ({_MIN_BYTES_PER_EVENT} bytes each), more than the "
-                         f"{free / 2**30:.3g} GiB free in {where}")
+    if chunk_dir is not None:
+        if not os.path.isdir(chunk_dir):
+            raise ValueError(f"chunk_dir: {chunk_dir} is not an existing folder")
+        warnings.warn("generate_events_chunked: chunk_dir is ignored (the chunks are returned "
+                      "in memory, not written to files) and goes in the next release",
+                      FutureWarning, stacklevel=2)
+    # every chunk comes back to this process and is merged here
+    check_memory("n_events", n_events, BYTES_PER_EVENT, device=device, what="events")
     sizes = chunk_sizes(n_events, chunk_size)
     from forward.variations import check_variations
 
@@ -230,23 +246,24 @@ def generate_events_chunked(
     proc, det, integrand, settings = setup_generation(
         process, settings=settings, params=params, detector=detector, seed=seed,
         overweight=overweight, device=device)
+    clock.lap("setup")
     gen = torch.Generator(device=device).manual_seed(seed)
     f, maps = hadronic_channels(integrand)
     cfg = MultiChannelConfig(calls=train_calls, rounds=min(10, max(2, train_calls // 20_000)))
     sampler = fit_multichannel(f, maps, cfg, generator=gen, device=gen.device,
                                progress=progress)
+    clock.lap("train")
     shared = _Shared(process, proc, integrand, det, sampler, settings, bool(shower),
                      float(overweight), str(torch.device(device)), variations)
-    folder = tempfile.mkdtemp(prefix=".invsim-chunks-", dir=chunk_dir)
-    try:
-        chunks = [_Chunk(k, n, chunk_seed(seed, k), os.path.join(folder, f"chunk-{k:05d}.h5"))
-                  for k, n in enumerate(sizes)]
-        stats = map_tasks(_run_chunk, chunks, shared=shared, client=client, what="chunk")
-        from forward.io import load_hdf5
-
-        parts = [load_hdf5(c.path, device=device) for c in chunks]
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    if isinstance(client, concurrent.futures.Future):
+        client = client.result()
+    clock.lap("wait_client")
+    chunks = [_Chunk(k, n, chunk_seed(seed, k)) for k, n in enumerate(sizes)]
+    results = map_tasks(_run_chunk, chunks, shared=shared, client=client, what="chunk")
+    clock.lap("chunks")
+    parts = [events for events, _ in results]  # on `device`, where the chunks made them
+    stats = [s for _, s in results]
+    del results
     meta = dict(parts[0].metadata)
     meta.update({"generator": "invsim generate (multi-channel NIS unweighting, chunked)",
                  "train_calls": sampler.n_eval, "chunk_size": chunk_size,
@@ -257,4 +274,21 @@ def generate_events_chunked(
                                           chunk_size=chunk_size, n_chunks=len(sizes))})
     merged = _merge(parts, stats, meta)
     merged.seed = seed
+    clock.lap("merge")
     return merged
+
+
+class _Clock:
+    """Wall time of consecutive phases into a dict (nothing when it is None)."""
+
+    def __init__(self, timings: dict | None):
+        if timings is not None and not isinstance(timings, dict):
+            raise TypeError(f"timings: expected a dict or None, got {type(timings).__name__}")
+        self.timings = timings
+        self.t = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[phase] = now - self.t
+        self.t = now

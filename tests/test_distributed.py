@@ -7,6 +7,7 @@ closed at the end. The generation runs are tiny (1500 events, 2000 training call
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
 import socket
 import time
@@ -46,6 +47,47 @@ def one_worker():
     finally:
         client.close()
         lc.close()
+
+
+@pytest.fixture
+def restore_environ():
+    """Dask's nanny writes its pre-spawn variables (OMP_NUM_THREADS=1, ...) into this
+    process's environment when it starts a worker process: undo that after the test."""
+    import os
+
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _worker_settings():
+    import os
+
+    import dask
+
+    return (os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+            dask.config.get("distributed.worker.profile.enabled"))
+
+
+def test_local_worker_processes_keep_glibc_malloc_adaptive(restore_environ):
+    """No MALLOC_TRIM_THRESHOLD_ (it turns glibc's adaptive mmap threshold off: 2.5x the
+    CPU per chunk) and no statistical profiler in the workers of dask_client(workers=)."""
+    import os
+
+    from forward.chunked import WORKER_MODULES
+
+    os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    # the preload of the CLI's clusters: one forkserver serves this test and the CLI's
+    with dask_client(workers=1, preload=WORKER_MODULES) as client:
+        assert list(client.run(_worker_settings).values()) == [(None, False)]
+    # Dask's own default is untouched outside the cluster's start
+    import dask
+
+    assert dask.config.get("distributed.nanny.pre-spawn-environ")[
+        "MALLOC_TRIM_THRESHOLD_"] == 65536
 
 
 def _free_port() -> int:
@@ -138,12 +180,27 @@ def test_chunked_events_are_the_same_for_0_1_and_2_workers(serial_events, one_wo
     # the chunks are independent streams: no event repeats across chunks
     assert torch.unique(ev.x1).numel() == N_EVENTS
     one = generate_events_chunked("drell-yan", N_EVENTS, chunk_size=CHUNK, client=one_worker,
-                                  chunk_dir=tmp_path, **GEN)
+                                  **GEN)
     _assert_same(ev, one)
-    two = generate_events_chunked("drell-yan", N_EVENTS, chunk_size=CHUNK, client=cluster,
-                                  chunk_dir=tmp_path, **GEN)
+    # a client that is still a future (a cluster starting in the background) is waited for
+    future = concurrent.futures.Future()
+    future.set_result(cluster)
+    timings = {}
+    two = generate_events_chunked("drell-yan", N_EVENTS, chunk_size=CHUNK, client=future,
+                                  timings=timings, **GEN)
     _assert_same(ev, two)
-    assert list(tmp_path.iterdir()) == []  # chunk folders removed
+    assert list(timings) == ["setup", "train", "wait_client", "chunks", "merge"]
+    assert all(t >= 0 for t in timings.values())
+    # chunk_dir: deprecated, ignored (no chunk files any more), still checked
+    with pytest.warns(FutureWarning, match="chunk_dir is ignored"):
+        three = generate_events_chunked("drell-yan", N_EVENTS, chunk_size=CHUNK,
+                                        chunk_dir=tmp_path, **GEN)
+    _assert_same(ev, three)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="chunk_dir: .* is not an existing folder"):
+        generate_events_chunked("drell-yan", 10, chunk_dir=tmp_path / "nope", **GEN)
+    with pytest.raises(TypeError, match="timings: expected a dict or None, got list"):
+        generate_events_chunked("drell-yan", 10, timings=[], **GEN)
 
 
 def test_cli_generate_on_a_scheduler_writes_the_same_file(serial_events, cluster, tmp_path):
@@ -158,6 +215,49 @@ def test_cli_generate_on_a_scheduler_writes_the_same_file(serial_events, cluster
     assert res.exit_code == 0, res.output
     _assert_same(serial_events, load_hdf5(out))
     assert [p.name for p in tmp_path.iterdir()] == ["dy.h5"]
+
+
+def test_cli_generate_on_local_worker_processes_writes_the_same_file(serial_events, tmp_path,
+                                                                     restore_environ):
+    """--workers 2: a local cluster of 2 processes forked from a forkserver that imported
+    forward once, started while the sampler trains; the same events as in one process."""
+    import json
+
+    from forward.io import load_hdf5
+    from invsim.cli import cli
+
+    out = tmp_path / "dy.h5"
+    res = CliRunner().invoke(cli, [
+        "generate", "drell-yan", "--events", str(N_EVENTS), "--chunk-size", str(CHUNK),
+        "--train-calls", "2000", "--seed", "5", "--workers", "2", "--json", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    _assert_same(serial_events, load_hdf5(out))
+    timings = json.loads(res.output.strip().splitlines()[-1])["timings_s"]
+    assert list(timings) == ["setup", "train", "wait_client", "chunks", "merge", "close",
+                             "write"]
+    assert [p.name for p in tmp_path.iterdir()] == ["dy.h5"]
+
+
+def test_dask_client_in_the_background_preloads_modules(cluster, tmp_path, monkeypatch):
+    import sys
+
+    name = f"invsim_preload_probe_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text("LOADED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with dask_client(scheduler=cluster.scheduler.address, preload=[name],
+                     background=True) as future:
+        assert isinstance(future, concurrent.futures.Future)
+        assert map_tasks(_square, range(4), shared=2, client=future) == [0, 2, 8, 18]
+        t0 = time.perf_counter()  # the import runs without being waited for
+        while name not in sys.modules and time.perf_counter() - t0 < 10:
+            time.sleep(0.02)
+        assert name in sys.modules
+    with pytest.raises(ValueError, match="preload: expected module names like"):
+        with dask_client(workers=1, preload=["no such module"]):
+            pass
+    with pytest.raises(TypeError, match="preload: expected module names, got int"):
+        with dask_client(workers=1, preload=3):
+            pass
 
 
 def test_a_failing_chunk_leaves_no_output(cluster, tmp_path, monkeypatch):
@@ -199,6 +299,11 @@ def test_unreachable_scheduler_is_a_quick_one_line_error(tmp_path):
     with pytest.raises(ValueError, match="scheduler: expected an address like"):
         with dask_client(scheduler="tcp://nohost"):
             pass
+    t0 = time.perf_counter()  # in the background too: the address is checked up front
+    with pytest.raises(ConnectionError, match=f"cannot reach '{address}'"):
+        with dask_client(scheduler=address, background=True):
+            pass
+    assert time.perf_counter() - t0 < 30
 
 
 def test_task_failed_error_is_a_runtime_error():

@@ -163,7 +163,7 @@ def test_event_set_refuses_bad_named_weights(sample):
 def test_chunked_generation_keeps_the_factors(variations, tmp_path):
     proc = get_process("drell-yan", **DY)
     es = generate_events_chunked("drell-yan", 500, settings=DY, train_calls=20_000, seed=2,
-                                 chunk_size=200, chunk_dir=tmp_path, variations=variations[:3])
+                                 chunk_size=200, variations=variations[:3])
     assert es.metadata["n_chunks"] == 3 and list(es.weights_named) == \
         [v.name for v in variations[:3]]
     factors = event_set_weights(proc, es, variations[:3])

@@ -36,14 +36,22 @@ chunks of ``--chunk-size`` events by :func:`forward.chunked.generate_events_chun
 chunk k is seeded with ``forward.distributed.chunk_seed(seed, k)``, so the file is the
 same for any number of workers, ``--workers 1`` included. Without either option the
 events come from one stream (the unchunked path: a different, statistically equivalent
-file). The chunk files are written to a hidden folder beside OUTPUT (it must be
-visible to the workers) and merged into OUTPUT atomically; a failed chunk leaves no
-OUTPUT.
+file). The local cluster starts (its workers forked from a process that has imported
+torch and invsim once) while the sampler trains; workers of a running scheduler import
+them meanwhile. The chunks' events come back to this process (no shared file system
+is needed) and are written to OUTPUT atomically; a failed chunk leaves no OUTPUT. With
+``--json`` the result also holds ``timings_s``, the wall time of each phase. Workers
+started by hand for ``--scheduler`` run the chunks faster with glibc's adaptive malloc
+thresholds (docs/design.md §2.9)::
+
+    MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=67108864 \\
+        DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False dask worker ADDRESS --nthreads 1
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import click
@@ -125,19 +133,24 @@ def generate(process_name, n_events, assignments, shower, card, seed, device, tr
     kwargs = dict(settings=settings, params=params, detector=card, shower=shower, seed=seed,
                   device=device, train_calls=train_calls, overweight=overweight,
                   progress=show_progress(as_json), variations=variations or None)
+    timings: dict = {}
     try:
         if workers is None and scheduler is None:
             from forward.generate import generate_events
 
+            t0 = time.perf_counter()
             events = generate_events(process_name, n_events, **kwargs)
+            timings["generate"] = time.perf_counter() - t0
         else:
             events = _generate_chunked(process_name, n_events, kwargs, workers, scheduler,
-                                       chunk_size, output)
+                                       chunk_size, output, timings)
     except (ValueError, TypeError, FileNotFoundError) as err:  # PDFSetNotFoundError too
         raise click.UsageError(option_message(
             err, {"n_events": "--events", "train_calls": "--train-calls",
                   "variations": "--pdf-variation"})) from err
+    t0 = time.perf_counter()
     write_events(events, output, fmt=fmt, overwrite=overwrite)
+    timings["write"] = time.perf_counter() - t0
     meta = events.metadata
     passed = int(events.reco.passed.sum())
     if as_json:
@@ -146,7 +159,8 @@ def generate(process_name, n_events, assignments, shower, card, seed, device, tr
             "error_pb": events.cross_section_error, "efficiency": meta["efficiency"],
             "n_overweight": meta["n_overweight"], "n_passed": passed, "seed": seed,
             "named_weights": list(events.weights_named or {}), "output": str(output),
-            "provenance": meta.get("provenance")}))
+            "provenance": meta.get("provenance"),
+            "timings_s": {k: round(v, 4) for k, v in timings.items()}}))
         return
     click.echo(f"{process_name}: {n_events} events, σ = {events.cross_section:.6g} ± "
                f"{events.cross_section_error:.2g} pb, unweighting efficiency "
@@ -155,15 +169,26 @@ def generate(process_name, n_events, assignments, shower, card, seed, device, tr
                                    if events.weights_named else "") + f" -> {output}")
 
 
-def _generate_chunked(process_name, n_events, kwargs, workers, scheduler, chunk_size, output):
-    """Chunked generation on a Dask client; connection and worker failures as one line."""
-    from forward.chunked import DEFAULT_CHUNK_SIZE, generate_events_chunked
+def _generate_chunked(process_name, n_events, kwargs, workers, scheduler, chunk_size, output,
+                      timings):
+    """Chunked generation on a Dask client started (or connected) in the background while
+    the sampler trains; connection and worker failures as one line. Fills ``timings``
+    (seconds) with the phases of :func:`~forward.chunked.generate_events_chunked` and
+    ``close`` (stopping the local cluster)."""
+    from forward.chunked import DEFAULT_CHUNK_SIZE, WORKER_MODULES, generate_events_chunked
     from forward.distributed import TaskFailedError, dask_client
 
     try:
-        with dask_client(workers=workers, scheduler=scheduler) as client:
-            return generate_events_chunked(
+        # invsim.cli too: a worker process re-runs the main module (python -m invsim), and
+        # its imports then come from the forkserver instead of costing each worker seconds
+        cm = dask_client(workers=workers, scheduler=scheduler,
+                         preload=(*WORKER_MODULES, "invsim.cli"), background=True)
+        with cm as client:
+            events = generate_events_chunked(
                 process_name, n_events, chunk_size=chunk_size or DEFAULT_CHUNK_SIZE,
-                client=client, chunk_dir=output.parent, **kwargs)
+                client=client, timings=timings, **kwargs)
+            t0 = time.perf_counter()
+        timings["close"] = time.perf_counter() - t0
+        return events
     except (ConnectionError, ImportError, TaskFailedError) as err:
         raise click.ClickException(f"{one_line(err)}; {output} was not written") from err
