@@ -246,10 +246,15 @@ class RecoObservables:
         """Default observables of a process's visible final state.
 
         Charged leptons of ``process.final_state`` count as leptons, b quarks as
-        b-jets, other quarks and gluons as jets, photons as photons, and neutrinos
-        switch on the missing pT. The number of electrons is fixed when the process
-        has one lepton flavour content (a process whose ``lepton_pids`` lists several
-        flavours, as Drell–Yan with ``leptons="both"``, takes any). The object cuts
+        b-jets, other quarks and gluons as jets and photons as photons. The missing pT
+        is left out (``met=False``) unless asked for: both built-in detectors
+        reconstruct it as minus the vector sum of the reconstructed objects, so with
+        every visible final-state object among the observables it is a function of the
+        other columns, a degenerate direction no transfer density can have (pass
+        ``met=True`` for a detector with its own missing-pT response). The number of
+        electrons is fixed when the process has one lepton flavour content (a process
+        whose ``lepton_pids`` lists several flavours, as Drell–Yan with
+        ``leptons="both"``, takes any). The object cuts
         are the process's default selection ``process.reco_cuts`` (a mapping of cut
         names to values, when the process has one: t t̄ with decays has leptons
         pT > 20 GeV, |η| < 2.5 and jets, b-tagged or not, pT > 30 GeV, |η| < 2.5), else
@@ -264,7 +269,7 @@ class RecoObservables:
                   "bjets": sum(i == 5 for i in ids),
                   "jets": sum(i in (1, 2, 3, 4, 21) for i in ids),
                   "photons": sum(i == 22 for i in ids),
-                  "met": any(i in (12, 14, 16) for i in ids)}
+                  "met": False}
         if counts["leptons"] and not several:
             counts["electrons"] = sum(i == 11 for i in ids)
         signed = [int(i) for i in process.final_state]

@@ -123,7 +123,7 @@ def test_bad_directories_are_refused_by_name(model, tmp_path):
 
 def test_observables_of_a_process_follow_its_visible_final_state():
     tt = RecoObservables.for_process(get_process("ttbar", decays="dilepton"), jet_pt_min=30.0)
-    assert (tt.leptons, tt.bjets, tt.jets, tt.met) == (2, 2, 0, True)
+    assert (tt.leptons, tt.bjets, tt.jets, tt.met) == (2, 2, 0, False)
     assert tt.columns[:6] == ["lminus_pt", "lminus_eta", "lminus_phi", "lplus_pt",
                               "lplus_eta", "lplus_phi"]
     with pytest.raises(ValueError, match="decay them first"):
