@@ -35,6 +35,7 @@ __all__ = [
     "channel_names",
     "parse_channels",
     "relabelled",
+    "select_channels",
     "subprocesses",
     "supported",
 ]
@@ -183,18 +184,40 @@ def parse_channels(spec, n_jets: int, n_quark_new: int = FLAVOURS) -> tuple[str,
         ValueError: an empty list, or a name that is not a channel at this multiplicity
             (the error lists the available ones), naming ``channels``.
     """
+    return select_channels(spec, channel_names(n_jets, n_quark_new), canonical_channel,
+                           f"{n_jets} jets (n_quark_new = {n_quark_new})", "gg>gg,qg>qg")
+
+
+def select_channels(spec, available: tuple[str, ...], canonical, what: str,
+                    example: str) -> tuple[str, ...]:
+    """The channels of ``available`` that a ``channels`` setting string selects.
+
+    Args:
+        spec: ``"all"`` or a comma list of channel names.
+        available: every channel name, in the order to keep.
+        canonical: maps one written name to its canonical form.
+        what: the process in error messages (e.g. ``"3 jets"``).
+        example: a valid comma list for the TypeError's message.
+
+    Returns:
+        The selected names, in the order of ``available``.
+
+    Raises:
+        TypeError: spec not a string.
+        ValueError: an empty list or an unknown name (the error lists the available
+            ones), naming ``channels``.
+    """
     if not isinstance(spec, str):
-        raise TypeError(f"channels: expected 'all' or a comma list like 'gg>gg,qg>qg', "
+        raise TypeError(f"channels: expected 'all' or a comma list like '{example}', "
                         f"got {type(spec).__name__}")
-    available = channel_names(n_jets, n_quark_new)
     if spec.strip() == "all":
         return available
-    wanted = {canonical_channel(s) for s in spec.split(",") if s.strip()}
+    wanted = {canonical(s) for s in spec.split(",") if s.strip()}
     if not wanted:
         raise ValueError(f"channels: expected 'all' or a comma list of {list(available)}, "
                          f"got {spec!r}")
     unknown = sorted(wanted - set(available))
     if unknown:
-        raise ValueError(f"channels: {unknown} not among the channels of {n_jets} jets "
-                         f"(n_quark_new = {n_quark_new}): {list(available)}")
+        raise ValueError(f"channels: {unknown} not among the channels of {what}: "
+                         f"{list(available)}")
     return tuple(name for name in available if name in wanted)

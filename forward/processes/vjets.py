@@ -100,7 +100,12 @@ from forward.processes.electroweak import (
     w_partial_widths,
     z_width,
 )
-from forward.processes.qcd_channels import FLAVOURS, canonical_channel, channel_name
+from forward.processes.qcd_channels import (
+    FLAVOURS,
+    canonical_channel,
+    channel_name,
+    select_channels,
+)
 from forward.processes.qcd_coupling import OneLoopAlphaS
 
 __all__ = ["MAX_VJETS", "VJets", "WJets", "ZJets", "vjets_channel_names"]
@@ -185,21 +190,8 @@ def _canonical(entry: str) -> str:
 
 
 def _parse_channels(spec, boson: str, n_jets: int) -> tuple[str, ...]:
-    if not isinstance(spec, str):
-        raise TypeError(f"channels: expected 'all' or a comma list like 'qqbar>Vg,qg>Vq', "
-                        f"got {type(spec).__name__}")
-    available = vjets_channel_names(boson, n_jets)
-    if spec.strip() == "all":
-        return available
-    wanted = {_canonical(s) for s in spec.split(",") if s.strip()}
-    if not wanted:
-        raise ValueError(f"channels: expected 'all' or a comma list of {list(available)}, "
-                         f"got {spec!r}")
-    unknown = sorted(wanted - set(available))
-    if unknown:
-        raise ValueError(f"channels: {unknown} not among the channels of V + {n_jets} jets: "
-                         f"{list(available)}")
-    return tuple(name for name in available if name in wanted)
+    return select_channels(spec, vjets_channel_names(boson, n_jets), _canonical,
+                           f"V + {n_jets} jets", "qqbar>Vg,qg>Vq")
 
 
 def _plan(boson: str, n_jets: int, selected):
