@@ -23,10 +23,10 @@ from typing import Any, ClassVar
 
 import torch
 
-from forward._validation import as_tensor, check_range
+from forward._validation import as_tensor, check_finite, check_range
 from forward.events import HardEvents
 
-__all__ = ["SCALE_FACTOR_SETTINGS", "Parameter", "Process", "scale_factor"]
+__all__ = ["SCALE_FACTOR_SETTINGS", "Parameter", "Process", "check_hard_events", "scale_factor"]
 
 #: keyword settings every process takes: factors on μ_R and μ_F (see ``Process.hard_scales``)
 SCALE_FACTOR_SETTINGS = ("mur_factor", "muf_factor")
@@ -348,6 +348,29 @@ class Process(abc.ABC):
     def __repr__(self) -> str:
         pars = ", ".join(f"{p.name}={p.default:g}" for p in self.parameters.values())
         return f"{type(self).__name__}(sqrt_s={self.sqrt_s:g}; {pars})"
+
+
+def check_hard_events(events, n_particles: int, layout: str) -> None:
+    """Raise unless ``events`` are HardEvents of ``n_particles`` finite momenta.
+
+    Args:
+        events: the events a process is asked to evaluate.
+        n_particles: final-state particles per event.
+        layout: their order in messages, e.g. ``"(l-, l+)"``.
+
+    Raises:
+        TypeError: not HardEvents.
+        ValueError: momenta not of shape (n, n_particles, 4), or NaN/inf in the
+            momenta, x1 or x2 (each named).
+    """
+    if not isinstance(events, HardEvents):
+        raise TypeError(f"events: expected HardEvents, got {type(events).__name__}")
+    if events.momenta.shape[1:] != (n_particles, 4):
+        raise ValueError(f"events: expected momenta of shape (n, {n_particles}, 4) as {layout}, "
+                         f"(E, px, py, pz) in GeV, got {tuple(events.momenta.shape)}")
+    check_finite("events.momenta", events.momenta)
+    check_finite("events.x1", events.x1)
+    check_finite("events.x2", events.x2)
 
 
 def _finite_positive(name: str, value: float) -> float:

@@ -87,11 +87,11 @@ from collections.abc import Mapping
 
 import torch
 
-from forward._validation import check_choice, check_finite
+from forward._validation import check_choice
 from forward.events import HardEvents
 from forward.kinematics import delta_r, mass, pseudorapidity, pt
 from forward.phasespace import HadronicMap, PowerLawSampling, Rambo
-from forward.processes.base import Parameter, Process, _finite_positive
+from forward.processes.base import Parameter, Process, _finite_positive, check_hard_events
 from forward.processes.electroweak import charge
 from forward.processes.qcd_coupling import OneLoopAlphaS
 
@@ -285,16 +285,7 @@ class DiphotonJet(Process):
 
     # -- checks and kinematics ----------------------------------------------------------
     def _check_events(self, events: HardEvents) -> None:
-        if not isinstance(events, HardEvents):
-            raise TypeError(f"events: expected HardEvents, got {type(events).__name__}")
-        if events.momenta.shape[1:] != (3, 4):
-            raise ValueError(
-                f"events: expected momenta of shape (n, 3, 4) as (γ, γ, g) (E, px, py, pz) "
-                f"in GeV, got {tuple(events.momenta.shape)}"
-            )
-        check_finite("events.momenta", events.momenta)
-        check_finite("events.x1", events.x1)
-        check_finite("events.x2", events.x2)
+        check_hard_events(events, 3, "(γ, γ, g)")
 
     # -- physics --------------------------------------------------------------------
     def matrix_element(

@@ -37,11 +37,11 @@ from collections.abc import Mapping
 
 import torch
 
-from forward._validation import check_choice, check_finite
+from forward._validation import check_choice
 from forward.events import HardEvents
 from forward.kinematics import collins_soper, pseudorapidity, pt, rapidity
 from forward.phasespace import BreitWignerSampling, PowerLawSampling, SChannelMap
-from forward.processes.base import Parameter, Process, _finite_positive
+from forward.processes.base import Parameter, Process, _finite_positive, check_hard_events
 from forward.processes.electroweak import (
     MZ,
     ZPRIME_DEFAULT_COUPLINGS,
@@ -271,16 +271,7 @@ class DrellYan(Process):
 
     def _kinematics(self, events: HardEvents) -> tuple[torch.Tensor, torch.Tensor]:
         """ŝ (n,) in GeV² and cos θ (n,) between the beam-1 parton and ℓ⁻."""
-        if not isinstance(events, HardEvents):
-            raise TypeError(f"events: expected HardEvents, got {type(events).__name__}")
-        if events.momenta.shape[1:] != (2, 4):
-            raise ValueError(
-                f"events: expected momenta of shape (n, 2, 4) as (l-, l+), "
-                f"got {tuple(events.momenta.shape)}"
-            )
-        check_finite("events.momenta", events.momenta)
-        check_finite("events.x1", events.x1)
-        check_finite("events.x2", events.x2)
+        check_hard_events(events, 2, "(l-, l+)")
         shat = events.shat
         k1, k2 = events.momenta[:, 0], events.momenta[:, 1]
         # t = (p_a - k1)², u = (p_a - k2)² for massless p_a = x1 √s/2 (1, 0, 0, 1)

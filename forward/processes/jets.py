@@ -70,12 +70,12 @@ from collections.abc import Mapping
 
 import torch
 
-from forward._validation import check_choice, check_finite
+from forward._validation import check_choice
 from forward.amplitudes import qcd_me2
 from forward.events import HardEvents
 from forward.kinematics import delta_r, mass, pseudorapidity, pt
 from forward.phasespace import HadronicMap, PowerLawSampling, Rambo
-from forward.processes.base import Parameter, Process, _finite_positive
+from forward.processes.base import Parameter, Process, _finite_positive, check_hard_events
 from forward.processes.qcd_channels import (
     FLAVOURS,
     parse_channels,
@@ -224,15 +224,7 @@ class Jets(Process):
         self._alpha_s = OneLoopAlphaS()
 
     def _check_events(self, events: HardEvents) -> None:
-        if not isinstance(events, HardEvents):
-            raise TypeError(f"events: expected HardEvents, got {type(events).__name__}")
-        if events.momenta.shape[1:] != (self.n_jets, 4):
-            raise ValueError(
-                f"events: expected momenta of shape (n, {self.n_jets}, 4) (E, px, py, pz) in "
-                f"GeV, got {tuple(events.momenta.shape)}")
-        check_finite("events.momenta", events.momenta)
-        check_finite("events.x1", events.x1)
-        check_finite("events.x2", events.x2)
+        check_hard_events(events, self.n_jets, f"({self.n_jets} partons)")
 
     def matrix_element(
         self, events: HardEvents, params: Mapping[str, torch.Tensor]

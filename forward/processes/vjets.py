@@ -73,7 +73,7 @@ from collections.abc import Mapping
 
 import torch
 
-from forward._validation import check_choice, check_finite
+from forward._validation import check_choice
 from forward.amplitudes import (
     charged_current_couplings,
     minkowski_dot,
@@ -90,7 +90,7 @@ from forward.phasespace import (
     Resonance,
     SChannelMap,
 )
-from forward.processes.base import Parameter, Process, _finite_positive
+from forward.processes.base import Parameter, Process, _finite_positive, check_hard_events
 from forward.processes.electroweak import (
     ALPHA_S_WIDTH,
     CKM,
@@ -297,16 +297,7 @@ class VJets(Process):
 
     # -- matrix element ---------------------------------------------------------------
     def _check_events(self, events: HardEvents) -> None:
-        if not isinstance(events, HardEvents):
-            raise TypeError(f"events: expected HardEvents, got {type(events).__name__}")
-        if events.momenta.shape[1:] != (2 + self.n_jets, 4):
-            raise ValueError(
-                f"events: expected momenta of shape (n, {2 + self.n_jets}, 4) as (two "
-                f"leptons, {self.n_jets} jets), (E, px, py, pz) in GeV, got "
-                f"{tuple(events.momenta.shape)}")
-        check_finite("events.momenta", events.momenta)
-        check_finite("events.x1", events.x1)
-        check_finite("events.x2", events.x2)
+        check_hard_events(events, 2 + self.n_jets, f"(two leptons, {self.n_jets} jets)")
 
     def matrix_element(
         self, events: HardEvents, params: Mapping[str, torch.Tensor]
