@@ -56,12 +56,13 @@ def test_top_masses_of_decay_products():
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match=r"x_reco: expected shape \(m, 14\)"):
-        mbl_minmax(torch.ones(5, 13), OBS)
+    d = len(OBS.columns)
+    with pytest.raises(ValueError, match=rf"x_reco: expected shape \(m, {d}\)"):
+        mbl_minmax(torch.ones(5, d + 1), OBS)
     with pytest.raises(ValueError, match="2 leptons and at least 2 b-jets"):
         mbl_minmax(torch.ones(5, 6), RecoObservables(leptons=2))
     with pytest.raises(TypeError, match="observables"):
-        mbl_minmax(torch.ones(5, 14), "cms")
+        mbl_minmax(torch.ones(5, d), "cms")
     ev = HardEvents(torch.ones(3, 2, 4, dtype=F64), torch.ones(3, dtype=F64),
                     torch.ones(3, dtype=F64), 13000.0)
     with pytest.raises(ValueError, match=r"\(n, 6, 4\)"):
