@@ -76,6 +76,84 @@ class BruteForceResult:
     seconds: float
 
 
+#: one draw in this many comes from the wide unadapted proposal (see below)
+_DEFENSIVE = 5
+#: adaptation rounds of n_samples/20 draws each
+_ROUNDS = 3
+
+
+def _defensive_draws(sampler, wide: _RecoMixture, xr, n, gen):
+    """n draws per event from (1 − 1/_DEFENSIVE) × sampler + 1/_DEFENSIVE × wide (all
+    from ``wide`` when sampler is None), with the mixture's log density: (m, n, 4), (m, n)."""
+    if sampler is None:
+        return wide.sample_u(xr, n, gen)
+    n_def = max(n // _DEFENSIVE, 1)
+    u_a, _ = sampler.sample(n - n_def, gen)
+    u_d, _ = wide.sample_u(xr, n_def, gen)
+    u = torch.cat([u_a, u_d], 1)
+    share = n_def / n
+    lq = torch.logaddexp(math.log1p(-share) + sampler.log_prob(u),
+                         math.log(share) + wide.log_prob_u(xr, u))
+    return u, lq
+
+
+def _fit_t(u, w, cover, xr, df):
+    """The multivariate t of the weighted draws' mean and covariance (× 1.2², plus
+    (width/8)² of the covering proposal on the diagonal so a pilot with a tiny ESS cannot
+    collapse it)."""
+    loc0, width0 = cover.centre(xr)
+    # an event where no pilot draw has a finite weight keeps the pilot's spread
+    w = torch.where(torch.isfinite(w).all(-1, keepdim=True), w, torch.full_like(w, 1 / w.shape[1]))
+    diff = u - loc0.unsqueeze(1)
+    diff[..., 1] = _wrap(diff[..., 1])
+    mean = (w.unsqueeze(-1) * diff).sum(1)
+    cen = diff - mean.unsqueeze(1)
+    cov = torch.einsum("mn,mni,mnj->mij", w, cen, cen)
+    cov = 1.44 * cov + torch.diag_embed((width0 / 8) ** 2)
+    loc = loc0 + mean
+    loc[:, 1] = _wrap(loc[:, 1])
+    return _AdaptedT(loc, torch.linalg.cholesky(cov), df)
+
+
+def _closed_form_widths(closed):
+    """The closed form itself as the proposal's width source when it gives per-lepton
+    widths (:meth:`~forward.detector.closed_form.GaussianClosedForm.lepton_widths`)."""
+    return closed if callable(getattr(closed, "lepton_widths", None)) else None
+
+
+class _AssignmentWidths:
+    """The widths of one flavour assignment of a closed form, as a proposal's width source."""
+
+    def __init__(self, closed, assignment: int) -> None:
+        self.closed, self.assignment = closed, assignment
+
+    def lepton_widths(self, x_reco) -> torch.Tensor:
+        return self.closed.lepton_widths(x_reco, self.assignment)
+
+
+class _RecoMixture:
+    """Equal shares of reco-centred t proposals in u (one per flavour assignment of the
+    detector's closed form, whose widths differ: electrons are sharp in pT, muons in
+    angle), stratified draws, the mixture's density."""
+
+    def __init__(self, parts) -> None:
+        self.parts = list(parts)
+
+    def sample_u(self, xr, n: int, generator) -> tuple[torch.Tensor, torch.Tensor]:
+        k = len(self.parts)
+        counts = [n // k + (i < n % k) for i in range(k)]
+        u = torch.cat([p.sample_u(xr, c, generator=generator)[0]
+                       for p, c in zip(self.parts, counts, strict=True) if c], 1)
+        return u, self.log_prob_u(xr, u)
+
+    def log_prob_u(self, xr, u) -> torch.Tensor:
+        terms = []
+        for p in self.parts:
+            loc, width = p.centre(xr)
+            terms.append(p.log_prob_u(u, loc.unsqueeze(1), width.unsqueeze(1)))
+        return torch.logsumexp(torch.stack(terms, -1), -1) - math.log(len(self.parts))
+
+
 class _AdaptedT:
     """Multivariate t in u per event (mean, Cholesky factor), φ wrapped (±2π images)."""
 
@@ -127,10 +205,17 @@ def brute_force_log_likelihood(
 
     Per event, importance sampling in u = (log pT, φ, η₁, η₂) with the exact
     ε·r = Gaussian × cuts, the exact Jacobian to dμ and dσ(θ)/dμ of the process. The
-    proposal is :class:`RecoGaussianProposal`; with ``adapt`` a pilot run of
-    n_samples/10 draws from it (at the middle θ point) fixes the mean and covariance of
-    a multivariate t (``df``, covariance × 1.2²) that then makes all n_samples draws,
-    common to every θ.
+    proposal is :class:`RecoGaussianProposal`, its widths those of the exact response
+    at the reco leptons (the largest over lepton flavours). With ``adapt`` (population
+    Monte Carlo) three rounds of n_samples/20 draws, weighted at the middle θ point,
+    fit the mean and covariance of a multivariate t (``df``, covariance × 1.2²), each
+    round drawing from the previous fit; the final n_samples draws, common to every θ,
+    come four fifths from the last fit and one fifth from the reco-centred proposal at
+    twice the width, per flavour assignment of the closed form in equal shares when the
+    widths come from one with several (a defensive mixture: where the integrand sits in
+    the tail, as for an event whose reco mass lies below the process's mass cut, a
+    pilot that found few points cannot lose the support). Without ``adapt``, the
+    reco-centred proposal makes all draws.
 
     Args:
         process: a Drell–Yan :class:`~forward.processes.Process` (ℓ⁻ℓ⁺ final state).
@@ -141,10 +226,11 @@ def brute_force_log_likelihood(
             ``Detector("cms").closed_form(2, flavours)``), or a detector with
             ``closed_form()`` (called with its defaults).
         x_reco: reco events, shape (m, 6), all passing the detector's cuts.
-        proposal_detector: a :class:`~forward.detector.GaussianLeptonDetector` whose
-            resolutions set the starting widths of the proposal (default ``detector``
-            when it is one, else σ_pT/pT = 3 %, σ_η = σ_φ = 0.005; the pilot run adapts
-            them).
+        proposal_detector: what sets the starting widths of the proposal (anything
+            :class:`RecoGaussianProposal` takes); default ``detector`` itself: its
+            constant resolutions, or the closed form's widths at each reco lepton (σ_pT/pT
+            = 3 %, σ_η = σ_φ = 0.005 for a closed form without ``lepton_widths``); the
+            pilot run adapts them.
         theta: parameter name -> value(s), shape () or (b,); others at their defaults.
         n_samples: draws per event.
         n_fiducial: uniform draws of the process's default phase-space channel for σ_fid.
@@ -163,14 +249,18 @@ def brute_force_log_likelihood(
     from forward.detector.gaussian import GaussianLeptonDetector
 
     x_reco = lepton_observables("x_reco", x_reco, leptons=2).to(torch.float64)
-    if proposal_detector is None:
-        proposal_detector = (detector if isinstance(detector, GaussianLeptonDetector)
-                             else GaussianLeptonDetector(0.03, 0.005, 0.005, 0.0, 10.0))
     if not callable(getattr(detector, "log_density", None)):
         if not callable(getattr(detector, "closed_form", None)):
             raise TypeError(f"detector: expected a closed form (log_acceptance, log_density) "
                             f"or a detector with closed_form(), got {type(detector).__name__}")
         detector = detector.closed_form(2)
+    if proposal_detector is None:
+        if isinstance(detector, GaussianLeptonDetector):
+            proposal_detector = detector
+        else:
+            widths = _closed_form_widths(detector)
+            proposal_detector = (widths if widths is not None
+                                 else GaussianLeptonDetector(0.03, 0.005, 0.005, 0.0, 10.0))
     if not bool(torch.isfinite(detector.log_density(x_reco, x_reco)).all()):
         raise ValueError("x_reco: every event must pass the detector's cuts")
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 100:
@@ -186,6 +276,13 @@ def brute_force_log_likelihood(
     points, _ = parameter_points(process, list(theta), {}, theta, torch.device("cpu"))
     integrand = HadronicIntegrand(process)
     proposal = RecoGaussianProposal(proposal_detector, process.sqrt_s, scale=scale, df=df)
+    wide_parts = [RecoGaussianProposal(proposal_detector, process.sqrt_s, scale=2 * scale, df=df)]
+    if proposal_detector is detector and len(getattr(detector, "responses", ())) > 1:
+        wide_parts = [RecoGaussianProposal(_AssignmentWidths(detector, a), process.sqrt_s,
+                                           scale=2 * scale, df=df)
+                      for a in range(len(detector.responses))]
+    wide = _RecoMixture(wide_parts)
+    cover = RecoGaussianProposal(proposal_detector, process.sqrt_s, scale=2 * scale, df=df)
     gen = torch.Generator().manual_seed(int(seed))
     # σ_fid(θ) = ∫ dσ/dμ ε dμ on the default channel's unit cube
     cmap = process.phase_space(None)[0]
@@ -211,21 +308,13 @@ def brute_force_log_likelihood(
     for start in progress_bar(range(0, m, per), progress=progress, desc="brute-force MEM"):
         xr = x_reco[start : start + per]
         if adapt:
-            u, lq = proposal.sample_u(xr, max(n_samples // 10, 100), generator=gen)
-            log_c, cache = integrand_terms(xr, u, lq)
-            lw = log_c + cache(points[len(points) // 2]).view_as(log_c)
-            w = torch.softmax(lw, -1).unsqueeze(-1)
-            loc0, _ = proposal.centre(xr)
-            diff = u - loc0.unsqueeze(1)
-            diff[..., 1] = _wrap(diff[..., 1])
-            mean = (w * diff).sum(1)
-            cen = diff - mean.unsqueeze(1)
-            cov = torch.einsum("mn,mni,mnj->mij", w.squeeze(-1), cen, cen)
-            cov = cov + 1e-12 * torch.eye(4, dtype=cov.dtype)
-            loc = loc0 + mean
-            loc[:, 1] = _wrap(loc[:, 1])
-            sampler = _AdaptedT(loc, 1.2 * torch.linalg.cholesky(cov), df)
-            u, lq = sampler.sample(n_samples, gen)
+            sampler = None
+            for _ in range(_ROUNDS):
+                u, lq = _defensive_draws(sampler, wide, xr, max(n_samples // 20, 100), gen)
+                log_c, cache = integrand_terms(xr, u, lq)
+                lw = log_c + cache(points[len(points) // 2]).view_as(log_c)
+                sampler = _fit_t(u, torch.softmax(lw, -1), cover, xr, df)
+            u, lq = _defensive_draws(sampler, wide, xr, n_samples, gen)
         else:
             u, lq = proposal.sample_u(xr, n_samples, generator=gen)
         mc = u.shape[0]

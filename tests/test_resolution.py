@@ -111,5 +111,5 @@ def test_proposal_weights_leptons_by_their_resolution(tmp_path):
     prop.save(tmp_path / "p.pt")
     back = RecoGaussianProposal.load(tmp_path / "p.pt")
     assert torch.equal(back.centre(x)[1], width)
-    with pytest.raises(TypeError, match="GaussianLeptonDetector or a ResolutionTable"):
+    with pytest.raises(TypeError, match="GaussianLeptonDetector, a ResolutionTable"):
         RecoGaussianProposal({"sigma_pt": 0.1}, 13000.0)

@@ -205,6 +205,37 @@ class GaussianClosedForm:
         return torch.logsumexp(torch.stack([t + s for t, s in zip(terms, self.log_shares,
                                                                    strict=True)], -1), -1)
 
+    def lepton_widths(self, x_reco, assignment: int | None = None) -> torch.Tensor:
+        """σ of (log pT, η, φ) of every lepton at its reco (pT, η), for importance-sampling
+        proposals.
+
+        Args:
+            x_reco: reco observables, shape (n, 3 n_leptons).
+            assignment: index of one flavour assignment (0 … len(responses) − 1), or
+                None for the largest width over all of them (a covering width).
+
+        Returns:
+            Shape (n, n_leptons, 3), float64: σ_pT/pT (as the σ of log pT), σ_η, σ_φ.
+        """
+        r = self._obs("x_reco", x_reco).to(torch.float64)
+        chosen = self.responses
+        if assignment is not None:
+            if (isinstance(assignment, bool) or not isinstance(assignment, int)
+                    or not 0 <= assignment < len(self.responses)):
+                raise ValueError(f"assignment: expected an integer in [0, "
+                                 f"{len(self.responses) - 1}] or None, got {assignment!r}")
+            chosen = [self.responses[assignment]]
+        rows = []
+        for row in chosen:
+            per = []
+            for i, resp in enumerate(row):
+                pt, eta = r[:, i, 0], r[:, i, 1]
+                per.append(torch.stack([resp.relative_sigma(pt, eta).to(pt).expand_as(pt),
+                                        torch.full_like(pt, resp.sigma_eta),
+                                        torch.full_like(pt, resp.sigma_phi)], -1))
+            rows.append(torch.stack(per, 1))
+        return torch.stack(rows, 0).amax(0)
+
     def log_acceptance(self, x_hard) -> torch.Tensor:
         """log ε(x_hard), shape (n,), for hard observables (n, 3 n_leptons)."""
         h = self._obs("x_hard", x_hard)

@@ -73,8 +73,11 @@ class RecoGaussianProposal:
     freedom per coordinate (φ wrapped, its density summed over ±2π).
 
     Args:
-        detector: a :class:`GaussianLeptonDetector` (constant widths) or a
-            :class:`~invsim.mem.resolution.ResolutionTable` (widths per lepton).
+        detector: a :class:`GaussianLeptonDetector` (constant widths), a
+            :class:`~invsim.mem.resolution.ResolutionTable` (widths per lepton), or an
+            object with ``lepton_widths(x_reco)`` → (m, 2, 3) such as a
+            :class:`~forward.detector.closed_form.GaussianClosedForm` (widths of the
+            exact response at each reco lepton; such a proposal cannot be saved).
         sqrt_s: hadronic centre-of-mass energy in GeV.
         scale: width factor (> 0).
         df: degrees of freedom (integer >= 1).
@@ -82,9 +85,11 @@ class RecoGaussianProposal:
 
     def __init__(self, detector: GaussianLeptonDetector | ResolutionTable,
                  sqrt_s: float = 13000.0, *, scale: float = 1.5, df: int = 5) -> None:
-        if not isinstance(detector, GaussianLeptonDetector | ResolutionTable):
-            raise TypeError(f"detector: expected a GaussianLeptonDetector or a "
-                            f"ResolutionTable, got {type(detector).__name__}")
+        if not (isinstance(detector, GaussianLeptonDetector | ResolutionTable)
+                or callable(getattr(detector, "lepton_widths", None))):
+            raise TypeError(f"detector: expected a GaussianLeptonDetector, a "
+                            f"ResolutionTable or an object with lepton_widths(x_reco) "
+                            f"(e.g. a GaussianClosedForm), got {type(detector).__name__}")
         if not (math.isfinite(scale) and scale > 0):
             raise ValueError(f"scale: expected a finite positive factor, got {scale!r}")
         if isinstance(df, bool) or not isinstance(df, int) or df < 1:
@@ -99,6 +104,8 @@ class RecoGaussianProposal:
         if isinstance(d, ResolutionTable):
             return d.lookup(_observables("x_reco", x_reco))
         y = _observables("x_reco", x_reco)
+        if not isinstance(d, GaussianLeptonDetector):
+            return d.lepton_widths(y)
         w = torch.tensor([d.sigma_pt, d.sigma_eta, d.sigma_phi], dtype=torch.float64,
                          device=y.device)
         return w.expand(y.shape[0], 2, 3)
@@ -177,6 +184,9 @@ class RecoGaussianProposal:
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Save the settings (refuses to overwrite unless asked)."""
         d = self.detector
+        if not isinstance(d, GaussianLeptonDetector | ResolutionTable):
+            raise TypeError(f"save: widths from a {type(d).__name__} cannot be saved; "
+                            f"use a GaussianLeptonDetector or a ResolutionTable")
         widths = ({"resolution_table": d.to_dict()} if isinstance(d, ResolutionTable)
                   else {"detector": asdict(d)})
         write_file(path, {"kind": "reco-gaussian-proposal", **widths,
