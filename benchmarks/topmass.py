@@ -316,7 +316,8 @@ class PartonFloor(Method):
                            for m in grid])
             err = [float(lik.log_sigma_fid_error({"mt": torch.tensor(m, dtype=torch.float64)}))
                    for m in (grid[0], truth, grid[-1])]
-        self.info = {"log_sigma_fid_error": err, "grid": [grid[0], grid[-1], len(grid)]}
+        self.info[f"mt={truth}"] = {"log_sigma_fid_error_low_truth_high": err,
+                                    "grid": [grid[0], grid[-1], len(grid)]}
         return {self.names[0]: [posterior_1d(grid, lp[:, sl].sum(-1))
                                 for sl in _experiments(a.experiments, a.events)]}
 
