@@ -543,6 +543,10 @@ class MEMMethod(Method):
         health = {"median_ess": float(res.ess.median()),
                   "median_error": float(res.error.median()),
                   "flagged_fraction": float(res.flagged.double().mean())}
+        print(f"ML-MEM importance sampling at mt={truth}: median ESS "
+              f"{health['median_ess']:.1f} of {a.samples}, median error of log p "
+              f"{health['median_error']:.2f}, {100 * health['flagged_fraction']:.0f} % flagged",
+              flush=True)
         mt = np.linspace(*MT_RANGE, a.mt_points)
         jes = np.linspace(*JES_RANGE, a.jes_points) if jes_free else np.array([1.0])
         lp = np.empty((len(mt), len(jes), len(x)))
@@ -555,8 +559,9 @@ class MEMMethod(Method):
         bad = ~np.isfinite(lp).all((0, 1))
         if a.save_loglik:
             np.savez_compressed(a.save_loglik, mt=mt, jes=jes, loglik=lp)
-        self.info.update({"importance_sampling": health, "events_nonfinite": int(bad.sum()),
-                          "mt_grid": mt.tolist(), "jes_grid": jes.tolist()})
+        self.info[f"mt={truth}"] = {"importance_sampling": health,
+                                    "events_nonfinite": int(bad.sum()),
+                                    "mt_grid": mt.tolist(), "jes_grid": jes.tolist()}
         rows = {self.names[0]: [], **({self.names[1]: []} if jes_free else {})}
         for sl in _experiments(a.experiments, a.events):
             ll = lp[:, :, sl][:, :, ~bad[sl]].sum(-1)
