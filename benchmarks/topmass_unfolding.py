@@ -62,7 +62,7 @@ import time
 import numpy as np
 import torch
 
-__all__ = ["main"]
+__all__ = ["main", "simulate_selected", "train_unfolders", "unfolded_peak"]
 
 TRAIN_MASSES = (169.5, 172.5, 175.5)
 DATA_MASSES = (169.5, 172.5, 174.1, 175.5)
@@ -225,6 +225,74 @@ def omnifold_fit(reco_mc, gen_mc, reco_data, templates, truth_mc, seed, n_boot, 
             "bootstrap": n_boot}
 
 
+def train_unfolders(process, observables, train: dict, *, epochs: int = 15,
+                    aggregate: str = "mean", naive_mass: float = 172.5):
+    """The naive and the prior-independent cINN unfolders (module docstring).
+
+    Args:
+        process: the t t̄ dilepton process of the training pairs.
+        observables: their :class:`~invsim.observables.RecoObservables`.
+        train: training mass (GeV) -> (HardEvents, x_reco (n, d)) of selected pairs, the
+            same n at every mass; ``naive_mass`` among them.
+        epochs: training epochs of both flows.
+        aggregate: aggregate of the per-event m(bℓ) in the data-set summary.
+        naive_mass: the naive unfolder's one training mass.
+
+    Returns:
+        (naive :class:`~invsim.unfold.Unfolder`, :class:`~invsim.unfold_prior.
+        PriorIndependentUnfolder`, info dict with both TrainResults and seconds).
+    """
+    from forward.phasespace import HadronicMap, PowerLawSampling
+    from forward.processes.top_decays import TopPairDecayMap
+    from invsim.flows import FlowConfig, TrainConfig, observable_preprocessing
+    from invsim.hardspace import HardCoordinates
+    from invsim.ttbar_mass import mbl_statistic
+    from invsim.unfold import Unfolder
+    from invsim.unfold_prior import DatasetSummary, PriorIndependentUnfolder
+
+    masses = sorted(train)
+    coords = HardCoordinates(HadronicMap(process.sqrt_s, TopPairDecayMap(169.5, bw_cut=25.0),
+                                         PowerLawSampling(2.5)))
+    flow = FlowConfig(transforms=4, hidden_features=(64, 64), conditional_affine=True)
+    cfg = TrainConfig(epochs=epochs, batch_size=512, lr=2e-3, patience=None)
+    t0 = time.perf_counter()
+    naive = Unfolder(coords, observable_preprocessing(observables.kinds), flow, seed=1)
+    h0, x0 = train[naive_mass]
+    res_naive = naive.fit(h0, x0, config=cfg, seed=2, progress=False)
+    t_naive = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    summary = DatasetSummary(mbl_statistic(observables), name="mt", aggregate=aggregate)
+    pi = PriorIndependentUnfolder(coords, observable_preprocessing(observables.kinds), summary,
+                                  flow, seed=1)
+    hard = cat_events([train[m][0] for m in masses])
+    x = torch.cat([train[m][1] for m in masses])
+    theta = torch.cat([torch.full((len(train[m][1]),), m, dtype=torch.float64)
+                       for m in masses])
+    res_pi = pi.fit(hard, x, theta, config=cfg, seed=2, progress=False)
+    t_pi = time.perf_counter() - t0
+    return naive, pi, {"naive": res_naive, "prior_independent": res_pi,
+                       "seconds_naive": t_naive, "seconds_prior_independent": t_pi,
+                       "train_masses": masses, "naive_mass": naive_mass}
+
+
+def unfolded_peak(unfold, x_data, n_boot: int, seed: int) -> dict:
+    """m_t of the unfolded peak (:func:`peak_location`) with its bootstrap width.
+
+    Args:
+        unfold: ``unfold(x_reco, generator) -> HardEvents``.
+        x_data: the reco data set (m, d).
+        n_boot: bootstrap replicates (>= 2).
+        seed: seeds the resampling and the unfolding.
+
+    Returns:
+        dict: ``mt`` (GeV) and ``width`` (the replicates' standard deviation, GeV).
+    """
+    from invsim.unfold_prior import bootstrap_unfolded
+
+    res = bootstrap_unfolded(unfold, peak_location, x_data, n_boot=n_boot, seed=seed)
+    return {"mt": res.estimate, "width": res.error}
+
+
 def calibration_width(summary, train_x, x_data, n: int, seed: int) -> float:
     """Spread of θ̂(data) when the training samples behind the calibration are resampled
     (the calibration's Monte Carlo error, common to all data sets; not in the bootstrap
@@ -268,16 +336,11 @@ def main(argv=None) -> dict:
         ap.error(f"--masses: {bad} are not pseudo-data masses {list(DATA_MASSES)}")
 
     from forward.detector import Detector
-    from forward.phasespace import HadronicMap, PowerLawSampling
-    from forward.processes.top_decays import TopPairDecayMap, top_width
+    from forward.processes.top_decays import top_width
     from forward.processes.ttbar import TTbar
-    from invsim.flows import FlowConfig, TrainConfig, observable_preprocessing
-    from invsim.hardspace import HardCoordinates
     from invsim.observables import RecoObservables
     from invsim.peak_fit import fit_peak
     from invsim.ttbar_mass import mbl_statistic, top_masses
-    from invsim.unfold import Unfolder
-    from invsim.unfold_prior import DatasetSummary, PriorIndependentUnfolder
 
     torch.manual_seed(args.seed)
     if os.environ.get("OMP_NUM_THREADS") == "1":
@@ -305,25 +368,12 @@ def main(argv=None) -> dict:
           f"mass ({t_sim:.0f} s)")
 
     # 2. unfolders
-    coords = HardCoordinates(HadronicMap(process.sqrt_s, TopPairDecayMap(169.5, bw_cut=25.0),
-                                         PowerLawSampling(2.5)))
-    flow = FlowConfig(transforms=4, hidden_features=(64, 64), conditional_affine=True)
-    cfg = TrainConfig(epochs=args.epochs, batch_size=512, lr=2e-3, patience=None)
-    t0 = time.perf_counter()
-    naive = Unfolder(coords, observable_preprocessing(observables.kinds), flow, seed=1)
+    train = {m: sims["train"][m] for m in TRAIN_MASSES}
+    naive, pi, info = train_unfolders(process, observables, train, epochs=args.epochs,
+                                      aggregate=args.aggregate)
+    res_naive, res_pi = info["naive"], info["prior_independent"]
+    t_naive, t_pi, summary = info["seconds_naive"], info["seconds_prior_independent"], pi.summary
     h0, x0 = sims["train"][172.5]
-    res_naive = naive.fit(h0, x0, config=cfg, seed=2, progress=False)
-    t_naive = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    summary = DatasetSummary(mbl_statistic(observables), name="mt", aggregate=args.aggregate)
-    pi = PriorIndependentUnfolder(coords, observable_preprocessing(observables.kinds), summary,
-                                  flow, seed=1)
-    hard = cat_events([sims["train"][m][0] for m in TRAIN_MASSES])
-    x = torch.cat([sims["train"][m][1] for m in TRAIN_MASSES])
-    theta = torch.tensor(TRAIN_MASSES, dtype=torch.float64).repeat_interleave(
-        args.train_per_mass)
-    res_pi = pi.fit(hard, x, theta, config=cfg, seed=2, progress=False)
-    t_pi = time.perf_counter() - t0
     print(f"trained: naive {t_naive:.0f} s (val loss {res_naive.best_val_loss:.3f}), "
           f"prior-independent {t_pi:.0f} s (val loss {res_pi.best_val_loss:.3f}); "
           f"summary {summary}")

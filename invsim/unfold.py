@@ -591,7 +591,11 @@ class Unfolder(nn.Module):
         Raises:
             FileExistsError: if ``path`` exists and ``overwrite`` is False.
         """
-        write_file(path, {
+        write_file(path, self._payload(), overwrite=overwrite)
+
+    def _payload(self) -> dict:
+        """The checkpoint dict of :meth:`save` (tensors, numbers, strings only)."""
+        return {
             "kind": "unfolder",
             "flow_init": self.flow.init_kwargs(),
             "flow_state": self.flow.state_dict(),
@@ -602,7 +606,7 @@ class Unfolder(nn.Module):
             "probe": _probe(self.coordinates),
             "efficiency": self._classifier_dict(self.efficiency_model),
             "purity": self._classifier_dict(self.purity_model),
-        }, overwrite=overwrite)
+        }
 
     @classmethod
     def load(
@@ -624,9 +628,15 @@ class Unfolder(nn.Module):
             ValueError: not an unfolder file, missing coordinates, or coordinates whose
                 map differs from the saved one.
         """
+        d = read_file(path, "unfolder", map_location=map_location)
+        return cls._from_payload(d, map_location, coordinates)
+
+    @classmethod
+    def _from_payload(cls, d: dict, map_location=None,
+                      coordinates: HardCoordinates | None = None) -> Unfolder:
+        """The unfolder of a :meth:`_payload` dict (arguments as for :meth:`load`)."""
         from forward.processes import get_process
 
-        d = read_file(path, "unfolder", map_location=map_location)
         desc = d["process"]
         if coordinates is None:
             if desc is None:

@@ -33,6 +33,7 @@ summary, re-unfolds and re-measures.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -43,7 +44,7 @@ from forward._validation import as_tensor, make_generator
 from forward.events import HardEvents
 from invsim.flows.builders import FlowConfig
 from invsim.flows.preprocessing import Preprocessing
-from invsim.flows.training import TrainConfig, TrainResult
+from invsim.flows.training import TrainConfig, TrainResult, read_file, write_file
 from invsim.hardspace import HardCoordinates
 from invsim.unfold import Unfolder
 
@@ -51,6 +52,8 @@ __all__ = ["BootstrapResult", "DatasetSummary", "PriorIndependentUnfolder",
            "bootstrap_unfolded"]
 
 _AGGREGATES = ("median", "mean")
+_KIND = "prior_independent_unfolder"
+_PROBE_ROWS = 32
 
 
 def _check_int(name: str, v, low: int) -> int:
@@ -189,6 +192,7 @@ class PriorIndependentUnfolder:
         self.unfolder = Unfolder(coordinates, reco_preprocessing, config,
                                  theta_names=(summary.name,), seed=seed, dtype=dtype,
                                  azimuth=azimuth)
+        self._probe: torch.Tensor | None = None  # training reco rows checking the statistic
 
     @property
     def name(self) -> str:
@@ -256,6 +260,7 @@ class PriorIndependentUnfolder:
         x_cpu = x.detach().cpu()
         groups = [torch.nonzero(t == p).squeeze(1) for p in points]
         self.summary.fit([x_cpu[i] for i in groups], points.tolist())
+        self._probe = x_cpu[:_PROBE_ROWS].to(torch.float64).clone()
         cond = torch.empty(len(t), dtype=torch.float64)
         g = make_generator(seed)
         for idx in groups:
@@ -285,6 +290,75 @@ class PriorIndependentUnfolder:
         """
         return self.unfolder.sample(x_reco, n, {self.name: self.condition(x_reco)},
                                     generator=generator)
+
+    # -- persistence -------------------------------------------------------------------
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+        """Save the unfolder, the summary's calibration and a probe of its statistic.
+
+        One file, written atomically (:func:`invsim.flows.training.write_file`), holding
+        tensors, numbers and strings only (read back with ``torch.load(weights_only=True)``;
+        no module paths): the :class:`~invsim.unfold.Unfolder` checkpoint, the summary's
+        :meth:`DatasetSummary.to_dict`, and the first 32 training reco rows with the
+        statistic's values there, so that :meth:`load` can check the statistic it is
+        given. The statistic itself is code and is not saved.
+
+        Args:
+            path: the file.
+            overwrite: replace an existing file.
+
+        Raises:
+            RuntimeError: not trained (no calibration).
+            FileExistsError: ``path`` exists and ``overwrite`` is False.
+        """
+        if not self.summary.fitted or self._probe is None:
+            raise RuntimeError("PriorIndependentUnfolder: not trained; call fit() first")
+        values = torch.as_tensor(self.summary.statistic(self._probe)).detach().to(
+            "cpu", torch.float64)
+        write_file(path, {"kind": _KIND, "unfolder": self.unfolder._payload(),
+                          "summary": self.summary.to_dict(),
+                          "probe_x_reco": self._probe, "probe_statistic": values},
+                   overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, statistic: Callable[[torch.Tensor], torch.Tensor],
+             *, coordinates: HardCoordinates | None = None,
+             map_location=None) -> PriorIndependentUnfolder:
+        """Load an unfolder written by :meth:`save`.
+
+        Args:
+            path: the file.
+            statistic: the per-event reco statistic the summary was calibrated with
+                (checked against the saved probe values: equal within 1e-9 relative).
+            coordinates: the hard coordinates it was trained with (as for
+                :meth:`Unfolder.load <invsim.unfold.Unfolder.load>`).
+            map_location: device to load onto (as for ``torch.load``).
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: not a prior-independent unfolder file; coordinates that differ
+                from the saved ones; a statistic whose values on the probe differ.
+            TypeError: ``statistic`` not callable.
+        """
+        d = read_file(path, _KIND, map_location=map_location)
+        s = d["summary"]
+        summary = DatasetSummary(statistic, name=s["name"], aggregate=s["aggregate"],
+                                 min_events=s["min_events"])
+        probe = d["probe_x_reco"].to("cpu", torch.float64)
+        want = d["probe_statistic"].to("cpu", torch.float64)
+        got = torch.as_tensor(statistic(probe)).detach().to("cpu", torch.float64)
+        if got.shape != want.shape or not torch.allclose(got, want, rtol=1e-9, atol=1e-12,
+                                                          equal_nan=True):
+            raise ValueError(f"statistic: its values on the saved probe rows of {path} differ "
+                             "from those of the statistic the unfolder was calibrated with")
+        summary.intercept, summary.slope = float(s["intercept"]), float(s["slope"])
+        obj = cls.__new__(cls)
+        obj.summary = summary
+        obj.unfolder = Unfolder._from_payload(d["unfolder"], map_location, coordinates)
+        if obj.unfolder.theta_names != (summary.name,):
+            raise ValueError(f"path: {path} holds an unfolder conditioned on "
+                             f"{obj.unfolder.theta_names}, not on ({summary.name!r},)")
+        obj._probe = probe
+        return obj
 
     def __repr__(self) -> str:
         return f"PriorIndependentUnfolder({self.summary!r}, {self.unfolder!r})"

@@ -62,10 +62,78 @@ def test_summary_coverage(bench):
     assert s["mean_width68"] == 2.0 and s["mean_bias"] == pytest.approx(0.9)
 
 
+def test_posterior_1d_of_a_gaussian_and_a_threshold(bench):
+    """A Gaussian log L on a fine grid: mean, std and intervals of the closed form; log L
+    = -inf beyond a threshold: the posterior is the truncated Gaussian (to within the
+    grid step, 0.01: the density falls to 0 over one step past the cut)."""
+    from scipy import stats
+
+    x = np.linspace(172.0, 176.0, 401)
+    got = bench.posterior_1d(x, -0.5 * ((x - 174.2) / 0.3) ** 2)
+    assert got["mean"] == pytest.approx(174.2, abs=1e-6)
+    assert got["std"] == pytest.approx(0.3, rel=1e-4)
+    assert got["ci95"] == pytest.approx([174.2 - 2 * 0.3, 174.2 + 2 * 0.3], abs=2e-3)
+    assert got["edge"] == pytest.approx(math.exp(-0.5 * (1.8 / 0.3) ** 2), rel=1e-6)
+    cut = np.where(x <= 174.2, -0.5 * ((x - 174.2) / 0.3) ** 2, -np.inf)
+    half = bench.posterior_1d(x, cut)
+    ref = stats.truncnorm(-np.inf, 0.0, loc=174.2, scale=0.3)
+    assert half["mean"] == pytest.approx(ref.mean(), abs=0.01)
+    assert half["std"] == pytest.approx(ref.std(), abs=0.01)
+    with pytest.raises(ValueError, match="loglik"):
+        bench.posterior_1d(x, np.full_like(x, -np.inf))
+
+
+def test_summary_features_and_method_names(bench):
+    from forward.processes import get_process
+    from invsim.observables import RecoObservables
+
+    obs = RecoObservables.for_process(
+        get_process("ttbar", decays="dilepton", leptons="all"), met=False)
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.uniform(30, 80, 50), rng.uniform(-2, 2, 50),
+                         rng.uniform(-3, 3, 50)] * (obs.dim // 3))
+    import torch
+
+    from invsim.ttbar_mass import mbl_minmax
+
+    f = bench.summary_features(torch.as_tensor(x), obs).numpy()
+    t = mbl_minmax(torch.as_tensor(x), obs).mean(-1).numpy()
+    col = {c: i for i, c in enumerate(obs.columns)}
+    assert f == pytest.approx([t.mean(), *np.quantile(t, [0.25, 0.5, 0.75]),
+                               x[:, [col["lminus_pt"], col["lplus_pt"]]].mean(),
+                               x[:, [col["bjet1_pt"], col["bjet2_pt"]]].mean()], rel=1e-12)
+    with pytest.raises(SystemExit):
+        bench.main(["--methods", "parton,bogus"])
+
+
+@pytest.mark.slow
+def test_cheap_rows_tiny(bench, tmp_path):
+    """The parton floor, template fit and NPE rows on 2 tiny pseudo-experiments, with the
+    bias table."""
+    out = tmp_path / "cheap.json"
+    bench.main(["--experiments", "2", "--events", "30", "--parton-fiducial", "2000",
+                "--parton-halfwidth", "1.5", "--template-events", "1000", "--npe-sims", "20",
+                "--npe-epochs", "5", "--bias-table", "--bias-experiments", "2",
+                "--out", str(out)])
+    data = json.loads(out.read_text())
+    names = {"parton-level floor", "template fit m(bℓ)", "sbi NPE (summaries)"}
+    assert set(data["table"]) == names and set(data["bias_table"]) == names
+    for row in data["table"].values():
+        assert row["n"] == 2 and row["mean_width68"] > 0
+        assert 0 <= row["coverage68"] <= row["coverage95"] <= 1
+        assert row["wall_s_per_experiment"] > 0
+    for b in data["bias_table"].values():
+        assert all(math.isfinite(b[str(m)]["mean_bias"]) for m in (169.5, 172.5, 175.5))
+    # the template fit's posterior lies in its template range
+    for r in data["per_experiment"]["template fit m(bℓ)"]:
+        assert 165.0 <= r["ci95"][0] < r["ci95"][1] <= 180.0
+
+
 @pytest.mark.slow
 def test_small_run_writes_json(bench, tmp_path):
     out = tmp_path / "topmass.json"
-    bench.main(["--trials", "60000", "--epochs", "2", "--hidden", "32", "--experiments", "2",
+    bench.main(["--methods", "mem", "--trials", "60000", "--epochs", "2", "--hidden", "32",
+                "--experiments", "2",
                 "--events", "40", "--samples", "100", "--fiducial", "5000",
                 "--mt-points", "11", "--jes-points", "5", "--timing-events", "3",
                 "--out", str(out)])
