@@ -303,7 +303,7 @@ class TTbarDileptonProposal:
                  sqrt_s: float = 13000.0, *, mt: float = 172.5,
                  mt_range: tuple[float, float] | None = None, bw_cut: float = 15.0,
                  scale: float = 1.5, jet_scale: float | None = None, df: int = 5,
-                 top_width_factors: Sequence[float] = (1.0, 4.0)) -> None:
+                 top_width_factors: Sequence[float] = (3.0,)) -> None:
         for name, t in (("leptons", leptons), ("jets", jets)):
             if not isinstance(t, ResolutionTable):
                 raise TypeError(f"{name}: expected a ResolutionTable, got {type(t).__name__}")
