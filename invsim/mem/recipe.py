@@ -157,7 +157,8 @@ def _ttbar_helper(process, sim, acc, x_matched, observables, reference, ranges, 
     the unfolder and a :class:`~invsim.mem.ttbar_proposal.TTbarDileptonProposal` whose
     lepton and b-jet widths are measured on the (truth-matched) training pairs; the
     helper's width factor is chosen among :data:`HELPER_SCALES` by the median ESS on
-    held-out reco events; the helper gets the share 0.95, the unfolder 0.05."""
+    held-out reco events, the mixture weights by :func:`_mixture_weights` (0.95 to the
+    component of the larger median ESS)."""
     from invsim.mem.proposals import StratifiedMixtureProposal
     from invsim.mem.resolution import ResolutionTable
     from invsim.mem.ttbar_proposal import TTbarDileptonProposal
@@ -185,10 +186,11 @@ def _ttbar_helper(process, sim, acc, x_matched, observables, reference, ranges, 
     info["ttbar_helper_median_ess"] = dict(zip(map(str, HELPER_SCALES), helper_ess,
                                                strict=True))
     ess = [median_ess(unfolder), helper_ess[best]]
-    # the helper takes the large share whatever the ESS: a small learned transfer hardly
-    # depends on the hard event, so both ESS are ~2 and their order is noise, while with
-    # an informative transfer the unfolder's is 1 (docs/design.md §5.6)
-    weights = _mixture_weights([0.0, 1.0])
+    # the larger share to the larger median ESS: with an informative transfer the helper
+    # (the unfolder's ESS is 1), with one that hardly depends on the hard event (a small
+    # training set) the unfolder, whose spread matches the nearly flat integrand
+    # (docs/design.md §5.6)
+    weights = _mixture_weights(ess)
     info["proposal_median_ess"] = dict(zip(("unfolder", "ttbar-helper"), ess, strict=True))
     info["proposal_weights"] = weights
     return StratifiedMixtureProposal([unfolder, helpers[best]], weights)
@@ -302,7 +304,7 @@ def build_model(process, detector, *, n_trials: int, epochs: int, seed: int = 0,
             :class:`~invsim.mem.ttbar_proposal.TTbarDileptonProposal` (visible particles
             around the reco objects at the lepton and b-jet resolutions measured on the
             truth-matched pairs, W and top Breit–Wigners at the reference m_t, the
-            neutrinos solved), which always gets the share 0.95.
+            neutrinos solved), the shares chosen the same way.
         standardize_residuals: for a residual transfer, divide the reco-minus-hard
             residuals (pT linear, η, φ) by a per-lepton width fitted on the training
             pairs as a function of the hard lepton's log pT and |η|
