@@ -183,3 +183,31 @@ def test_bad_input(process, hard):
         q.log_prob(x, x)
     with pytest.raises(ValueError, match="x_reco"):
         q.log_prob(HardEvents(hard.momenta[:3], hard.x1[:3], hard.x2[:3], hard.sqrt_s), x)
+
+
+def test_build_model_mixes_the_helper_in(tmp_path):
+    from forward.detector import Detector
+    from invsim.mem import MEMModel
+    from invsim.mem.recipe import build_model
+    from invsim.observables import RecoObservables
+
+    tt = get_process("ttbar", decays="dilepton", leptons="all", scale=172.5)
+    obs = RecoObservables.for_process(tt, met=False)
+    with pytest.warns(UserWarning):  # a few training events outside the reference's map
+        model, info = build_model(tt, Detector("cms"), n_trials=4000, epochs=1,
+                                  observables=obs, seed=1, hidden=(16,), min_accepted=0,
+                                  ranges={"mt": (170.0, 175.0)})
+    assert isinstance(model.proposal, StratifiedMixtureProposal)
+    helper = model.proposal.components[1]
+    assert isinstance(helper, TTbarDileptonProposal)
+    assert helper.mt == 172.5 and helper.mt_range == (170.0, 175.0)
+    assert sorted(model.proposal.weights) == pytest.approx([0.05, 0.95])
+    assert set(info["proposal_median_ess"]) == {"unfolder", "ttbar-helper"}
+    # the measured b-jet resolution is much wider than the leptons'
+    res = info["ttbar_helper_resolutions"]
+    assert res["bjets"]["sigma_log_pt"] > 3 * res["leptons"]["sigma_log_pt"]
+    model.save(tmp_path / "m")
+    back = MEMModel.load(tmp_path / "m").proposal.components[1]
+    assert isinstance(back, TTbarDileptonProposal)
+    assert torch.equal(back.jets.widths, helper.jets.widths)
+    assert back.mt_range == helper.mt_range and back.scale == helper.scale
