@@ -139,10 +139,12 @@ def _with_detector_nuisances(detector, sim, observables, det_ranges, seed: int):
 
 
 def _ttbar_dilepton(process, observables, legacy: bool) -> bool:
-    """True for decayed t t̄ → dilepton read as ℓ⁻, ℓ⁺ and two b-jets (+ MET)."""
+    """True for decayed t t̄ → dilepton read as ℓ⁻, ℓ⁺ and two b-jets (+ MET) whose
+    assignments the likelihood sums (the helper takes the b-jets as (b, b̄) in order)."""
     return (getattr(process, "name", None) == "ttbar"
             and getattr(process, "decays", None) == "dilepton" and not legacy
             and observables.leptons == 2 and observables.bjets == 2
+            and observables.assign_bjets
             and not (observables.jets or observables.photons)
             and observables.columns[:12] == _TTBAR_COLUMNS)
 
