@@ -376,9 +376,8 @@ class TTbarDileptonProposal:
         return loc, width
 
     def _log_t(self, t):
-        nu = float(self.df)
-        c = math.lgamma((nu + 1) / 2) - math.lgamma(nu / 2) - 0.5 * math.log(nu * math.pi)
-        return c - 0.5 * (nu + 1) * torch.log1p(t * t / nu)
+        df = torch.tensor(float(self.df), dtype=t.dtype, device=t.device)
+        return torch.distributions.StudentT(df, validate_args=False).log_prob(t)
 
     def _log_q_u(self, u, loc, width):
         """log q(u) of (..., 4, 3) visible coordinates (φ wrapped, summed over ±2π)."""
