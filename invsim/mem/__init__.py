@@ -11,7 +11,9 @@
 * :mod:`invsim.mem.estimator`: the weight summaries, flags and :class:`MEMResult`;
 * :mod:`invsim.mem.pareto`: generalized-Pareto fits and the Pareto k̂ diagnostic;
 * :mod:`invsim.mem.proposals`: :class:`StratifiedMixtureProposal` of several proposals
-  (``MixtureProposal``, its old name, works for one release with a FutureWarning).
+  (``MixtureProposal``, its old name, works for one release with a FutureWarning);
+* :mod:`invsim.mem.ttbar_proposal`: :class:`TTbarDileptonProposal`, the reco-centred
+  proposal of t t̄ → dilepton (neutrinos solved from the W and top masses).
 """
 
 from invsim._moved import moved_attributes
@@ -28,6 +30,7 @@ from invsim.mem.model import HARD_OBSERVABLES, MEMModel, lepton_pt_eta_phi
 from invsim.mem.pareto import gpd_fit, pareto_khat, tail_length
 from invsim.mem.parton import PartonLikelihood
 from invsim.mem.proposals import StratifiedMixtureProposal
+from invsim.mem.ttbar_proposal import TTbarDileptonProposal
 
 __all__ = [
     "HARD_OBSERVABLES",
@@ -39,6 +42,7 @@ __all__ = [
     "MEMWarning",
     "StratifiedMixtureProposal",
     "PartonLikelihood",
+    "TTbarDileptonProposal",
     "WeightSummary",
     "flag_events",
     "flag_reasons",

@@ -63,6 +63,7 @@ COMPONENTS: dict[str, str] = {
     "exact-transfer": "invsim.exact:ExactTransfer",
     "exact-acceptance": "invsim.exact:ExactAcceptance",
     "reco-gaussian-proposal": "invsim.mem.reco_proposal:RecoGaussianProposal",
+    "ttbar-dilepton-proposal": "invsim.mem.ttbar_proposal:TTbarDileptonProposal",
 }
 #: format-1 class paths of components that moved -> their registry key
 _MOVED_CLASSES = {

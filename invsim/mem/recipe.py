@@ -138,6 +138,66 @@ def _with_detector_nuisances(detector, sim, observables, det_ranges, seed: int):
     return nu
 
 
+def _ttbar_dilepton(process, observables, legacy: bool) -> bool:
+    """True for decayed t t̄ → dilepton read as ℓ⁻, ℓ⁺ and two b-jets (+ MET) whose
+    assignments the likelihood sums (the helper takes the b-jets as (b, b̄) in order)."""
+    return (getattr(process, "name", None) == "ttbar"
+            and getattr(process, "decays", None) == "dilepton" and not legacy
+            and observables.leptons == 2 and observables.bjets == 2
+            and observables.assign_bjets
+            and not (observables.jets or observables.photons)
+            and observables.columns[:12] == _TTBAR_COLUMNS)
+
+
+_TTBAR_COLUMNS = [f"{o}_{q}" for o in ("lminus", "lplus", "bjet1", "bjet2")
+                  for q in ("pt", "eta", "phi")]
+
+
+def _ttbar_helper(process, sim, acc, x_matched, observables, reference, ranges, unfolder,
+                  info: dict, seed: int, model_of):
+    """The t t̄ → dilepton proposal: a :class:`~invsim.mem.StratifiedMixtureProposal` of
+    the unfolder and a :class:`~invsim.mem.ttbar_proposal.TTbarDileptonProposal` whose
+    lepton and b-jet widths are measured on the (truth-matched) training pairs; the
+    helper's width factor is chosen among :data:`HELPER_SCALES` by the median ESS on
+    held-out reco events, the mixture weights by :func:`_mixture_weights` (0.95 to the
+    component of the larger median ESS)."""
+    from invsim.mem.proposals import StratifiedMixtureProposal
+    from invsim.mem.resolution import ResolutionTable
+    from invsim.mem.ttbar_proposal import TTbarDileptonProposal
+
+    h, x = sim.x_hard[acc], x_matched[acc]
+    few = min(200, len(h))  # every bin of a tiny training set takes the pooled widths
+    # hard (b, ℓ⁺, ν, b̄, ℓ⁻, ν̄) x (pT, η, φ); reco ℓ⁻, ℓ⁺, b (matched), b̄ (matched)
+    leptons = ResolutionTable.fit(torch.cat([h[:, 12:15], h[:, 3:6]], -1), x[:, 0:6],
+                                  min_count=few)
+    jets = ResolutionTable.fit(torch.cat([h[:, 0:3], h[:, 9:12]], -1), x[:, 6:12],
+                               min_count=few)
+    info["ttbar_helper_resolutions"] = {"leptons": leptons.pooled, "bjets": jets.pooled}
+    mt = float(reference.get("mt", process.parameters["mt"].default))
+    val = sim.x_reco[acc][-min(200, int(acc.sum())):]  # the unfolder's validation tail
+
+    def median_ess(q):
+        return _median_ess(model_of(q), val, seed)
+
+    helpers = [TTbarDileptonProposal(leptons, jets, process.sqrt_s, mt=mt,
+                                     mt_range=ranges.get("mt"), bw_cut=process.bw_cut,
+                                     scale=sc, df=HELPER_DF) for sc in HELPER_SCALES]
+    helper_ess = [median_ess(q) for q in helpers]
+    best = max(range(len(helpers)), key=lambda i: helper_ess[i])
+    info["ttbar_helper_scale"] = HELPER_SCALES[best]
+    info["ttbar_helper_median_ess"] = dict(zip(map(str, HELPER_SCALES), helper_ess,
+                                               strict=True))
+    ess = [median_ess(unfolder), helper_ess[best]]
+    # the larger share to the larger median ESS: with an informative transfer the helper
+    # (the unfolder's ESS is 1), with one that hardly depends on the hard event (a small
+    # training set) the unfolder, whose spread matches the nearly flat integrand
+    # (docs/design.md §5.6)
+    weights = _mixture_weights(ess)
+    info["proposal_median_ess"] = dict(zip(("unfolder", "ttbar-helper"), ess, strict=True))
+    info["proposal_weights"] = weights
+    return StratifiedMixtureProposal([unfolder, helpers[best]], weights)
+
+
 class RecipeWarning(UserWarning):
     """A training set that is too small or too poorly accepted to trust."""
 
@@ -171,7 +231,8 @@ def build_model(process, detector, *, n_trials: int, epochs: int, seed: int = 0,
                 batch_size: int = 1024, lr: float = 2e-3,
                 acceptance_hidden: tuple[int, ...] | None = (128, 128, 128),
                 acceptance_epochs: int | None = None, min_accepted: int = 1000,
-                reco_helper: bool = True, standardize_residuals: bool = True,
+                reco_helper: bool = True, ttbar_helper: bool = False,
+                standardize_residuals: bool = True,
                 transfer_correction: bool = False, device=None):
     """Simulate pairs of any process through any detector and train the ML-MEM networks.
 
@@ -242,6 +303,13 @@ def build_model(process, detector, *, n_trials: int, epochs: int, seed: int = 0,
             degrees of freedom) is the one of the largest median effective sample size
             on 200 held-out reco events; the component of the larger median ESS gets a
             share of 0.95, the other 0.05; all recorded in ``info``.
+        ttbar_helper: for t t̄ → dilepton (ℓ⁻, ℓ⁺ and two b-jets) the same with a
+            :class:`~invsim.mem.ttbar_proposal.TTbarDileptonProposal` (visible particles
+            around the reco objects at the lepton and b-jet resolutions measured on the
+            truth-matched pairs, W and top Breit–Wigners at the reference m_t, the
+            neutrinos solved), the shares chosen the same way. Off by default: with
+            the learned t t̄ transfer of today's recipe the helper gains little ESS and
+            its draws cost an unfolder density each (docs/design.md §5.6).
         standardize_residuals: for a residual transfer, divide the reco-minus-hard
             residuals (pT linear, η, φ) by a per-lepton width fitted on the training
             pairs as a function of the hard lepton's log pT and |η|
@@ -430,6 +498,15 @@ def build_model(process, detector, *, n_trials: int, epochs: int, seed: int = 0,
         info["proposal_median_ess"] = dict(zip(("unfolder", "reco-helper"), ess, strict=True))
         info["proposal_weights"] = weights
         proposal = StratifiedMixtureProposal(parts, weights)
+    elif ttbar_helper and _ttbar_dilepton(process, observables, legacy):
+        proposal = _ttbar_helper(process, sim, acc, x_reco_all[0], observables, reference,
+                                 ranges, unfolder, info, seed,
+                                 lambda q: MEMModel(process, q, transfer, acceptance,
+                                                    hard_observables="pt_eta_phi",
+                                                    params=reference or None,
+                                                    observables=observables,
+                                                    ranges=all_ranges or None,
+                                                    detector=described))
     model = MEMModel(process, proposal, transfer, acceptance,
                      hard_observables="pt_eta_phi", params=reference or None,
                      observables=None if legacy else observables, ranges=all_ranges or None,
