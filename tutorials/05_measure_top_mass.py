@@ -35,23 +35,29 @@ What the numbers mean:
   narrow and biased (in §5.6 by about +5 GeV with a 1 GeV width), whatever the number
   of events. The m(bℓ) cross-check is the sanity check to hold the ML-MEM against.
 
-Sizes: the defaults take roughly a quarter of an hour on one CPU core; the test suite
+Sizes: the defaults take about a quarter of an hour of one CPU core, most of it NUTS
+(every gradient costs events × importance samples × 2 assignments; the spiky
+likelihood of flagged events makes long trajectories), and its chains are far too short
+to pass the convergence checks (the posterior says so); the test suite
 runs it in about 40 s of one core's time with ``--events 400 --trials 20000 --epochs 1
 --n-samples 25 --fiducial-samples 2000 --grid-points 16 --chains 1 --draws 6 --warmup 6
 --template-trials 60000 --train-calls 20000``.
 
     python3 tutorials/05_measure_top_mass.py              # writes into a temp folder
-    python3 tutorials/05_measure_top_mass.py out/ --events 5000 --trials 1000000
+    python3 tutorials/05_measure_top_mass.py out/ --events 3000 --trials 3000000 --draws 200
 
 The same by hand (what the tutorial runs, with its default sizes)::
 
-    invsim generate ttbar --events 2000 --set decays=dilepton --set leptons=all \\
-        --set scale=172.5 --set mt=174.1 --detector cms --seed 1 -o pseudo_data.h5
+    invsim generate ttbar --events 1000 --set decays=dilepton --set leptons=all \\
+        --set scale=172.5 --set mt=174.1 --detector cms --train-calls 100000 --seed 1 \\
+        -o pseudo_data.h5
     invsim train ttbar --set decays=dilepton --set leptons=all --set scale=172.5 \\
-        --detector cms --param mt=165:180 --param jes=0.95:1.05 --quick -o tt_model
-    invsim scan --model tt_model --data pseudo_data.h5 --param mt=165:180:31 -o scan_mt
+        --detector cms --param mt=165:180 --param jes=0.95:1.05 --epochs 6 -o tt_model
+    invsim scan --model tt_model --data pseudo_data.h5 --param mt=165:180:31 \\
+        --samples-per-event 50 --fiducial-samples 20000 -o scan_mt
     invsim posterior --model tt_model --data pseudo_data.h5 --nuisance jes \\
-        --chains 2 --samples 100 --warmup 100 -o posterior.nc
+        --samples-per-event 50 --fiducial-samples 20000 --chains 2 --samples 40 \\
+        --warmup 40 -o posterior.nc
 """
 
 # %% imports and settings
@@ -157,17 +163,17 @@ def _invert(cal: dict, median: float, error: float) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the tutorial; returns the numbers written to ``results.json``."""
-    parser = common.tutorial_parser(__doc__, n_samples=100)
-    parser.set_defaults(trials=300_000, epochs=4)   # the `invsim train --quick` preset
-    parser.add_argument("--events", type=int, default=2000,
+    parser = common.tutorial_parser(__doc__, n_samples=50)
+    parser.set_defaults(trials=1_000_000, epochs=6)
+    parser.add_argument("--events", type=int, default=1000,
                         help="generated pseudo-data events (about 1 in 6 is selected)")
     parser.add_argument("--train-calls", type=int, default=100_000,
                         help="NIS training calls of `invsim generate`")
     parser.add_argument("--fiducial-samples", type=int, default=20_000)
     parser.add_argument("--grid-points", type=int, default=31, help="m_t scan points")
     parser.add_argument("--chains", type=int, default=2)
-    parser.add_argument("--draws", type=int, default=100, help="NUTS draws per chain")
-    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--draws", type=int, default=40, help="NUTS draws per chain")
+    parser.add_argument("--warmup", type=int, default=40)
     parser.add_argument("--template-trials", type=int, default=400_000,
                         help="simulation trials per template mass of the m(bℓ) check")
     args = parser.parse_args(argv)
