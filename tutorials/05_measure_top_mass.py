@@ -36,7 +36,7 @@ What the numbers mean:
   of events. The m(bℓ) cross-check is the sanity check to hold the ML-MEM against.
 
 Sizes: the defaults take about 4 minutes of one CPU core (9 minutes of wall time on a
-loaded two-core machine), half of it NUTS (every gradient costs events × importance
+loaded two-core machine), most of it likelihood evaluations (each costs events × importance
 samples × 2 assignments; the spiky likelihood of flagged events makes long
 trajectories), and its chains are far too short to pass the convergence checks (the
 posterior says so). One such run (136 selected events, truth 174.1 GeV): scan best fit
