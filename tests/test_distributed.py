@@ -8,6 +8,8 @@ closed at the end. The generation runs are tiny (1500 events, 2000 training call
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import json
 import math
 import socket
 import time
@@ -371,3 +373,138 @@ class _TwoParam:
 
     def log_prob(self, theta):
         return self.inner.log_prob(theta)
+
+
+# -- invsim scan --workers/--scheduler ----------------------------------------------------
+_SCAN_FACTORY = '''
+import math
+import torch
+
+
+class Toy:
+    """log p(x | mu) = log mean_s N(x; mu + 0.3 z_s, 1), z drawn once per event (seeded)."""
+
+    parameter_names = ("mu",)
+
+    def __init__(self, x):
+        self.x = x
+        g = torch.Generator().manual_seed(9)
+        self.z = torch.randn(len(x), 64, generator=g, dtype=torch.float64)
+
+    def log_prob(self, theta):
+        d = self.x.reshape(1, -1, 1) - theta["mu"].reshape(-1, 1, 1) - 0.3 * self.z
+        t = -0.5 * d**2 - 0.5 * math.log(2 * math.pi)
+        return torch.logsumexp(t, -1) - math.log(t.shape[-1])
+
+
+def make(events):
+    return Toy(events.momenta[:, 0, 3])
+'''
+
+
+@pytest.fixture(scope="module")
+def scan_inputs(tmp_path_factory):
+    """An HDF5 file of 300 toy events (x = pz of the first particle ~ N(0.4, 1)), the
+    factory module scoring them, and the single-process scan of mu."""
+    from forward.eventset import EventSet
+    from forward.io import save_hdf5
+    from invsim.cli.scan import scan_command
+
+    tmp = tmp_path_factory.mktemp("scan")
+    n = 300
+    g = torch.Generator().manual_seed(3)
+    pz = 0.4 + torch.randn(n, generator=g, dtype=torch.float64)
+    mom = torch.zeros(n, 2, 4, dtype=torch.float64)
+    mom[:, 0, 3], mom[:, 1, 3] = pz, -pz
+    mom[:, :, 0] = pz.abs().unsqueeze(-1) + 1.0
+    x = torch.full((n,), 0.1, dtype=torch.float64)
+    h5 = save_hdf5(EventSet(process="toy", momenta=mom, x1=x, x2=x, pids=[11, -11],
+                            sqrt_s=13000.0), tmp / "ev.h5")
+    module = tmp / "toy_scan_factory.py"
+    module.write_text(_SCAN_FACTORY)
+    args = ["--data", str(h5), "--likelihood", f"{module}:make", "--param", "mu=-0.5:1.5:21",
+            "--batch-size", "4", "--json"]
+    res = CliRunner().invoke(scan_command, [*args, "-o", str(tmp / "one")])
+    assert res.exit_code == 0, res.output
+    assert "timings_s" not in json.loads(res.output)  # only with --workers/--scheduler
+    return args, tmp / "one"
+
+
+def _assert_same_scan(out, reference):
+    import numpy as np
+    import xarray as xr
+
+    with xr.open_dataset(out / "scan.nc") as a, xr.open_dataset(reference / "scan.nc") as b:
+        for v in ("log_l", "m2dlogl"):
+            np.testing.assert_allclose(a[v].values, b[v].values, rtol=1e-13, atol=0,
+                                       err_msg=v)
+    one, two = (json.loads((p / "scan.json").read_text()) for p in (reference, out))
+    assert two["best_fit"] == pytest.approx(one["best_fit"], rel=1e-12)
+    assert two["intervals"] == pytest.approx(one["intervals"], rel=1e-12)
+
+
+def test_cli_scan_on_a_scheduler_starts_the_client_while_the_likelihood_is_built(
+        scan_inputs, cluster, tmp_path, monkeypatch):
+    """--scheduler: the client connects in the background (a Future, the workers told to
+    preload the scan's modules) before the likelihood is built; the scan equals the
+    single-process one."""
+    import forward.distributed as fd
+    import invsim.cli.scan as cli_scan
+
+    args, reference = scan_inputs
+    order, calls = [], []
+    real_client, real_inputs = fd.dask_client, cli_scan.inference_inputs
+
+    @contextlib.contextmanager
+    def recording_client(**kwargs):
+        calls.append(kwargs)
+        with real_client(**kwargs) as client:
+            order.append(("client", isinstance(client, concurrent.futures.Future)))
+            yield client
+
+    def recording_inputs(**kwargs):
+        order.append(("likelihood", None))
+        return real_inputs(**kwargs)
+
+    monkeypatch.setattr(fd, "dask_client", recording_client)
+    monkeypatch.setattr(cli_scan, "inference_inputs", recording_inputs)
+    out = tmp_path / "sched"
+    res = CliRunner().invoke(cli_scan.scan_command, [
+        *args, "--scheduler", cluster.scheduler.address, "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert order == [("client", True), ("likelihood", None)]
+    assert calls == [{"workers": None, "scheduler": cluster.scheduler.address,
+                      "preload": cli_scan.WORKER_MODULES, "background": True}]
+    timings = json.loads(res.output)["timings_s"]
+    assert list(timings) == ["likelihood", "wait_client", "scan", "close"]
+    assert all(v >= 0 for v in timings.values())
+    _assert_same_scan(out, reference)
+
+
+@pytest.mark.slow  # starts a forkserver that imports torch and invsim: ~10 s
+def test_cli_scan_on_local_worker_processes_equals_one_process(scan_inputs, tmp_path,
+                                                                restore_environ):
+    """--workers 2: two worker processes forked from a forkserver that preloaded the
+    scan's modules; the likelihood (from a factory file, pickled by value) scored there
+    gives the single-process scan."""
+    from invsim.cli.scan import scan_command
+
+    args, reference = scan_inputs
+    out = tmp_path / "two"
+    res = CliRunner().invoke(scan_command, [*args, "--workers", "2", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert list(json.loads(res.output)["timings_s"]) == ["likelihood", "wait_client", "scan",
+                                                         "close"]
+    _assert_same_scan(out, reference)
+
+
+def test_cli_scan_on_an_unreachable_scheduler_is_a_one_line_error(scan_inputs, tmp_path):
+    from invsim.cli.scan import scan_command
+
+    args, _ = scan_inputs
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    res = CliRunner().invoke(scan_command, [*args, "--scheduler", address,
+                                            "-o", str(tmp_path / "x")])
+    assert res.exit_code == 1
+    assert res.output.strip().count("\n") == 0 and f"cannot reach '{address}'" in res.output
+    assert not (tmp_path / "x" / "scan.json").exists()

@@ -33,12 +33,19 @@ With ``--workers N`` (a local Dask cluster of N single-threaded processes) or
 ``--scheduler ADDRESS`` (a running ``dask scheduler``) the batches of ``--batch-size``
 grid points are evaluated on the workers, each holding a copy of the likelihood built
 here (the same importance samples), so the summed log L equals the single-process one
-to float rounding (see :func:`invsim.scan.scan`); not with ``--profile``.
+to float rounding (see :func:`invsim.scan.scan`); not with ``--profile``. The local
+cluster starts in the background while the likelihood is built (reading the events,
+drawing the importance samples), its workers forked from a process that has imported
+torch and invsim once (:data:`WORKER_MODULES`); the workers of a running scheduler
+import them meanwhile. With ``--json`` the summary then also holds ``timings_s``, the
+wall time of each phase (``likelihood``, ``wait_client``, ``scan``, ``close``).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import time
 from pathlib import Path
 
 import click
@@ -62,7 +69,13 @@ from invsim.cli._common import (
     verbosity_options,
 )
 
-__all__ = ["scan_command"]
+__all__ = ["WORKER_MODULES", "scan_command"]
+
+#: modules a scan worker needs to unpickle the likelihood and score a batch of grid
+#: points, imported before the first batch arrives (the ``preload`` of
+#: :func:`forward.distributed.dask_client`); ``invsim.cli`` too, because a worker process
+#: re-runs the main module (``python -m invsim``)
+WORKER_MODULES = ("invsim.scan", "invsim.mem", "invsim.infer.likelihood", "invsim.cli")
 
 
 @click.command("scan")
@@ -132,25 +145,36 @@ def scan_command(data, model, factory_spec, params, profiles, fixes, luminosity,
     if (workers is not None or scheduler is not None) and profile:
         raise click.UsageError("--profile: profiled scans run in one process; drop "
                                "--workers/--scheduler")
-    likelihood, source, process = inference_inputs(
-        data=data, factory_spec=factory_spec, model=model, parameters=[*grid, *profile],
-        n_samples=n_samples, seed=seed, tree=tree, on_flagged=on_flagged, device=device,
-        progress=show_progress(as_json), nuisances=nuisances,
-        n_fiducial=n_fiducial)
     if model is not None and fixed:
         raise click.UsageError("--fix: with --model, parameters that are not scanned or "
                                "profiled stay at the process defaults")
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
     try:
-        with warnings.catch_warnings(), _client(workers, scheduler) as client:
-            warnings.simplefilter("ignore", FlaggedEventsWarning)  # in the summary instead
-            result = scan(likelihood, grid, profile=profile, fixed=fixed, bounds=bounds,
-                          luminosity=luminosity, batch_size=batch_size, device=device,
-                          progress=show_progress(as_json), on_flagged=on_flagged,
-                          client=client)
+        # the cluster starts (or connects) in the background while the likelihood is built
+        with _client(workers, scheduler) as client:
+            likelihood, source, process = inference_inputs(
+                data=data, factory_spec=factory_spec, model=model,
+                parameters=[*grid, *profile], n_samples=n_samples, seed=seed, tree=tree,
+                on_flagged=on_flagged, device=device, progress=show_progress(as_json),
+                nuisances=nuisances, n_fiducial=n_fiducial)
+            clock = _lap(timings, "likelihood", clock)
+            if isinstance(client, concurrent.futures.Future):
+                client.result()  # its start-up error, if any, is raised here
+                clock = _lap(timings, "wait_client", clock)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FlaggedEventsWarning)  # in the summary
+                result = scan(likelihood, grid, profile=profile, fixed=fixed, bounds=bounds,
+                              luminosity=luminosity, batch_size=batch_size, device=device,
+                              progress=show_progress(as_json), on_flagged=on_flagged,
+                              client=client)
+            clock = _lap(timings, "scan", clock)
     except (FlaggedEventsError, ConnectionError, ImportError, TaskFailedError) as err:
         raise click.ClickException(one_line(err)) from err
     except (ValueError, TypeError) as err:
         raise click.UsageError(one_line(err)) from err
+    if client is not None:
+        _lap(timings, "close", clock)
     record = run_provenance(
         process=getattr(likelihood, "process", None) or process, parameters=fixed, seed=seed,
         device=device, inputs=[data, *model_paths(model), factory_spec], method="scan",
@@ -167,6 +191,8 @@ def scan_command(data, model, factory_spec, params, profiles, fixes, luminosity,
                                   "provenance": record}
     summary["warnings"] = [summary["flag_message"]] \
         if summary["flag_message"] and on_flagged == "warn" else []
+    if client is not None:
+        summary["timings_s"] = {k: round(v, 4) for k, v in timings.items()}
     with atomic_target(files["json"], overwrite, ".json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
     if as_json:
@@ -196,11 +222,21 @@ def scan_command(data, model, factory_spec, params, profiles, fixes, luminosity,
 
 
 def _client(workers, scheduler):
-    """A Dask client for --workers/--scheduler, or a context yielding None."""
+    """For --workers/--scheduler: a Dask client started in the background (a context
+    yielding a :class:`concurrent.futures.Future` of it, the workers preloading
+    :data:`WORKER_MODULES`); otherwise a context yielding None."""
     import contextlib
 
     if workers is None and scheduler is None:
         return contextlib.nullcontext(None)
     from forward.distributed import dask_client
 
-    return dask_client(workers=workers, scheduler=scheduler)
+    return dask_client(workers=workers, scheduler=scheduler, preload=WORKER_MODULES,
+                       background=True)
+
+
+def _lap(timings: dict, phase: str, since: float) -> float:
+    """Record the seconds since ``since`` as ``timings[phase]``; returns the time now."""
+    now = time.perf_counter()
+    timings[phase] = now - since
+    return now
