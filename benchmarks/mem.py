@@ -201,6 +201,9 @@ def main(argv=None) -> dict:
                     help="lepton flavours of the Drell-Yan process (its `leptons` setting)")
     ap.add_argument("--fiducial-acceptance", choices=["auto", "network", "detector"],
                     default="auto", help="the ε of σ_fid(θ) (MEMLikelihood's option)")
+    ap.add_argument("--event-acceptance", choices=["auto", "network", "detector"],
+                    default="auto", help="the ε of the per-event integrals (MEMLikelihood's "
+                    "option)")
     args = ap.parse_args(argv)
     if args.quick:
         args.n_trials, args.epochs, args.n_events = 300_000, 5, 100
@@ -294,7 +297,8 @@ def main(argv=None) -> dict:
             t0 = time.perf_counter()
             L = MEMLikelihood(model, x_reco, n_samples=args.n_samples, parameter_names=["mzp"],
                               seed=args.seed + 300, n_fiducial=1_000_000,
-                              fiducial_acceptance=args.fiducial_acceptance, progress=True,
+                              fiducial_acceptance=args.fiducial_acceptance,
+                              event_acceptance=args.event_acceptance, progress=True,
                               on_flagged="ignore")
             t_init = time.perf_counter() - t0
             res = L.evaluate({"mzp": grid})
@@ -325,6 +329,7 @@ def main(argv=None) -> dict:
                 "ml_median_ess": float(res.ess[i0].median()),
                 "ml_flagged": int(flagged.sum()),
                 "fiducial_acceptance": L.fiducial_acceptance,
+                "event_acceptance": L.event_acceptance,
                 "ml_median_khat": float(res.pareto_k[i0].median()),
                 "curve_ml": ml_curve.tolist(),
                 "max_abs_curve_diff": float((ml_curve - bf_curve).abs().max()),
@@ -351,6 +356,7 @@ def main(argv=None) -> dict:
         L = MEMLikelihood(model, x_reco, n_samples=args.coverage_samples,
                           parameter_names=["mzp"], seed=args.seed + 500, n_fiducial=1_000_000,
                           fiducial_acceptance=args.fiducial_acceptance,
+                          event_acceptance=args.event_acceptance,
                           progress=True, on_flagged="ignore")
         out["coverage_proposal"] = args.proposals.split(",")[0]
         grid = torch.linspace(args.theta_true - 150, args.theta_true + 150, 31,

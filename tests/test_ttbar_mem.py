@@ -181,14 +181,15 @@ def test_assignment_sum_and_mixture_reference(model, pairs, obs):
     equal-share mixture, both against direct evaluations."""
     x = _x(pairs, 4)
     lik = MEMLikelihood(model, x, n_samples=50, parameter_names=["mt"], n_fiducial=500,
-                        on_flagged="ignore")
+                        on_flagged="ignore", event_acceptance="network")
+    assert lik.event_acceptance == "network"
     swap = list(obs.assignments[1])
     ev = lik.events
     xr = lik.x_reco.repeat_interleave(50, 0)
     with torch.no_grad():
         ref = model.log_acceptance(ev) + torch.logaddexp(model.log_transfer(xr, ev),
                                                          model.log_transfer(xr[:, swap], ev))
-        got = lik._log_factor(xr, ev)[:, 0]
+        got = lik._log_factor(xr, ev, model.log_acceptance)[:, 0]
         torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-10)
         mix = AssignmentMixture(model.proposal, obs.assignments)
         q_ref = torch.logaddexp(model.proposal.log_prob(ev, xr), model.proposal.log_prob(
@@ -229,7 +230,8 @@ def test_jes_interpolation(model, pairs):
     this model; 7 nodes 0.010, 5 nodes 0.016)."""
     x = _x(pairs, 6)
     kw = dict(n_samples=60, parameter_names=["mt"], n_fiducial=1000, seed=2,
-              on_flagged="ignore", fiducial_acceptance="network")  # the same ε at every JES
+              on_flagged="ignore", fiducial_acceptance="network",
+              event_acceptance="network")  # the same ε at every JES
     free = MEMLikelihood(model, x, nuisances=("jes",), **kw)
     for nu in (0.963, 1.0, 1.031):
         direct = MEMLikelihood(model, x, fixed={"jes": nu}, **kw)

@@ -273,6 +273,15 @@ class MEMLikelihood:
             configurations, nearly independent of θ (``benchmarks/mem.py``: the summed
             −2Δlog L's deviation from the brute force halved).
         fiducial_smearings: detector simulations per fiducial event for ``"detector"``.
+        event_acceptance: the ε(y) of the per-event integrals (the numerator), with the
+            same choices and the same ``"auto"`` rule as ``fiducial_acceptance``: the
+            detector's pass fraction of ``event_smearings`` simulations of every proposal
+            draw is an unbiased ε̂(y_j) inside an unbiased importance-sampling sum, so
+            p̂(x|θ) stays unbiased; it removes the network's error where ε has steps
+            (the card's efficiency tables in pT and |η|), at the cost of
+            n_samples × event_smearings detector runs per event once, at set-up. The
+            choice is recorded in :attr:`event_acceptance`.
+        event_smearings: detector simulations per proposal draw for ``"detector"``.
 
     Attributes:
         parameter_names: names of θ, in order.
@@ -306,6 +315,8 @@ class MEMLikelihood:
         assignments="auto",
         fiducial_acceptance="auto",
         fiducial_smearings: int = 4,
+        event_acceptance="auto",
+        event_smearings: int = 8,
     ) -> None:
         if not isinstance(model, MEMModel):
             raise TypeError(f"model: expected a MEMModel, got {type(model).__name__}")
@@ -322,9 +333,12 @@ class MEMLikelihood:
             raise ValueError(f"defensive: expected a share in [0, 1), got {defensive!r}")
         on_flagged = check_on_flagged(on_flagged)
         check_choice("outside_range", outside_range, OUTSIDE_RANGE)
-        if not callable(fiducial_acceptance):
-            check_choice("fiducial_acceptance", fiducial_acceptance, FIDUCIAL_ACCEPTANCE)
+        for name, choice in (("fiducial_acceptance", fiducial_acceptance),
+                             ("event_acceptance", event_acceptance)):
+            if not callable(choice):
+                check_choice(name, choice, FIDUCIAL_ACCEPTANCE)
         check_count("fiducial_smearings", fiducial_smearings)
+        check_count("event_smearings", event_smearings)
         self.outside_range = outside_range
         self.model = model
         self.process = model.process
@@ -402,11 +416,18 @@ class MEMLikelihood:
                      self.n_events * n_samples + n_fiducial, 32 * k + 64, device=self.device,
                      what="cached hard events")
         gen = make_generator(seed, device=self.device)
-        self._draw(proposal_theta, defensive, gen, progress)
+        # the per-draw detector simulations from a stream of their own, so the proposal
+        # draws (and the fiducial sample) do not depend on the event_acceptance choice
+        acc_gen = make_generator(None if seed is None else int(seed) + 0x5EED,
+                                 device=self.device)
+        log_acceptance, _ = self._acceptance(event_acceptance, event_smearings, acc_gen,
+                                             "event_acceptance")
+        self._draw(proposal_theta, defensive, gen, progress, log_acceptance)
         self._fiducial(n_fiducial, gen, fiducial_acceptance, fiducial_smearings)
 
     # -- cached samples ------------------------------------------------------------------
-    def _draw(self, proposal_theta, defensive: float, gen, progress: bool) -> None:
+    def _draw(self, proposal_theta, defensive: float, gen, progress: bool,
+              log_acceptance) -> None:
         n = self.n_samples
         n_def = int(round(defensive * n))
         n_prop = n - n_def
@@ -424,7 +445,7 @@ class MEMLikelihood:
             ev, lq = self._draw_chunk(xr, n_prop, n_def, proposal_theta, gen)
             xr_rep = xr.repeat_interleave(n, 0)
             with torch.no_grad():  # the cached factor is θ-independent: no graph to keep
-                la = self._log_factor(xr_rep, ev)  # (rows, K)
+                la = self._log_factor(xr_rep, ev, log_acceptance)  # (rows, K)
             la = la.view(len(xr), n, -1)
             bad = (torch.isnan(la) | (la == math.inf)).any(-1).any(1)
             if bool(bad.any()):  # isolate those events: their log p is NaN, with a reason
@@ -464,14 +485,15 @@ class MEMLikelihood:
         name = self._det_free[0]
         return [{**self._det_fixed, name: float(v)} for v in self._cheb.nodes]
 
-    def _log_factor(self, x_rep: torch.Tensor, events: HardEvents) -> torch.Tensor:
+    def _log_factor(self, x_rep: torch.Tensor, events: HardEvents,
+                    log_acceptance) -> torch.Tensor:
         """log ε(y) + log Σ_π r(π x | y) at every node of :meth:`_nodes`, shape (rows, K)."""
         out = []
         for nu in self._nodes():
             def log_r(x, ev, nu=nu):
                 return self.model.log_transfer(x, ev, nu)
 
-            out.append(self.model.log_acceptance(events, nu)
+            out.append(log_acceptance(events, nu)
                        + log_transfer_sum(log_r, x_rep, events, self.assignments))
         return torch.stack(out, -1)
 
@@ -523,28 +545,29 @@ class MEMLikelihood:
         inside = ((r > 0) & (r < 1)).all(-1) & torch.isfinite(log_jac_inv)
         return torch.where(inside, log_jac_inv, torch.full_like(log_jac_inv, -math.inf))
 
-    def _fiducial_acceptance(self, choice, smearings: int, gen):
-        """(log ε(events, detector nuisances) callable, its name in messages) for σ_fid;
-        records the choice in :attr:`fiducial_acceptance`."""
+    def _acceptance(self, choice, smearings: int, gen, role: str):
+        """(log ε(events, detector nuisances) callable, its name in messages) for the
+        ``role`` ("fiducial_acceptance" or "event_acceptance"); records the resolved
+        choice in the attribute of that name."""
         free = self._det_free[0] if self._cheb is not None else None
         if callable(choice):
             if free is not None:
-                raise ValueError(f"fiducial_acceptance: a callable is θ-independent and cannot "
+                raise ValueError(f"{role}: a callable is θ-independent and cannot "
                                  f"follow the free detector nuisance {free!r}; use 'network'")
-            self.fiducial_acceptance = "callable"
-            return (lambda ev, nu: choice(ev)), "fiducial_acceptance"
+            setattr(self, role, "callable")
+            return (lambda ev, nu: choice(ev)), role
         known = self.model.detector is not None
         if choice == "auto":
             choice = "detector" if known and free is None else "network"
-        self.fiducial_acceptance = choice
+        setattr(self, role, choice)
         if choice == "network":
             return self.model.log_acceptance, "model.acceptance"
         if not known:
-            raise ValueError("fiducial_acceptance: 'detector' needs the model's detector "
+            raise ValueError(f"{role}: 'detector' needs the model's detector "
                              "(model.detector is None: the model was built without a "
                              "describable detector); pass 'network' or a callable")
         if free is not None:
-            raise ValueError(f"fiducial_acceptance: 'detector' is not available with the free "
+            raise ValueError(f"{role}: 'detector' is not available with the free "
                              f"detector nuisance {free!r}; use 'network'")
         from forward.detector import Detector, detector_from_description
         from invsim.mem.simulated_acceptance import SimulatedAcceptance
@@ -563,7 +586,7 @@ class MEMLikelihood:
 
     def _fiducial(self, n: int, gen, choice="network", smearings: int = 4) -> None:
         nodes = self._nodes()
-        log_acceptance, what = self._fiducial_acceptance(choice, smearings, gen)
+        log_acceptance, what = self._acceptance(choice, smearings, gen, "fiducial_acceptance")
         self._fid = FiducialSample(
             self.model.coordinates.map, n, gen,
             log_acceptance=(lambda ev: log_acceptance(ev, nodes[0]))
