@@ -339,7 +339,11 @@ for k, v, exc in (("n_samples", 10, ValueError), ("n_samples", 1.5, ValueError),
                   ("fiducial_acceptance", "exact", ValueError),
                   ("fiducial_acceptance", "detector", ValueError),
                   ("fiducial_smearings", 0, ValueError),
-                  ("fiducial_smearings", 2.5, TypeError)):
+                  ("fiducial_smearings", 2.5, TypeError),
+                  ("event_acceptance", "exact", ValueError),
+                  ("event_acceptance", "detector", ValueError),
+                  ("event_smearings", 0, ValueError),
+                  ("event_smearings", 2.5, TypeError)):
     case("MEMLikelihood", f"{k}={v!r}", lambda k=k, v=v: _mem(**{k: v}), exc,
          k if k != "fixed" else "nosuch")
 for d in BAD_DEVICES:
