@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 __all__ = [
+    "as_float_array",
     "as_tensor",
     "check_finite",
     "check_choice",
@@ -33,6 +34,39 @@ __all__ = [
 
 #: device types the package runs on
 DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def as_float_array(name: str, values, ndim: int):
+    """A finite float64 numpy array of ``ndim`` dimensions from a tensor or sequence.
+
+    Args:
+        name: argument name used in error messages.
+        values: a tensor (detached, moved to the CPU) or an array-like of numbers.
+        ndim: the number of dimensions required.
+
+    Returns:
+        ``numpy.ndarray`` of float64.
+
+    Raises:
+        TypeError: not numbers; ValueError: wrong dimensions or non-finite values.
+    """
+    import numpy as np
+
+    if isinstance(values, torch.Tensor):
+        values = values.detach().to("cpu", torch.float64).numpy()
+    try:
+        v = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: expected an array of numbers, got "
+                        f"{type(values).__name__}") from exc
+    if v.ndim != ndim:
+        want = "(" + ", ".join("nkl"[:ndim]) + ("," if ndim == 1 else "") + ")"
+        raise ValueError(f"{name}: expected shape {want} (a {ndim}-D array), got shape "
+                         f"{v.shape}")
+    if not np.isfinite(v).all():
+        raise ValueError(f"{name}: {int((~np.isfinite(v)).sum())} of {v.size} values are "
+                         "not finite")
+    return v
 
 
 def as_tensor(name: str, x, *, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:

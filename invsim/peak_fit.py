@@ -24,8 +24,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from scipy import optimize, special
+
+from forward._validation import as_float_array
 
 __all__ = ["PeakFit", "fit_peak"]
 
@@ -53,21 +54,6 @@ class PeakFit:
     background: float
     n: int
     nll: float
-
-
-def _values(values) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        values = values.detach().to("cpu", torch.float64).numpy()
-    try:
-        v = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"values: expected a 1-D array of numbers, got "
-                        f"{type(values).__name__}") from exc
-    if v.ndim != 1:
-        raise ValueError(f"values: expected shape (n,), got {v.shape}")
-    if not np.isfinite(v).all():
-        raise ValueError(f"values: {int((~np.isfinite(v)).sum())} of {v.size} are not finite")
-    return v
 
 
 def _window(window) -> tuple[float, float]:
@@ -114,7 +100,7 @@ def fit_peak(values, window, *, gamma: float = 0.0, min_values: int = 50) -> Pea
         ValueError: bad shapes, non-finite values, a bad window or γ, or fewer than
             ``min_values`` values in the window.
     """
-    v = _values(values)
+    v = as_float_array("values", values, 1)
     lo, hi = _window(window)
     if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not (
             math.isfinite(gamma) and gamma >= 0):

@@ -25,25 +25,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+
+from forward._validation import as_float_array
 
 __all__ = ["TemplateFit", "TemplateFitResult"]
-
-
-def _array(name: str, values, ndim: int) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        values = values.detach().to("cpu", torch.float64).numpy()
-    try:
-        v = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name}: expected an array of numbers, got "
-                        f"{type(values).__name__}") from exc
-    if v.ndim != ndim:
-        raise ValueError(f"{name}: expected a {ndim}-D array, got shape {v.shape}")
-    if not np.isfinite(v).all():
-        raise ValueError(f"{name}: {int((~np.isfinite(v)).sum())} of {v.size} values are "
-                         "not finite")
-    return v
 
 
 @dataclass(frozen=True)
@@ -87,17 +72,17 @@ class TemplateFit:
     """
 
     def __init__(self, edges, thetas, probabilities, *, degree: int = 2) -> None:
-        self.edges = _array("edges", edges, 1)
+        self.edges = as_float_array("edges", edges, 1)
         if self.edges.size < 2 or not (np.diff(self.edges) > 0).all():
             raise ValueError(f"edges: expected at least 2 increasing values, got "
                              f"{self.edges.tolist()}")
-        self.thetas = _array("thetas", thetas, 1)
+        self.thetas = as_float_array("thetas", thetas, 1)
         if isinstance(degree, bool) or not isinstance(degree, int) or degree < 0:
             raise ValueError(f"degree: expected an integer >= 0, got {degree!r}")
         if len(np.unique(self.thetas)) != self.thetas.size or self.thetas.size <= degree:
             raise ValueError(f"thetas: expected more than degree={degree} distinct values, "
                              f"got {self.thetas.tolist()}")
-        p = _array("probabilities", probabilities, 2)
+        p = as_float_array("probabilities", probabilities, 2)
         bins = self.edges.size - 1
         if p.shape != (self.thetas.size, bins):
             raise ValueError(f"probabilities: expected shape ({self.thetas.size}, {bins}) "
@@ -125,11 +110,11 @@ class TemplateFit:
         """
         if not isinstance(samples, Mapping) or not samples:
             raise TypeError("samples: expected a non-empty mapping theta -> values")
-        e = _array("edges", edges, 1)
+        e = as_float_array("edges", edges, 1)
         thetas, rows = [], []
         for t, v in samples.items():
-            x = _array(f"samples[{t}]", v, 1)
-            w = None if weights is None else _array(f"weights[{t}]", weights[t], 1)
+            x = as_float_array(f"samples[{t}]", v, 1)
+            w = None if weights is None else as_float_array(f"weights[{t}]", weights[t], 1)
             if w is not None and w.shape != x.shape:
                 raise ValueError(f"weights[{t}]: expected shape {x.shape}, got {w.shape}")
             h = np.histogram(x, e, weights=w)[0].astype(float)
@@ -155,7 +140,7 @@ class TemplateFit:
 
     def histogram(self, values) -> np.ndarray:
         """Counts of ``values`` (n,) in the template bins, shape (bins,)."""
-        return np.histogram(_array("values", values, 1), self.edges)[0].astype(float)
+        return np.histogram(as_float_array("values", values, 1), self.edges)[0].astype(float)
 
     def log_likelihood(self, counts, theta) -> np.ndarray:
         """Poisson binned log L (module docstring; constants dropped) at each θ.
@@ -167,7 +152,7 @@ class TemplateFit:
         Returns:
             log L, shape (g,) (or a scalar).
         """
-        n = _array("counts", counts, 1)
+        n = as_float_array("counts", counts, 1)
         if n.size != self.edges.size - 1 or (n < 0).any():
             raise ValueError(f"counts: expected {self.edges.size - 1} non-negative counts, "
                              f"got shape {n.shape}")
@@ -191,7 +176,7 @@ class TemplateFit:
             raise ValueError("values, counts: expected exactly one of the two")
         if isinstance(points, bool) or not isinstance(points, int) or points < 101:
             raise ValueError(f"points: expected an integer >= 101, got {points!r}")
-        n = self.histogram(values) if counts is None else _array("counts", counts, 1)
+        n = self.histogram(values) if counts is None else as_float_array("counts", counts, 1)
         if not n.sum() > 0:
             raise ValueError("values: no value inside the template range "
                              f"[{self.edges[0]}, {self.edges[-1]}]")
