@@ -22,7 +22,8 @@ integrand on one map's cube: the s⁻² continuum map for Drell–Yan (the only 
 map that sees both the Z and the Z′ region) and the narrow-width decay map for tt̄;
 ``multi-channel`` (:func:`forward.nis.fit_multichannel`: every map of
 ``process.phase_space()``, learned channel weights, per-channel VEGAS) and
-``multi-channel+flow`` (half of the calls for one flow per channel) use all maps.
+``multi-channel+flow`` (half of the calls for one flow per channel, each fitted on its
+channel's adapted VEGAS grid with ``vegas_layer=True``) use all maps.
 References: Pythia 8.317's σ(tt̄) × BR(e e) = 489.44/81 pb for tt̄ (on-shell
 reference, exact in our narrow-width normalisation) and a 4M-call VEGAS run of our
 own integrand on the continuum map for Drell–Yan (no Pythia number for this window);
@@ -31,6 +32,21 @@ their errors enter the pulls.
     OMP_NUM_THREADS=1 python3 benchmarks/nis.py --problems dy-zprime,ttbar-dilepton \\
         --methods vegas-torch,flow,vegas+flow,multi-channel,vegas-6.4.1,madnis-1.0.0 \\
         --budget 1000000 --seeds 3 --out benchmarks/results/nis_physics.json
+
+W + 2 jets (issue 16 item 5; ``--problems w2j``, or any registered process with
+``--process w-jets --set n_jets=2``): W⁺ → e⁺ ν + 2 jets at 13 TeV (the ``w-jets``
+defaults: one-quark-line channels, p_T > 20 GeV, |η| < 4.5, ΔR > 0.4, m_ℓν > 10 GeV)
+on its one phase-space map (the W Breit–Wigner decay chain, 10 dimensions; about 13 %
+of its uniform points pass the cuts). Preset: 100 000 training calls, 50 000
+evaluation points, the methods multi-channel (VEGAS on the map), multi-channel+flow
+(half of the calls for a flow fitted on the map's adapted grid, ``vegas_layer=True``),
+vegas 6.4.1 and madnis 1.0.0 with and without its VEGAS pre-training; no reference (no
+pulls). The summary adds the ratios of unweighting efficiency, weight spread and
+training time to ``madnis-1.0.0`` (``*_vs_madnis`` in the JSON, the last three table
+columns):
+
+    OMP_NUM_THREADS=1 nice python3 benchmarks/nis.py --process w-jets --set n_jets=2 \
+        --seeds 3 --out benchmarks/results/nis_w2j.json
 
     OMP_NUM_THREADS=1 python3 benchmarks/nis.py --quick --seeds 3
     OMP_NUM_THREADS=1 python3 benchmarks/nis.py --seeds 3 --out a.json
@@ -81,14 +97,48 @@ METHODS = (
     "madnis-1.0.0", "madnis-1.0.0+vegas",
 )
 PHYSICS = ("dy-zprime", "ttbar-dilepton")
-ALIASES = {"dy": "dy-zprime", "ttbar": "ttbar-dilepton"}
+W2J = "w-jets(n_jets=2)"
+W2J_METHODS = (
+    "multi-channel", "multi-channel+flow", "vegas-6.4.1", "madnis-1.0.0", "madnis-1.0.0+vegas",
+)
+W2J_BUDGET = (100_000, 50_000)  # (training calls, evaluation points) of the w2j preset
+ALIASES = {"dy": "dy-zprime", "ttbar": "ttbar-dilepton", "w2j": W2J}
 _PHYSICS_CACHE: dict = {}
+
+
+def process_problem_name(process: str, assignments: list[str]) -> str:
+    """The problem name of ``--process PROCESS --set NAME=VALUE ...``: ``PROCESS(NAME=VALUE;...)``.
+
+    Raises:
+        ValueError: an assignment without ``=``.
+    """
+    for a in assignments:
+        if "=" not in a or not a.partition("=")[0].strip():
+            raise ValueError(f"--set: expected NAME=VALUE, got {a!r}")
+    return f"{process}({';'.join(a.strip() for a in assignments)})"
+
+
+def _process_spec(name: str):
+    """``(process, settings)`` of a ``PROCESS(NAME=VALUE;...)`` problem name, else None."""
+    from invsim.cli._common import parse_value
+
+    if not (name.endswith(")") and "(" in name):
+        return None
+    pname, _, inner = name[:-1].partition("(")
+    settings = {}
+    for item in filter(None, inner.split(";")):
+        k, _, v = item.partition("=")
+        settings[k.strip()] = parse_value(v)
+    return pname, settings
 
 
 def physics_problem(name: str) -> dict:
     """A physics problem: cube integrand ``f`` (dims), target and maps, reference ± error.
 
-    Built once per process (the Drell–Yan reference is a 4M-call VEGAS run).
+    Built once per process (the Drell–Yan reference is a 4M-call VEGAS run). ``name``
+    is ``dy-zprime``, ``ttbar-dilepton`` or ``PROCESS(NAME=VALUE;...)`` (any registered
+    process with those settings, e.g. ``w-jets(n_jets=2)``, integrated on its maps without
+    a reference: value and error NaN, no pulls).
     """
     if name in _PHYSICS_CACHE:
         return _PHYSICS_CACHE[name]
@@ -107,8 +157,16 @@ def physics_problem(name: str) -> dict:
         channel = 0
         r = PYTHIA_REFERENCES["ttbar"]
         value, error = r.sigma_pb / 81.0, r.error_pb / 81.0  # BR(W -> e nu)^2 = 1/81
+    elif _process_spec(name) is not None:
+        pname, settings = _process_spec(name)
+        proc = get_process(pname, **settings)
+        channel = 0
+        value, error = math.nan, math.nan  # no reference: the pull column is left empty
     else:
-        raise ValueError(f"problem: expected one of {PHYSICS} or {list(PROBLEMS)}, got {name!r}")
+        raise ValueError(
+            f"problem: expected one of {PHYSICS}, {list(PROBLEMS)} or 'PROCESS(NAME=VALUE;...)' "
+            f"(--process), got {name!r}"
+        )
     integrand = HadronicIntegrand(proc, channel=channel)
     target, maps = hadronic_channels(integrand)
 
@@ -222,7 +280,7 @@ def run_one(problem: str, method: str, seed: int, budget: int, n_eval: int) -> d
     """Train one method on one problem with ``budget`` calls and evaluate on ``n_eval``."""
     ref_err = 0.0
     phys = None
-    if problem in PHYSICS:
+    if problem in PHYSICS or _process_spec(problem) is not None:
         phys = physics_problem(problem)
         f, dims, exact, ref_err = phys["f"], phys["dims"], phys["ref"], phys["ref_error"]
     else:
@@ -248,7 +306,7 @@ def run_one(problem: str, method: str, seed: int, budget: int, n_eval: int) -> d
             return row
         cfg = MultiChannelConfig(
             calls=budget, flow_fraction=0.5 if method.endswith("+flow") else 0.0,
-            flow_config=NISConfig(calls=100_000, vegas_fraction=0.0),
+            flow_config=NISConfig(calls=100_000, vegas_layer=True),
         )
         mc = fit_multichannel(phys["target"], phys["maps"], cfg, generator=g)
         calls, train_s = mc.n_eval, mc.seconds
@@ -277,8 +335,9 @@ def run_one(problem: str, method: str, seed: int, budget: int, n_eval: int) -> d
         unweighting_efficiency=res.unweighting_efficiency,
         value=res.value,
         error=res.error,
-        pull=(res.value - exact) / math.hypot(res.error, ref_err),
-        reference=exact,
+        pull=(res.value - exact) / math.hypot(res.error, ref_err) if math.isfinite(exact)
+        else None,
+        reference=exact if math.isfinite(exact) else None,
     )
     return row
 
@@ -302,35 +361,64 @@ def summarise(rows: list[dict]) -> list[dict]:
         s = {"problem": p, "method": m, "status": "ok", "seeds": len(ok)}
         for k in ("train_calls", "train_s", "rel_std", "unweighting_efficiency", "value", "error"):
             s[k] = med(k)
-        s["median_abs_pull"] = statistics.median(abs(r["pull"]) for r in ok)
-        s["within_5sigma"] = sum(abs(r["pull"]) < 5 for r in ok)
-        s["within_3sigma"] = sum(abs(r["pull"]) < 3 for r in ok)
+        pulls = [abs(r["pull"]) for r in ok if r.get("pull") is not None]
+        s["median_abs_pull"] = statistics.median(pulls) if pulls else None
+        s["within_5sigma"] = sum(p < 5 for p in pulls) if pulls else None
+        s["within_3sigma"] = sum(p < 3 for p in pulls) if pulls else None
         if any("sample_events_per_s" in r for r in ok):
             s["sample_events_per_s"] = statistics.median(
                 r["sample_events_per_s"] for r in ok if "sample_events_per_s" in r
             )
         out.append(s)
+    _add_ratios(out)
     return out
+
+
+RATIO_KEYS = ("unweighting_efficiency", "rel_std", "train_s")
+
+
+def _add_ratios(summary: list[dict], baseline: str = "madnis-1.0.0") -> None:
+    """Add ``<key>_vs_madnis`` (this method's median over the baseline's, same problem) for
+    ``RATIO_KEYS`` to every ok row of a problem where the baseline ran."""
+    base = {s["problem"]: s for s in summary if s["method"] == baseline and s["status"] == "ok"}
+    for s in summary:
+        b = base.get(s["problem"])
+        if b is None or s["status"] != "ok":
+            continue
+        for k in RATIO_KEYS:
+            s[f"{k}_vs_madnis"] = s[k] / b[k] if b[k] else None
 
 
 def markdown(summary: list[dict]) -> str:
     """The summary as a Markdown table."""
     head = (
         "| problem | method | train calls | train s | rel. w std | unw. eff (0.1%) "
-        "| integral ± error | med. |pull| | in 5σ | in 3σ | sampling ev/s (4D) |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|"
+        "| integral ± error | med. |pull| | in 5σ | in 3σ | sampling ev/s (4D) "
+        "| eff / madnis | w std / madnis | train s / madnis |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
+
+    def fmt(v, spec):
+        return "" if v is None else format(v, spec)
+
     lines = [head]
     for s in summary:
         if s["status"] != "ok":
-            lines.append(f"| {s['problem']} | {s['method']} | {s['status']} | | | | | | | | |")
+            lines.append(f"| {s['problem']} | {s['method']} | {s['status']} "
+                         "| | | | | | | | | | | |")
             continue
+        n = s["seeds"]
+        in5 = "" if s["within_5sigma"] is None else f"{s['within_5sigma']}/{n}"
+        in3 = "" if s["within_3sigma"] is None else f"{s['within_3sigma']}/{n}"
         lines.append(
             f"| {s['problem']} | {s['method']} | {s['train_calls']:.0f} | {s['train_s']:.1f} "
-            f"| {s['rel_std']:.3g} | {s['unweighting_efficiency']:.3f} "
-            f"| {s['value']:.6g} ± {s['error']:.2g} | {s['median_abs_pull']:.2f} "
-            f"| {s['within_5sigma']}/{s['seeds']} | {s['within_3sigma']}/{s['seeds']} "
-            f"| {s.get('sample_events_per_s', math.nan):.3g} |"
+            f"| {s['rel_std']:.3g} | {s['unweighting_efficiency']:.3g} "
+            f"| {s['value']:.6g} ± {s['error']:.2g} | {fmt(s['median_abs_pull'], '.2f')} "
+            f"| {in5} | {in3} "
+            f"| {s.get('sample_events_per_s', math.nan):.3g} "
+            f"| {fmt(s.get('unweighting_efficiency_vs_madnis'), '.2f')} "
+            f"| {fmt(s.get('rel_std_vs_madnis'), '.2f')} "
+            f"| {fmt(s.get('train_s_vs_madnis'), '.2f')} |"
         )
     return "\n".join(lines)
 
@@ -344,7 +432,14 @@ def main(argv=None) -> None:
     ap.add_argument("--n-eval", type=int, default=None)
     ap.add_argument("--problems", default=",".join(PROBLEMS),
                     help=f"comma-separated; toys {list(PROBLEMS)} and physics {list(PHYSICS)}")
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--process", default=None,
+                    help="a registered process as the problem (replaces --problems), e.g. "
+                         "w-jets with --set n_jets=2")
+    ap.add_argument("--set", dest="assignments", action="append", default=[],
+                    metavar="NAME=VALUE", help="a setting of --process (repeatable)")
+    ap.add_argument("--methods", default=None,
+                    help=f"comma-separated of {list(METHODS)} (default all; for {W2J}: "
+                         f"{','.join(W2J_METHODS)})")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="benchmarks/results/nis.json")
     ap.add_argument("--seed-start", type=int, default=0)
@@ -355,8 +450,19 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     warm_up()
-    budget = args.budget or (100_000 if args.quick else 1_000_000)
-    n_eval = args.n_eval or (20_000 if args.quick else 200_000)
+    problems = [ALIASES.get(p, p) for p in args.problems.split(",")]
+    if args.process is not None:
+        problems = [process_problem_name(args.process, args.assignments)]
+    elif args.assignments:
+        ap.error("--set needs --process")
+    w2j = problems == [W2J]
+    methods = (args.methods or ",".join(W2J_METHODS if w2j else METHODS)).split(",")
+    for m in methods:
+        if m not in METHODS:
+            ap.error(f"--methods: expected names of {list(METHODS)}, got {m!r}")
+    default_budget, default_eval = W2J_BUDGET if w2j else (1_000_000, 200_000)
+    budget = args.budget or (100_000 if args.quick else default_budget)
+    n_eval = args.n_eval or (20_000 if args.quick else default_eval)
     rows = []
     if args.merge:
         for path in args.merge:
@@ -365,9 +471,11 @@ def main(argv=None) -> None:
             budget, n_eval = d["budget"], d["n_eval"]
             rows += d["rows"]
     else:
-        for p in (ALIASES.get(p, p) for p in args.problems.split(",")):
-            for m in args.methods.split(","):
-                for seed in range(args.seed_start, args.seed_start + args.seeds):
+        # seeds outside methods: a change of the machine's load during the run spreads
+        # over all methods instead of biasing the training times of some
+        for p in problems:
+            for seed in range(args.seed_start, args.seed_start + args.seeds):
+                for m in methods:
                     r = run_one(p, m, seed, budget, n_eval)
                     rows.append(r)
                     print(json.dumps(r), flush=True)

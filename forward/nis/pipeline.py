@@ -22,6 +22,7 @@ The result is a :class:`~forward.nis.MixtureProposal`; integrate it with
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -242,6 +243,7 @@ def fit(
     generator: torch.Generator | None = None,
     device=None,
     progress: bool = False,
+    vegas: VegasMap | None = None,
 ) -> NISFit:
     """Train a NIS proposal for ``f`` on [0, 1]^dims with the default pipeline.
 
@@ -253,20 +255,35 @@ def fit(
         generator: random generator on ``device``; None creates one seeded with 0.
         device: device of the grid and the flow.
         progress: show progress bars.
+        vegas: an already adapted :class:`~forward.nis.VegasMap` of ``dims`` dimensions
+            (e.g. a channel grid of :func:`forward.nis.fit_multichannel`) to use
+            instead of the warm start: stage 1 is skipped, all ``calls`` go to the flow
+            (``vegas_fraction`` is ignored) and the grid is the defensive density (and
+            the flow's base with ``vegas_layer``). It is not adapted further.
 
     Returns:
-        An :class:`NISFit`.
+        An :class:`NISFit` (``vegas`` is the given grid when one was given).
+
+    Raises:
+        TypeError: ``vegas`` not a VegasMap.
+        ValueError: ``vegas`` of another dimension than ``dims``.
     """
     check_count("dims", dims, 2)
     cfg = config or NISConfig()
     if not isinstance(cfg, NISConfig):
         raise TypeError(f"config: expected an NISConfig or None, got {type(cfg).__name__}")
+    if vegas is not None:
+        if not isinstance(vegas, VegasMap):
+            raise TypeError(f"vegas: expected a VegasMap or None, got {type(vegas).__name__}")
+        if vegas.dims != dims:
+            raise ValueError(f"vegas: expected a grid of dims={dims}, got dims={vegas.dims}")
+        cfg = dataclasses.replace(cfg, vegas_fraction=0.0)
     gen = generator or torch.Generator(device=device or "cpu").manual_seed(0)
     t0 = time.perf_counter()
-    vm = None
+    vm = vegas
     rounds = cfg.vegas_rounds(dims)
     per_iter = cfg.vegas_calls // rounds
-    if per_iter >= 2:
+    if vm is None and per_iter >= 2:
         vm = VegasMap(dims, bins=cfg.vegas_bins or vegas_bins(dims, per_iter), device=device)
     with seeded_init(gen, device):  # the flow's initial weights come from gen
         flow = CubeFlow(
@@ -289,7 +306,7 @@ def fit(
         density=cfg.density if vm is not None or cfg.density == "proposal" else "flow",
     )
     trainer = Trainer(f, proposal, tcfg, generator=gen, progress=progress)
-    if vm is not None:
+    if vm is not None and vegas is None:
         vm.adapt(
             f, rounds, per_iter, alpha=cfg.vegas_alpha, generator=gen,
             callback=trainer.add_samples,
